@@ -1,0 +1,109 @@
+"""Typed errors of the Sigma client. Each carries `reason`, the value of the metrics' `reason` label.
+
+Messages are written by us, never copied from requests/urllib3 exceptions (those carry full URLs,
+query strings included, and so access tokens).
+"""
+
+from __future__ import annotations
+
+
+class SigmaError(Exception):
+    """Base of every error a Sigma call can end in."""
+
+    reason = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- transport -------------------------------------------------------------------------------------
+class TransportError(SigmaError):
+    reason = "connection"
+
+
+class SigmaTimeoutError(TransportError):
+    reason = "timeout"
+
+
+class SigmaConnectionError(TransportError):
+    reason = "connection"
+
+
+class SigmaTLSError(TransportError):
+    reason = "tls"
+
+
+class ReplyTooLargeError(TransportError):
+    reason = "reply_too_large"
+
+
+# --- HTTP status ------------------------------------------------------------------------------------
+class HTTPStatusError(SigmaError):
+    reason = "http_error"
+
+    def __init__(self, message: str, status: int, error_code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+
+
+class UnauthorizedError(HTTPStatusError):
+    reason = "unauthorized"
+
+
+class BadRequestError(HTTPStatusError):
+    reason = "bad_request"
+
+
+class ServerError(HTTPStatusError):
+    reason = "server_error"
+
+
+# --- reply content ----------------------------------------------------------------------------------
+class InvalidReplyError(SigmaError):
+    """The reply could not be understood. Subclasses say how."""
+
+    reason = "invalid_reply"
+
+
+class NotJSONError(InvalidReplyError):
+    """The body is not JSON at all (an HTML error page, plain text, binary)."""
+
+
+class MalformedJSONError(InvalidReplyError):
+    """The body looks like JSON but breaks its grammar before the end."""
+
+
+class TruncatedReplyError(InvalidReplyError):
+    """The body starts as JSON but ends before the document does."""
+
+
+class EmptyReplyError(InvalidReplyError):
+    """HTTP 200 with an empty body."""
+
+
+class MissingHeaderMapError(InvalidReplyError):
+    """Valid JSON, but not an object with a `headerMap` object."""
+
+
+class MissingFieldError(InvalidReplyError):
+    """A field the reply cannot do without is absent or empty."""
+
+
+class WrongTypeError(InvalidReplyError):
+    """A field has a type or a value that cannot be read (a list where a string belongs, "abc" as a count)."""
+
+
+class FailureReplyError(SigmaError):
+    """`replyType` FAILURE (or `success` false) without a more specific status code."""
+
+    reason = "failure_reply"
+
+    def __init__(self, message: str, error_code: str = "", status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+        self.status_code = status_code

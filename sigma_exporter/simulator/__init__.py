@@ -1,0 +1,6 @@
+"""A Sigma reports API simulator: the vendor's documented behaviour, quirks and injectable faults."""
+
+from sigma_exporter.simulator.scenario import Faults, Scenario, load_scenario, parse_scenario
+from sigma_exporter.simulator.server import Simulator
+
+__all__ = ["Faults", "Scenario", "Simulator", "load_scenario", "parse_scenario"]

@@ -1,0 +1,339 @@
+"""Scenario files for the simulator: credentials, runs with status timelines, and faults.
+
+token_ttl_seconds: 3600
+credentials:
+  apikey: [{client_id: 8HIG1002H6, client_token: secret}]
+  basic: [{username: sigma, password: secret}]
+  tokens: [fixed-token]                 # access tokens that are always valid
+reports:                                # individual report runs, by reference number
+  - reference: ref-1
+    report_id: rep-1
+    report_name: AccountTransaction
+    timeline: [{status: PENDING, seconds: 5}, {status: GENERATED, seconds: 10}, {status: NOTIFIED}]
+    repeat: false                       # true: start over after the last step (needs its seconds)
+groups:
+  - reference: grp-1
+    report_group_id: AccountTransaction
+    reports: [{report_id: r1, report_name: A, timeline: [...]}, ...]
+generate: {reports: 1000, groups: 0, members: 3, final_fraction: 0.9, prefix: bench}
+definitions:                            # what RUN_REPORT / EXEC_REPORT_GROUP start
+  reports: {rep-9: {report_name: Daily, timeline: [...]}}
+  groups: {grp-9: {reports: [...]}}
+faults: {latency_seconds: 0.02, error_rate: 0.0, ...}   # see Faults
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Final
+
+from sigma_exporter.config import ConfigError, Section
+from sigma_exporter.sigma.replies import ALL_STATUSES, UNKNOWN
+from sigma_exporter.yamlload import YAMLError, parse_yaml
+
+#: Statuses a timeline may use: the documented ones, PENDING (no status yet), UNKNOWN (an undocumented
+#: value, sent as "IN_PROGRESS") .
+TIMELINE_STATUSES: Final = ALL_STATUSES
+UNDOCUMENTED_VALUE: Final = "IN_PROGRESS"
+PER_REFERENCE_FAULTS: Final = ("garbage", "html", "truncated", "500", "400", "slow", "huge", "wrong_types")
+
+
+@dataclass(frozen=True)
+class Step:
+    status: str
+    seconds: float | None = None  # None: lasts forever
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    report_id: str
+    report_name: str
+    timeline: tuple[Step, ...] = (Step("NOTIFIED"),)
+    repeat: bool = False
+    error_code: str = "SIG-RPT-500"
+    error_msg: str = "Report generation failed: query returned an error"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A run the status API answers for: one report, or a group of member reports."""
+
+    reference: str
+    kind: str  # report | group
+    reports: tuple[ReportSpec, ...]
+    report_group_id: str = ""
+    pending_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong, and how often. Rates are probabilities per status call (0..1)."""
+
+    latency_seconds: float = 0.0
+    latency_jitter_seconds: float = 0.0
+    down: bool = False  # every connection is reset before a reply
+    error_rate: float = 0.0  # HTTP 500 with a FAILURE body
+    html_rate: float = 0.0  # HTTP 200 with an HTML error page
+    malformed_rate: float = 0.0  # HTTP 200 with broken JSON
+    truncated_rate: float = 0.0  # Content-Length promises more than is sent, then the connection closes
+    unauthorized: bool = False  # every call (token requests too) gets 401: credentials revoked
+    token_expire_every_calls: int = 0  # a token dies after this many status calls (0: never)
+    slow_body_seconds: float = 0.0  # the body trickles out over this long
+    huge_reply_bytes: int = 0  # pad replies to this size
+    bare_204: bool = False  # answer "no status yet" as a bare HTTP 204 instead of a 200 with statusCode 204
+    references: dict[str, str] = field(default_factory=dict)  # reference -> one of PER_REFERENCE_FAULTS
+
+    def merged(self, changes: dict[str, object]) -> Faults:
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown fault {unknown[0]!r}")
+        data = {**self.__dict__, **changes}
+        return parse_faults(data, "faults")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    apikeys: tuple[tuple[str, str], ...] = (("8HIG1002H6", "sample72695bf9-3932-4f60-88b5-2f-2hjd"),)
+    basic: tuple[tuple[str, str], ...] = (("sigma", "sigma-password"),)
+    tokens: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    runs: tuple[RunSpec, ...] = ()
+    credentials: Credentials = field(default_factory=Credentials)
+    token_ttl_seconds: float = 3600.0
+    definitions_reports: tuple[tuple[str, ReportSpec], ...] = ()
+    definitions_groups: tuple[tuple[str, tuple[ReportSpec, ...]], ...] = ()
+    faults: Faults = field(default_factory=Faults)
+    seed: int = 42
+
+
+# --- parsing -----------------------------------------------------------------------------------------
+def _timeline(section: Section, name: str) -> tuple[Step, ...]:
+    items = section.items(name)
+    if not items:
+        return (Step("NOTIFIED"),)
+    steps = []
+    for index, item in enumerate(items):
+        where = f"{section.key(name)}[{index}]"
+        step = Section({"status": item} if isinstance(item, str) else item, where, section.source)
+        status = (step.text("status", required=True) or "").upper()
+        if status not in TIMELINE_STATUSES:
+            raise step.error("status", f"should be one of {', '.join(TIMELINE_STATUSES)}, got {status!r}")
+        seconds = step.get("seconds")
+        step.done()
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
+            raise step.error("seconds", "should be a number")
+        steps.append(Step(status, float(seconds) if seconds is not None else None))
+    for step_ in steps[:-1]:
+        if step_.seconds is None:
+            raise ConfigError(f"{section.source}: {section.key(name)}: only the last step may last forever")
+    return tuple(steps)
+
+
+def _report_spec(data: object, where: str, source: str, default_id: str) -> ReportSpec:
+    section = Section(data, where, source)
+    spec = ReportSpec(
+        report_id=section.text("report_id", default_id) or default_id,
+        report_name=section.text("report_name", "Report") or "Report",
+        timeline=_timeline(section, "timeline"),
+        repeat=section.flag("repeat", False),
+        error_code=section.text("error_code", "SIG-RPT-500") or "",
+        error_msg=section.text("error_msg", ReportSpec.error_msg) or "",
+    )
+    section.done()
+    if spec.repeat and spec.timeline[-1].seconds is None:
+        raise section.error("timeline", "a repeating timeline needs seconds on its last step")
+    return spec
+
+
+def parse_faults(data: object, where: str) -> Faults:
+    section = Section(data, where, "faults")
+    refs = section.section("references")
+    per_ref: dict[str, str] = {}
+    for ref, kind in refs.data.items():
+        refs.get(str(ref))
+        if kind not in PER_REFERENCE_FAULTS:
+            raise refs.error(str(ref), f"should be one of {', '.join(PER_REFERENCE_FAULTS)}")
+        per_ref[str(ref)] = str(kind)
+    faults = Faults(
+        latency_seconds=section.number("latency_seconds", 0.0, minimum=0, maximum=600),
+        latency_jitter_seconds=section.number("latency_jitter_seconds", 0.0, minimum=0, maximum=600),
+        down=section.flag("down", False),
+        error_rate=section.number("error_rate", 0.0, minimum=0, maximum=1),
+        html_rate=section.number("html_rate", 0.0, minimum=0, maximum=1),
+        malformed_rate=section.number("malformed_rate", 0.0, minimum=0, maximum=1),
+        truncated_rate=section.number("truncated_rate", 0.0, minimum=0, maximum=1),
+        unauthorized=section.flag("unauthorized", False),
+        token_expire_every_calls=section.integer("token_expire_every_calls", 0, minimum=0, maximum=10**9),
+        slow_body_seconds=section.number("slow_body_seconds", 0.0, minimum=0, maximum=3600),
+        huge_reply_bytes=section.integer("huge_reply_bytes", 0, minimum=0, maximum=1 << 30),
+        bare_204=section.flag("bare_204", False),
+        references=per_ref,
+    )
+    section.done()
+    return faults
+
+
+def _generated_runs(section: Section) -> list[RunSpec]:
+    reports = section.integer("reports", 0, minimum=0, maximum=1_000_000)
+    groups = section.integer("groups", 0, minimum=0, maximum=1_000_000)
+    members = section.integer("members", 3, minimum=1, maximum=1000)
+    final_fraction = section.number("final_fraction", 0.9, minimum=0, maximum=1)
+    prefix = section.text("prefix", "gen") or "gen"
+    section.done()
+    runs: list[RunSpec] = []
+    final_reports = round(reports * final_fraction)
+    for i in range(reports):
+        status = "NOTIFIED" if i < final_reports else "GENERATED"
+        spec = ReportSpec(f"{prefix}-rpt-{i:06d}", f"Report{i % 50}", (Step(status),))
+        runs.append(RunSpec(f"{prefix}-r-{i:06d}", "report", (spec,)))
+    final_groups = round(groups * final_fraction)
+    for i in range(groups):
+        status = "PUBLISHED" if i < final_groups else "GENERATED"
+        specs = tuple(
+            ReportSpec(f"{prefix}-g{i:06d}-m{m}", f"Member{m}", (Step(status),)) for m in range(members)
+        )
+        runs.append(RunSpec(f"{prefix}-g-{i:06d}", "group", specs, report_group_id=f"Group{i % 20}"))
+    return runs
+
+
+def parse_runs(top: Section) -> list[RunSpec]:
+    runs: list[RunSpec] = []
+    for index, item in enumerate(top.items("reports")):
+        where = f"reports[{index}]"
+        section = Section(item, where, top.source)
+        reference = section.text("reference", required=True) or ""
+        repeat_spec = _report_spec(
+            {k: v for k, v in section.data.items() if k != "reference"}, where, top.source, f"report-{index}"
+        )
+        section.get("report_id")
+        runs.append(RunSpec(reference, "report", (repeat_spec,)))
+    for index, item in enumerate(top.items("groups")):
+        where = f"groups[{index}]"
+        section = Section(item, where, top.source)
+        reference = section.text("reference", required=True) or ""
+        members = tuple(
+            _report_spec(m, f"{where}.reports[{i}]", top.source, f"{reference}-m{i}")
+            for i, m in enumerate(section.items("reports"))
+        )
+        runs.append(
+            RunSpec(
+                reference,
+                "group",
+                members,
+                report_group_id=section.text("report_group_id", "Group") or "Group",
+                pending_seconds=section.number("pending_seconds", 0.0, minimum=0),
+            )
+        )
+        section.done()
+    runs.extend(_generated_runs(top.section("generate")))
+    seen: set[str] = set()
+    for run in runs:
+        if run.reference in seen:
+            raise ConfigError(f"{top.source}: reference {run.reference} appears twice")
+        seen.add(run.reference)
+    return runs
+
+
+def _pairs(section: Section, name: str, first: str, second: str) -> tuple[tuple[str, str], ...]:
+    result = []
+    for index, item in enumerate(section.items(name)):
+        entry = Section(item, f"{section.key(name)}[{index}]", section.source)
+        result.append((entry.text(first, required=True) or "", entry.text(second, required=True) or ""))
+        entry.done()
+    return tuple(result)
+
+
+def parse_scenario(data: object, source: str = "scenario") -> Scenario:
+    top = Section(data, "", source)
+    creds = top.section("credentials")
+    credentials = Credentials(
+        apikeys=_pairs(creds, "apikey", "client_id", "client_token") or Credentials().apikeys,
+        basic=_pairs(creds, "basic", "username", "password") or Credentials().basic,
+        tokens=tuple(str(t) for t in creds.items("tokens")),
+    )
+    creds.done()
+    runs = parse_runs(top)
+    definitions = top.section("definitions")
+    def_reports = definitions.section("reports")
+    reports = tuple(
+        (str(rid), _report_spec(spec, def_reports.key(str(rid)), source, str(rid)))
+        for rid, spec in def_reports.data.items()
+    )
+    for rid in def_reports.data:
+        def_reports.get(str(rid))
+    def_groups = definitions.section("groups")
+    groups = []
+    for gid, spec in def_groups.data.items():
+        group = Section(spec, def_groups.key(str(gid)), source)
+        members = tuple(
+            _report_spec(m, f"{group.path}.reports[{i}]", source, f"{gid}-m{i}")
+            for i, m in enumerate(group.items("reports"))
+        )
+        group.done()
+        def_groups.get(str(gid))
+        groups.append((str(gid), members))
+    definitions.done()
+    scenario = Scenario(
+        runs=tuple(runs),
+        credentials=credentials,
+        token_ttl_seconds=top.number("token_ttl_seconds", 3600.0, minimum=0.01),
+        definitions_reports=reports,
+        definitions_groups=tuple(groups),
+        faults=parse_faults(top.get("faults"), "faults"),
+        seed=top.integer("seed", 42, minimum=0, maximum=2**31),
+    )
+    top.done()
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    try:
+        data = parse_yaml(Path(path).read_bytes(), str(path))
+    except OSError as exc:
+        raise ConfigError(f"{path}: scenario cannot be read ({exc.strerror})") from None
+    except YAMLError as exc:
+        raise ConfigError(str(exc)) from None
+    return parse_scenario(data, str(path))
+
+
+def builtin_scenario(name: str) -> Path:
+    path = Path(__file__).parent / "scenarios" / f"{name}.yml"
+    if not path.is_file():
+        raise ConfigError(f"no built-in scenario {name!r}")
+    return path
+
+
+def status_at(spec: ReportSpec, elapsed: float) -> str:
+    """The status a report's timeline shows `elapsed` seconds after its run started."""
+    total = sum(step.seconds or 0.0 for step in spec.timeline)
+    if spec.repeat and total > 0:
+        elapsed %= total
+    for step in spec.timeline:
+        if step.seconds is None or elapsed < step.seconds:
+            return step.status
+        elapsed -= step.seconds
+    return spec.timeline[-1].status
+
+
+def wire_status(status: str) -> str:
+    """What the API sends for a status: PENDING is no value, UNKNOWN an undocumented one."""
+    if status == "PENDING":
+        return ""
+    return UNDOCUMENTED_VALUE if status == UNKNOWN else status
+
+
+__all__ = [
+    "Faults",
+    "ReportSpec",
+    "RunSpec",
+    "Scenario",
+    "Step",
+    "load_scenario",
+    "parse_scenario",
+    "replace",
+]

@@ -1,0 +1,569 @@
+"""The simulator's HTTP face: /generate-token, /generate, /report-status under the API prefix, plus
+/_sim/* admin endpoints for tests (stats, faults, statuses, new runs).
+
+Replies reproduce the vendor samples' quirks: stray spaces, lowercase `replyType` on tokens, `statusCode`
+as a string in status replies and an integer in run replies. Each reply is written with one send on a
+TCP_NODELAY socket (headers and body apart would meet Nagle's algorithm and delayed ACKs: ~40 ms a call).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Final
+from urllib.parse import parse_qsl, urlsplit
+
+from sigma_exporter.config import Section
+from sigma_exporter.simulator.scenario import (
+    Faults,
+    ReportSpec,
+    RunSpec,
+    Scenario,
+    Step,
+    parse_runs,
+    status_at,
+    wire_status,
+)
+
+log = logging.getLogger(__name__)
+
+API_PREFIX: Final = "/sigma/rest/reports"
+SUCCESS_STATUSES: Final = frozenset({"PUBLISHED", "NOTIFIED"})
+FAILURE_STATUSES: Final = frozenset({"FAILED", "NOTIFICATION_FAILED"})
+
+
+@dataclass
+class Run:
+    spec: RunSpec
+    started: float
+    overrides: dict[str, str] = field(default_factory=dict)  # report_id ("" = all) -> status
+
+
+@dataclass
+class Token:
+    expires: float | None
+    calls_left: int | None
+
+
+class SimulatorState:
+    """Everything the handlers share, behind one lock."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.lock = threading.Lock()
+        self.scenario = scenario
+        self.faults = scenario.faults
+        now = time.monotonic()
+        self.runs: dict[str, Run] = {spec.reference: Run(spec, now) for spec in scenario.runs}
+        self.tokens: dict[str, Token] = {t: Token(None, None) for t in scenario.credentials.tokens}
+        self.random = random.Random(scenario.seed)  # noqa: S311 - fault dice, not crypto
+        self.calls: Counter[str] = Counter()
+        self.by_reference: Counter[str] = Counter()
+        self.param_sources: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def stats(self) -> dict[str, object]:
+        with self.lock:
+            return {
+                "calls": dict(self.calls),
+                "by_reference": dict(self.by_reference),
+                "param_sources": dict(self.param_sources),
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "tokens_issued": self.calls["GENERATE_TOKEN"],
+                "runs": len(self.runs),
+            }
+
+    def reset_stats(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.by_reference.clear()
+            self.param_sources.clear()
+            self.max_in_flight = self.in_flight
+
+    def set_status(self, reference: str, status: str, report_id: str = "") -> None:
+        with self.lock:
+            run = self.runs.get(reference)
+            if run is None:
+                raise KeyError(f"no run {reference}")
+            status = status.upper()
+            if status == "TIMELINE":
+                run.overrides.pop(report_id, None)
+            else:
+                run.overrides[report_id] = status
+
+    def add_runs(self, runs: list[RunSpec]) -> None:
+        now = time.monotonic()
+        with self.lock:
+            for spec in runs:
+                self.runs[spec.reference] = Run(spec, now)
+
+    def chance(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self.lock:
+            return self.random.random() < rate
+
+
+def _status_of(run: Run, spec: ReportSpec, now: float) -> str:
+    override = run.overrides.get(spec.report_id, run.overrides.get(""))
+    return override if override is not None else status_at(spec, now - run.started)
+
+
+def report_body(run: Run, now: float) -> dict[str, object] | None:
+    """The headerMap of an individual run, or None while it has no status yet."""
+    spec = run.spec.reports[0]
+    status = _status_of(run, spec, now)
+    if status == "PENDING":
+        return None
+    failed = status in FAILURE_STATUSES
+    return {
+        "replyType": "SUCCESS",
+        "reportId": f" {spec.report_id}",
+        "reportName": f" {spec.report_name} ",
+        "success": "true",
+        "reportStatus": wire_status(status),
+        "errorCode": spec.error_code if failed else "",
+        "statusCode": "200",
+        "errorMsg": spec.error_msg if failed else "",
+    }
+
+
+def group_body(run: Run, now: float) -> dict[str, object] | None:
+    if now - run.started < run.spec.pending_seconds:
+        return None
+    statuses = [_status_of(run, spec, now) for spec in run.spec.reports]
+    if statuses and all(s == "PENDING" for s in statuses):
+        return None
+    group_id = run.spec.report_group_id
+    members = [
+        {
+            "reportId": spec.report_id,
+            "reportName": f" {spec.report_name} ",
+            "reportTitle": "",
+            "reportStatus": wire_status(status),
+            "errorCode": spec.error_code if status in FAILURE_STATUSES else "",
+            "reportGroupId": f" {group_id} ",
+            "errorMsg": spec.error_msg if status in FAILURE_STATUSES else "",
+        }
+        for spec, status in zip(run.spec.reports, statuses, strict=True)
+    ]
+    return {
+        "reportFailureCount": str(sum(s in FAILURE_STATUSES for s in statuses)),
+        "reports": members,
+        "replyType": "SUCCESS",
+        "reportSuccessCount": str(sum(s in SUCCESS_STATUSES for s in statuses)),
+        "referenceNumber": run.spec.reference,
+        "success": "true",
+        "reportGroupId": f" {group_id} ",
+        "noOfReports": str(len(members)),
+        "statusCode": "200",
+    }
+
+
+def failure(status: int, code: str, message: str) -> dict[str, object]:
+    return {
+        "headerMap": {
+            "replyType": "FAILURE",
+            "success": "false",
+            "statusCode": str(status),
+            "errorCode": code,
+            "errorMsg": message,
+        }
+    }
+
+
+HTML_PAGE: Final = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>Bad Gateway</h1><p>The proxy server received an invalid response.</p></body></html>"
+)
+
+
+class SimulatorHandler(BaseHTTPRequestHandler):
+    server: SimulatorHTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = "SigmaSimulator/1.0"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("simulator: " + format, *args)
+
+    # -- plumbing ------------------------------------------------------------------------------------
+    def _send(
+        self, status: int, body: bytes, content_type: str = "application/json", *, close: bool = False
+    ) -> None:
+        head = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}"]
+        head.append(f"Content-Type: {content_type}")
+        if status != 204:
+            head.append(f"Content-Length: {len(body)}")
+        if close:
+            head.append("Connection: close")
+            self.close_connection = True
+        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body if status != 204 else b"")
+        self.wfile.write(payload)
+
+    def _json(self, status: int, document: object) -> None:
+        self._send(status, json.dumps(document).encode())
+
+    def _reset(self) -> None:
+        """Drop the connection with a TCP RST, as an unreachable or crashing server does."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+
+    def _params(self) -> dict[str, str]:
+        """Parameters from a JSON body first, then a form body, then the query string."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        params: dict[str, str] = {}
+        source = "query"
+        if raw:
+            text = raw.decode("utf-8", "replace")
+            try:
+                document = json.loads(text)
+                if isinstance(document, dict):
+                    params = {str(k): str(v) for k, v in document.items()}
+                    source = "body"
+            except json.JSONDecodeError:
+                params = dict(parse_qsl(text))
+                source = "form"
+        for key, value in parse_qsl(urlsplit(self.path).query):
+            params.setdefault(key, value)
+        with self.server.state.lock:
+            self.server.state.param_sources[source] += 1
+        return params
+
+    # -- routing -------------------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/_sim/stats":
+            self._json(200, self.server.state.stats())
+        elif path == "/-/healthy":
+            self._send(200, b"ok", "text/plain")
+        else:
+            self._json(404, failure(404, "SIG-404", "no such endpoint"))
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        if path.startswith("/_sim/"):
+            self._admin(path)
+            return
+        if not path.startswith(API_PREFIX + "/"):
+            self._json(404, failure(404, "SIG-404", "no such endpoint"))
+            return
+        endpoint = path[len(API_PREFIX) + 1 :]
+        state = self.server.state
+        faults = state.faults
+        if faults.down:
+            self._reset()
+            return
+        params = self._params()
+        action = params.get("action", "")
+        with state.lock:
+            state.calls[action or endpoint] += 1
+        if faults.unauthorized:
+            self._json(401, failure(401, "SIG-AUTH-401", "Unauthorized API"))
+        elif endpoint == "generate-token":
+            self._generate_token(params)
+        elif endpoint == "generate":
+            self._generate(params)
+        elif endpoint == "report-status":
+            self._report_status(params, faults)
+        else:
+            self._json(404, failure(404, "SIG-404", "no such endpoint"))
+
+    # -- API ---------------------------------------------------------------------------------------------
+    def _generate_token(self, params: dict[str, str]) -> None:
+        state = self.server.state
+        creds = state.scenario.credentials
+        auth_type = params.get("authType", "").upper()
+        if params.get("action") != "GENERATE_TOKEN":
+            self._json(400, failure(400, "SIG-400", "action must be GENERATE_TOKEN"))
+            return
+        if auth_type == "APIKEY":
+            secret = params.get("clientToken", params.get("clitentToken", ""))
+            ok = (params.get("clientId", ""), secret) in creds.apikeys
+        elif auth_type == "BASIC":
+            ok = (params.get("username", ""), params.get("password", "")) in creds.basic
+        else:
+            self._json(400, failure(400, "SIG-400", "unsupported authType"))
+            return
+        if not ok:
+            self._json(401, failure(401, "SIG-AUTH-401", "Unauthorized API"))
+            return
+        token = f"sim{uuid.uuid4()}"
+        every = state.faults.token_expire_every_calls
+        with state.lock:
+            state.tokens[token] = Token(time.monotonic() + state.scenario.token_ttl_seconds, every or None)
+        self._json(
+            200, {"headerMap": {"replyType": "success", "success": "true", "accessToken": f" {token} "}}
+        )
+
+    def _authorised(self, params: dict[str, str]) -> bool:
+        state = self.server.state
+        token = params.get("accessToken", "").strip()
+        with state.lock:
+            entry = state.tokens.get(token)
+            if entry is None:
+                return False
+            if entry.expires is not None and time.monotonic() > entry.expires:
+                del state.tokens[token]
+                return False
+            if entry.calls_left is not None:
+                if entry.calls_left <= 0:
+                    del state.tokens[token]
+                    return False
+                entry.calls_left -= 1
+        return True
+
+    def _generate(self, params: dict[str, str]) -> None:
+        state = self.server.state
+        if not self._authorised(params):
+            self._json(401, failure(401, "SIG-AUTH-401", "Unauthorized API"))
+            return
+        action = params.get("action", "")
+        reference = f"sim{uuid.uuid4()}"
+        if action == "RUN_REPORT":
+            report_id = params.get("reportId", "").strip()
+            spec = dict(state.scenario.definitions_reports).get(report_id) or ReportSpec(
+                report_id,
+                report_id or "Report",
+                (Step("PENDING", 2), Step("GENERATED", 3), Step("PUBLISHED")),
+            )
+            with state.lock:
+                state.runs[reference] = Run(RunSpec(reference, "report", (spec,)), time.monotonic())
+            body: dict[str, object] = {
+                "replyType": "SUCCESS",
+                "reportId": f" {report_id}",
+                "referenceNumber": f" {reference} ",
+                "success": "true",
+                "statusCode": 200,
+                "status": "SUCCESS",
+            }
+        elif action == "EXEC_REPORT_GROUP":
+            group_id = (params.get("reportGroupId") or params.get("reportId") or "").strip()
+            members = dict(state.scenario.definitions_groups).get(group_id) or (
+                ReportSpec(f"{group_id}-1", "Member1", (Step("GENERATED", 3), Step("PUBLISHED"))),
+            )
+            with state.lock:
+                state.runs[reference] = Run(
+                    RunSpec(reference, "group", members, report_group_id=group_id), time.monotonic()
+                )
+            body = {
+                "replyType": "SUCCESS",
+                "success": "true",
+                "reportGroupStatus": {
+                    "referenceNumber": f" {reference} ",
+                    "reportGroupId": f" {group_id} ",
+                    "statusCode": 200,
+                    "status": "SUCCESS",
+                },
+            }
+        else:
+            self._json(400, failure(400, "SIG-400", "action must be RUN_REPORT or EXEC_REPORT_GROUP"))
+            return
+        self._json(200, {"headerMap": body})
+
+    def _report_status(self, params: dict[str, str], faults: Faults) -> None:
+        state = self.server.state
+        reference = params.get("referenceNumber", params.get("ReferenceNumber", "")).strip()
+        action = params.get("action", "")
+        with state.lock:
+            state.by_reference[reference] += 1
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            delay = faults.latency_seconds
+            if faults.latency_jitter_seconds:
+                with state.lock:
+                    delay += state.random.uniform(0, faults.latency_jitter_seconds)
+            if delay:
+                time.sleep(delay)
+            self._answer_status(action, reference, params, faults)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _answer_status(self, action: str, reference: str, params: dict[str, str], faults: Faults) -> None:
+        state = self.server.state
+        if not self._authorised(params):
+            self._json(401, failure(401, "SIG-AUTH-401", "Unauthorized API"))
+            return
+        special = faults.references.get(reference)
+        if special == "400":
+            self._json(400, failure(400, "SIG-REF-400", "invalid reference number"))
+            return
+        if special == "500" or state.chance(faults.error_rate):
+            self._json(500, failure(500, "SIG-500", "Server encountered an unexpected condition"))
+            return
+        if special == "html" or state.chance(faults.html_rate):
+            self._send(200, HTML_PAGE, "text/html")
+            return
+        if special == "garbage" or state.chance(faults.malformed_rate):
+            self._send(200, b'{"headerMap": {"replyType": "SUCCESS", "reportStatus": NOTIFIED,,}')
+            return
+        if special == "wrong_types":
+            self._json(200, {"headerMap": {"replyType": "SUCCESS", "reportStatus": ["NOTIFIED"]}})
+            return
+        with state.lock:
+            run = state.runs.get(reference)
+        expected = "group" if action == "REPORT_GROUP_INSTANCE_STATUS_CHECK" else "report"
+        if action not in ("REPORT_INSTANCE_STATUS_CHECK", "REPORT_GROUP_INSTANCE_STATUS_CHECK"):
+            self._json(400, failure(400, "SIG-400", "unknown action"))
+            return
+        if run is None or run.spec.kind != expected:
+            self._json(400, failure(400, "SIG-REF-400", "invalid reference number"))
+            return
+        now = time.monotonic()
+        header = report_body(run, now) if expected == "report" else group_body(run, now)
+        if header is None:
+            if faults.bare_204:
+                self._send(204, b"")
+            else:
+                self._json(
+                    200, {"headerMap": {"replyType": "SUCCESS", "success": "true", "statusCode": "204"}}
+                )
+            return
+        if special == "huge" or faults.huge_reply_bytes:
+            header = {**header, "padding": "x" * max(faults.huge_reply_bytes, 8 * 1024 * 1024)}
+        body = json.dumps({"headerMap": header}).encode()
+        if special == "truncated" or state.chance(faults.truncated_rate):
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            self.wfile.write(head.encode() + body[: len(body) // 2])
+            self._reset()
+            return
+        if special == "slow" or faults.slow_body_seconds:
+            self._trickle(body, faults.slow_body_seconds or 30.0)
+            return
+        self._send(200, body)
+
+    def _trickle(self, body: bytes, seconds: float) -> None:
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        self.wfile.write(head.encode())
+        pieces = max(1, min(len(body), 50))
+        step = max(1, len(body) // pieces)
+        pause = seconds / pieces
+        try:
+            for start in range(0, len(body), step):
+                self.wfile.write(body[start : start + step])
+                time.sleep(pause)
+        except OSError:
+            self.close_connection = True
+
+    # -- admin ---------------------------------------------------------------------------------------
+    def _admin(self, path: str) -> None:
+        state = self.server.state
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            document = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(document, dict):
+                raise ValueError("expected a JSON object")
+            if path == "/_sim/faults":
+                with state.lock:
+                    state.faults = Faults() if document.pop("reset", False) else state.faults
+                    state.faults = state.faults.merged(document)
+            elif path == "/_sim/set-status":
+                state.set_status(
+                    str(document["reference"]), str(document["status"]), str(document.get("report_id", ""))
+                )
+            elif path == "/_sim/runs":
+                state.add_runs(parse_runs(Section(document, "", "runs")))
+            elif path == "/_sim/reset-stats":
+                state.reset_stats()
+            else:
+                self._json(404, {"error": "no such admin endpoint"})
+                return
+        except (ValueError, KeyError, TypeError) as exc:
+            self._json(400, {"error": str(exc)})
+            return
+        self._json(200, {"ok": True})
+
+
+class SimulatorHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], state: SimulatorState) -> None:
+        self.state = state
+        super().__init__(address, SimulatorHandler)
+
+
+class Simulator:
+    """Runs the simulator in a background thread. `stop_listening()` makes Sigma unreachable (connections
+    refused) until `start_listening()`, on the same port."""
+
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = SimulatorState(scenario)
+        self.host = host
+        self._server: SimulatorHTTPServer | None = SimulatorHTTPServer((host, port), self.state)
+        self.port = self._server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The `sigma.url` an exporter config takes."""
+        return self.base_url + API_PREFIX
+
+    def start(self) -> Simulator:
+        assert self._server is not None
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="sigma-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def stop_listening(self) -> None:
+        self.stop()
+
+    def start_listening(self) -> None:
+        self._server = SimulatorHTTPServer((self.host, self.port), self.state)
+        self.start()
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- test controls -------------------------------------------------------------------------------
+    def set_faults(self, reset: bool = False, **changes: object) -> None:
+        with self.state.lock:
+            base = Faults() if reset else self.state.faults
+            self.state.faults = base.merged(dict(changes))
+
+    def set_status(self, reference: str, status: str, report_id: str = "") -> None:
+        self.state.set_status(reference, status, report_id)
+
+    def add_runs(self, runs: list[RunSpec]) -> None:
+        self.state.add_runs(runs)
+
+    def stats(self) -> dict[str, object]:
+        return self.state.stats()
+
+    def reset_stats(self) -> None:
+        self.state.reset_stats()
