@@ -1,0 +1,107 @@
+"""The exposition, rendered once per snapshot and reused by every scrape.
+
+A scrape only picks bytes: text or OpenMetrics (content negotiation), gzip or not. The small process_*
+part is rendered per scrape so that CPU and memory figures are current; gzip allows concatenated members,
+so the pre-compressed body and the per-scrape part are joined without recompressing.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from typing import Final
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from sigma_exporter.collector import SnapshotCollector
+from sigma_exporter.snapshot import Snapshot
+
+TEXT_CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+OM_CONTENT_TYPE: Final = OPENMETRICS_CONTENT_TYPE
+OM_EOF: Final = b"# EOF\n"
+GZIP_LEVEL: Final = 5
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: bytes
+    text_gzip: bytes
+    openmetrics: bytes  # without the closing "# EOF"
+    openmetrics_gzip: bytes
+
+
+def _registry(snapshot: Snapshot) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot))
+    return registry
+
+
+def render(snapshot: Snapshot) -> Rendered:
+    registry = _registry(snapshot)
+    text = generate_latest(registry)
+    openmetrics = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
+    openmetrics = openmetrics.removesuffix(OM_EOF)
+    return Rendered(
+        text=text,
+        text_gzip=gzip.compress(text, GZIP_LEVEL, mtime=0),
+        openmetrics=openmetrics,
+        openmetrics_gzip=gzip.compress(openmetrics, GZIP_LEVEL, mtime=0),
+    )
+
+
+class ProcessPart:
+    """process_* metrics of this process, rendered per scrape (a few hundred bytes)."""
+
+    def __init__(self) -> None:
+        self._registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self._registry)
+
+    def body(self, openmetrics: bool, compress: bool) -> bytes:
+        if openmetrics:
+            data = generate_openmetrics(self._registry).removesuffix(OM_EOF) + OM_EOF  # type: ignore[no-untyped-call]
+        else:
+            data = generate_latest(self._registry)
+        return gzip.compress(data, 1, mtime=0) if compress else data
+
+
+def wants_openmetrics(accept: str | None) -> bool:
+    """True when the Accept header prefers OpenMetrics (as Prometheus' default header does)."""
+    if not accept:
+        return False
+    best_om = best_text = -1.0
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        media = fields[0].lower()
+        q = 1.0
+        for param in fields[1:]:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        if media == "application/openmetrics-text":
+            best_om = max(best_om, q)
+        elif media in ("text/plain", "*/*", "text/*"):
+            best_text = max(best_text, q)
+    return best_om > 0 and best_om >= best_text
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    if not accept_encoding:
+        return False
+    for part in accept_encoding.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        if fields[0].lower() in ("gzip", "*"):
+            return not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in fields[1:])
+    return False
+
+
+def body_for(rendered: Rendered, process: ProcessPart, *, openmetrics: bool, compress: bool) -> bytes:
+    if openmetrics:
+        static = rendered.openmetrics_gzip if compress else rendered.openmetrics
+    else:
+        static = rendered.text_gzip if compress else rendered.text
+    return static + process.body(openmetrics, compress)

@@ -1,0 +1,120 @@
+"""The watched references: inline ones from the config plus reference files matched by globs, re-read
+when they change, filtered to this process's shard."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sigma_exporter.config import Config, ConfigError, Reference, parse_reference_file
+from sigma_exporter.yamlload import YAMLError, parse_yaml
+
+log = logging.getLogger(__name__)
+
+
+def shard_of(reference: str, shard_count: int) -> int:
+    """Stable across processes, hosts and Python versions (unlike hash())."""
+    digest = hashlib.sha256(reference.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shard_count
+
+
+def in_shard(refs: Iterable[Reference], index: int, count: int) -> tuple[Reference, ...]:
+    if count <= 1:
+        return tuple(refs)
+    return tuple(ref for ref in refs if shard_of(ref.reference, count) == index)
+
+
+FileStamp = tuple[str, int, int]  # path, mtime_ns, size
+
+
+@dataclass(frozen=True)
+class FileResult:
+    stamp: FileStamp
+    references: tuple[Reference, ...]
+
+
+def _stamp(path: str) -> FileStamp | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (path, st.st_mtime_ns, st.st_size)
+
+
+def read_reference_file(path: str) -> tuple[Reference, ...]:
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: reference file cannot be read ({exc.strerror or type(exc).__name__})"
+        ) from None
+    try:
+        data = parse_yaml(text, path)
+    except YAMLError as exc:
+        raise ConfigError(str(exc)) from None
+    return tuple(parse_reference_file(data, path))
+
+
+class ReferenceFiles:
+    """Reads the reference files of a config; `refresh()` re-reads only files whose stamp changed.
+
+    A file that disappears takes its references with it (the operator removed them); a file that turns
+    unreadable or invalid keeps its last good references, and the error is reported.
+    """
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        self.patterns = patterns
+        self._files: dict[str, FileResult] = {}
+
+    def paths(self) -> list[str]:
+        found: set[str] = set()
+        for pattern in self.patterns:
+            found.update(p for p in glob.glob(pattern) if os.path.isfile(p))
+        return sorted(found)
+
+    def refresh(self, *, strict: bool = False) -> tuple[bool, list[str]]:
+        """(changed, errors). With `strict`, the first error raises ConfigError instead."""
+        changed = False
+        errors: list[str] = []
+        current = self.paths()
+        for gone in set(self._files) - set(current):
+            del self._files[gone]
+            changed = True
+            log.info("reference file removed", extra={"file": gone})
+        for path in current:
+            stamp = _stamp(path)
+            old = self._files.get(path)
+            if stamp is None or (old is not None and old.stamp == stamp):
+                continue
+            try:
+                refs = read_reference_file(path)
+            except ConfigError as exc:
+                if strict:
+                    raise
+                errors.append(str(exc))
+                continue
+            self._files[path] = FileResult(stamp, refs)
+            changed = True
+        return changed, errors
+
+    def references(self) -> list[tuple[str, Reference]]:
+        return [(path, ref) for path, result in sorted(self._files.items()) for ref in result.references]
+
+
+def merge_references(config: Config, files: ReferenceFiles) -> tuple[tuple[Reference, ...], list[str]]:
+    """Inline references first, then file ones; a reference seen twice keeps its first entry."""
+    merged: dict[str, Reference] = {}
+    notes: list[str] = []
+    for ref in config.references.references:
+        merged[ref.reference] = ref
+    for path, ref in files.references():
+        if ref.reference in merged:
+            notes.append(f"{path}: reference {ref.reference} is already watched; entry ignored")
+            continue
+        merged[ref.reference] = ref
+    return tuple(merged.values()), notes

@@ -1,0 +1,70 @@
+"""Immutable snapshots: what one poll cycle saw. The poller builds one, publishes it by a reference swap,
+and the collector, the exposition and the status page read it without locks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sigma_exporter.apistats import ApiStatsSnapshot
+from sigma_exporter.config import Reference
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One report of a reference as last seen. Group members carry their group's reference."""
+
+    report_group_id: str
+    report_id: str
+    report_name: str
+    status: str
+    since: float
+    error_code: str = ""
+    error_msg: str = ""
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    failures: int | None
+    successes: int | None
+    members: int | None
+
+
+@dataclass(frozen=True)
+class ReferenceState:
+    ref: Reference
+    up: bool
+    last_check: float | None = None
+    last_error: str = ""
+    last_error_reason: str = ""
+    reports: tuple[ReportRow, ...] = ()
+    group: GroupCounts | None = None
+
+
+@dataclass(frozen=True)
+class ExporterInfo:
+    version: str
+    python_version: str
+    shard_index: int = 0
+    shard_count: int = 1
+    status_series: str = "all"
+
+
+@dataclass(frozen=True)
+class ReloadState:
+    successful: bool = True
+    last_success: float = 0.0
+    last_attempt: float = 0.0
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    info: ExporterInfo
+    api: ApiStatsSnapshot
+    references: tuple[ReferenceState, ...] = ()
+    up: bool = False
+    cycles: int = 0
+    poll_duration: float = 0.0
+    last_poll: float = 0.0
+    skipped_checks_total: int = 0
+    reload: ReloadState = field(default_factory=ReloadState)

@@ -1,0 +1,94 @@
+"""The HTML status page: server-rendered, no JavaScript, every value escaped. A pure function."""
+
+from __future__ import annotations
+
+import time
+from html import escape
+from typing import Final
+
+from sigma_exporter.snapshot import ReferenceState, Snapshot
+
+COLOURS: Final = {
+    "GENERATED": "#1f77b4",
+    "PUBLISHED": "#2ca02c",
+    "NOTIFIED": "#2ca02c",
+    "FAILED": "#d62728",
+    "NOTIFICATION_FAILED": "#ff7f0e",
+    "NO_DATA_AVAILABLE": "#7f7f7f",
+    "PENDING": "#9467bd",
+    "UNKNOWN": "#8c564b",
+    "DOWN": "#d62728",
+}
+STYLE: Final = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;width:100%}
+th,td{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top;font-size:.9em}
+th{background:#f4f4f4}
+.status{color:#fff;border-radius:3px;padding:.1em .4em;font-weight:600;font-size:.85em;white-space:nowrap}
+.err{color:#a00}
+"""
+
+
+def _when(timestamp: float | None, now: float) -> str:
+    if not timestamp:
+        return "never"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+    ago = max(0, int(now - timestamp))
+    return f"{stamp} ({ago}s ago)"
+
+
+def _badge(status: str) -> str:
+    colour = COLOURS.get(status, "#555")
+    return f'<span class="status" style="background:{colour}">{escape(status)}</span>'
+
+
+def _rows(state: ReferenceState, now: float) -> list[str]:
+    ref = escape(state.ref.reference)
+    labels = escape(", ".join(f"{k}={v}" for k, v in state.ref.labels))
+    last_check = escape(_when(state.last_check, now))
+    if not state.up:
+        error = escape(state.last_error or "not checked yet")
+        status = _badge("DOWN") if state.last_check else _badge("PENDING")
+        return [
+            f"<tr><td>{ref}</td><td>{state.ref.kind}</td><td>{labels}</td><td></td><td>{status}</td>"
+            f"<td></td><td>{last_check}</td><td class=err>{error}</td></tr>"
+        ]
+    lines = []
+    for row in state.reports:
+        name = escape(row.report_name or row.report_id or "(not named yet)")
+        if row.report_group_id:
+            name = f"{escape(row.report_group_id)} / {name}"
+        error = escape(" ".join(p for p in (row.error_code, row.error_msg) if p))
+        lines.append(
+            f"<tr><td>{ref}</td><td>{state.ref.kind}</td><td>{labels}</td><td>{name}</td>"
+            f"<td>{_badge(row.status)}</td><td>{escape(_when(row.since, now))}</td><td>{last_check}</td>"
+            f"<td class=err>{error}</td></tr>"
+        )
+    return lines
+
+
+def render_status_page(snapshot: Snapshot, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    info = snapshot.info
+    up = "yes" if snapshot.up else "no"
+    body = [row for state in snapshot.references for row in _rows(state, now)]
+    empty = '<tr><td colspan="8">No references are watched.</td></tr>'
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Sigma exporter</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>
+<body>
+<h1>Sigma exporter</h1>
+<p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a>
+ · Reload: <code>POST /-/reload</code></p>
+<p>Version {escape(info.version)} · shard {info.shard_index + 1} of {info.shard_count} ·
+Sigma reachable: <strong>{up}</strong> · poll cycles: {snapshot.cycles} ·
+last poll: {escape(_when(snapshot.last_poll, now))} ({snapshot.poll_duration:.2f}s) ·
+last config reload: {"ok" if snapshot.reload.successful else "FAILED: " + escape(snapshot.reload.last_error)}</p>
+<table>
+<thead><tr><th>Reference</th><th>Kind</th><th>Labels</th><th>Report</th><th>Status</th><th>Since</th>
+<th>Last check</th><th>Last error</th></tr></thead>
+<tbody>
+{chr(10).join(body) or empty}
+</tbody></table>
+</body></html>
+"""

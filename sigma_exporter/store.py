@@ -1,0 +1,33 @@
+"""The one place a published snapshot lives: swapped atomically, read without locks by scrapes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sigma_exporter.exposition import Rendered, render
+from sigma_exporter.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class Published:
+    snapshot: Snapshot
+    rendered: Rendered
+
+
+class SnapshotStore:
+    def __init__(self, initial: Snapshot) -> None:
+        self._publish_lock = threading.Lock()
+        self._current = Published(initial, render(initial))
+
+    def current(self) -> Published:
+        return self._current  # a single reference read: atomic
+
+    def publish(self, make: Callable[[Snapshot], Snapshot]) -> Snapshot:
+        """Build the next snapshot from the current one, render it, swap. Publishers are serialised, so a
+        config reload and a poll cycle publishing at once cannot undo each other."""
+        with self._publish_lock:
+            snapshot = make(self._current.snapshot)
+            self._current = Published(snapshot, render(snapshot))
+            return snapshot
