@@ -130,7 +130,8 @@ def load_security(path: str | None, open_health: bool) -> WebSecurity | None:
         fail("--web.config.file is not supported by this build")
         raise AssertionError from None
     try:
-        return build_security(path, open_health)
+        security: WebSecurity = build_security(path, open_health)
+        return security
     except ValueError as exc:
         fail(str(exc))
         raise AssertionError from exc

@@ -49,6 +49,7 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import http.server
 import ipaddress
 import logging
 import os
@@ -426,14 +427,14 @@ def _parse_http(value: object, source: str) -> tuple[bool, dict[str, str]]:
     if not isinstance(raw, dict):
         raise WebConfigError(source, f"{where}.headers", f"must be a mapping, got {_type_name(raw)}")
     headers: dict[str, str] = {}
-    for name, header_value in raw.items():
+    for name, raw_value in raw.items():
         key = f"{where}.headers.{name}"
+        header_value = raw_value
         if not isinstance(name, str) or name not in ALLOWED_HEADERS:
             raise WebConfigError(
                 source,
                 key,
-                f"HTTP header {str(name)!r} can not be configured "
-                f"(allowed: {', '.join(ALLOWED_HEADERS)})",
+                f"HTTP header {str(name)!r} can not be configured (allowed: {', '.join(ALLOWED_HEADERS)})",
             )
         if header_value is None:
             continue
@@ -474,11 +475,12 @@ def _parse_users(value: object, source: str) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise WebConfigError(source, where, f"must be a mapping of user: bcrypt hash, got {_type_name(value)}")
+        raise WebConfigError(
+            source, where, f"must be a mapping of user: bcrypt hash, got {_type_name(value)}"
+        )
     users: dict[str, str] = {}
-    for name, hashed in value.items():
-        if isinstance(name, int) and not isinstance(name, bool):
-            name = str(name)
+    for raw_name, hashed in value.items():
+        name = str(raw_name) if isinstance(raw_name, int) and not isinstance(raw_name, bool) else raw_name
         if not isinstance(name, str):
             raise WebConfigError(
                 source, f"{where}.{name}", "a user name must be a string (quote it in the YAML)"
@@ -496,12 +498,12 @@ def _parse_users(value: object, source: str) -> dict[str, str]:
     return users
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")  # noqa: RUF001 - Go accepts both mu
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _DURATION_UNITS: Final = {
     "ns": 1e-9,
     "us": 1e-6,
-    "µs": 1e-6,  # noqa: RUF001
-    "μs": 1e-6,  # noqa: RUF001
+    "µs": 1e-6,
+    "μs": 1e-6,
     "ms": 1e-3,
     "s": 1.0,
     "m": 60.0,
@@ -688,7 +690,9 @@ def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
         with _pem_path(tls.cert_file, tls.cert) as cert_path, _pem_path(tls.key_file, tls.key) as key_path:
             ctx.load_cert_chain(cert_path, key_path, password=_refuse_password)
     except _EncryptedKeyError:
-        raise WebConfigError(source, key_key, "the private key is encrypted; use an unencrypted key") from None
+        raise WebConfigError(
+            source, key_key, "the private key is encrypted; use an unencrypted key"
+        ) from None
     except (ssl.SSLError, OSError) as exc:
         raise WebConfigError(
             source,
@@ -797,7 +801,8 @@ class BasicAuthenticator:
             mac.update(part)
         return mac.digest()
 
-    def _decoy(self, users: Mapping[str, str]) -> bytes:
+    def decoy_hash(self, users: Mapping[str, str]) -> bytes:
+        """The hash unknown users are checked against: the highest cost in `users`, made once per cost."""
         cost = max((bcrypt_cost(h) or _BCRYPT_MIN_COST for h in users.values()), default=_BCRYPT_MIN_COST)
         with self._bcrypt_lock:
             decoy = self._decoys.get(cost)
@@ -817,7 +822,7 @@ class BasicAuthenticator:
         password = password[:_BCRYPT_MAX_PASSWORD]
         hashed = config.users.get(user)
         known = hashed is not None
-        hashed_bytes = hashed.encode() if hashed is not None else self._decoy(config.users)
+        hashed_bytes = hashed.encode() if hashed is not None else self.decoy_hash(config.users)
         key = self._cache_key(user, hashed_bytes.decode(), password)
         with self._cache_lock:
             if known and key in self._cache:
@@ -854,7 +859,9 @@ class RateLimiter:
             now = self._clock()
             elapsed = max(0.0, now - self._last)
             self._last = now
-            self._tokens = min(float(self.config.burst), self._tokens + elapsed / self.config.interval_seconds)
+            self._tokens = min(
+                float(self.config.burst), self._tokens + elapsed / self.config.interval_seconds
+            )
             if self._tokens >= 1.0:
                 self._tokens -= 1.0
                 return True
@@ -878,7 +885,7 @@ _StatSig = tuple[tuple[str, tuple[int, int, int, int] | None], ...]
 
 
 def _stat_signature(paths: Sequence[str]) -> _StatSig:
-    sig = []
+    sig: list[tuple[str, tuple[int, int, int, int] | None]] = []
     for path in paths:
         try:
             st = os.stat(path)
@@ -925,7 +932,7 @@ class WebConfigWatcher:
             self._rate_limiter: RateLimiter | None = None
             self._last_check = clock()
             return
-        sig, digest, config, context = self._attempt()
+        sig, digest, config, context = self._load()
         self._active = ActiveWebConfig(config, context)
         self._digest, self._sig = digest, sig
         self._rate_limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
@@ -940,63 +947,53 @@ class WebConfigWatcher:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _attempt(self) -> tuple[_StatSig, bytes, WebConfig, ssl.SSLContext | None]:
-        """Read everything; (stat signature, content digest, config, context) or WebConfigError.
+    def _read(self) -> tuple[_StatSig, bytes, WebConfig | WebConfigError]:
+        """(stat signature, content digest, config or the error) without building an SSL context.
 
         The stat signature is taken before reading, so a change during the read is seen next time.
+        The digest covers the file and the TLS files it names; it holds no secret.
         """
         assert self.path is not None
-        text = _read_file(self.path)
-        base_dir = os.path.dirname(os.path.abspath(self.path))
-        config = parse_web_config_text(text, self.path, base_dir)
-        files = config.tls.files() if config.tls else ()
-        sig = _stat_signature((self.path, *files))
+        sig = _stat_signature((self.path,))
         digest = hashlib.sha256()
-        digest.update(hashlib.sha256(text).digest())
-        for name in files:
-            digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
-            try:
-                with open(name, "rb") as f:
-                    digest.update(hashlib.sha256(f.read()).digest())
-            except OSError:
-                digest.update(b"<unreadable>")
-        context = build_ssl_context(config.tls) if config.tls else None
-        return sig, digest.digest(), config, context
-
-    def _digest_only(self) -> bytes | None:
-        """The content digest of the file and its TLS files, None when the file does not parse."""
         try:
-            _, digest, _, _ = self._attempt_without_context()
-        except WebConfigError:
-            return None
-        return digest
-
-    def _attempt_without_context(self) -> tuple[_StatSig, bytes, WebConfig, None]:
-        assert self.path is not None
-        text = _read_file(self.path)
-        config = parse_web_config_text(text, self.path, os.path.dirname(os.path.abspath(self.path)))
-        files = config.tls.files() if config.tls else ()
-        digest = hashlib.sha256()
+            text = _read_file(self.path)
+        except WebConfigError as exc:
+            digest.update(b"unreadable\0" + str(exc).encode())
+            return sig, digest.digest(), exc
         digest.update(hashlib.sha256(text).digest())
+        try:
+            config = parse_web_config_text(text, self.path, os.path.dirname(os.path.abspath(self.path)))
+        except WebConfigError as exc:
+            return sig, digest.digest(), exc
+        files = config.tls.files() if config.tls else ()
+        sig = sig + _stat_signature(files)
         for name in files:
-            digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
+            digest.update(b"\0" + name.encode("utf-8", "surrogateescape") + b"\0")
             try:
                 with open(name, "rb") as f:
                     digest.update(hashlib.sha256(f.read()).digest())
             except OSError:
-                digest.update(b"<unreadable>")
-        return _stat_signature((self.path, *files)), digest.digest(), config, None
+                digest.update(b"unreadable")
+        return sig, digest.digest(), config
+
+    def _load(self) -> tuple[_StatSig, bytes, WebConfig, ssl.SSLContext | None]:
+        sig, digest, config = self._read()
+        if isinstance(config, WebConfigError):
+            raise config
+        context = build_ssl_context(config.tls) if config.tls else None
+        return sig, digest, config, context
 
     # -- public API ------------------------------------------------------------------------------
 
     def current(self) -> ActiveWebConfig:
         """The active config and SSL context, after a cheap change check (at most every interval)."""
-        if self.path is not None and self._clock() - self._last_check >= self.check_interval:
-            if self._lock.acquire(blocking=False):  # somebody else is checking: use what we have
-                try:
-                    self._check(force=False)
-                finally:
-                    self._lock.release()
+        due = self.path is not None and self._clock() - self._last_check >= self.check_interval
+        if due and self._lock.acquire(blocking=False):  # somebody else checking: use what we have
+            try:
+                self._check(force=False)
+            finally:
+                self._lock.release()
         return self._active
 
     def reload(self) -> bool:
@@ -1021,28 +1018,36 @@ class WebConfigWatcher:
     # -- change detection ------------------------------------------------------------------------
 
     def _check(self, force: bool) -> None:
-        self._last_check = self._clock()
         assert self.path is not None
-        if not force and self.last_reload_ok:
-            paths = [p for p, _ in self._sig]
-            if _stat_signature(paths) == self._sig:
-                return
-        try:
-            sig, digest, config, context = self._attempt_checked()
-        except WebConfigError as exc:
-            self._fail(str(exc), self._digest_only() or str(exc).encode())
-            return
-        self._sig = sig
-        if digest == self._digest and not force:
-            if not self.last_reload_ok:
+        self._last_check = self._clock()
+        if not force and self.last_reload_ok and _stat_signature([p for p, _ in self._sig]) == self._sig:
+            return  # the hot path: a few stat calls per interval
+        sig, digest, config = self._read()
+        if digest == self._digest and not isinstance(config, WebConfigError):
+            self._sig = sig  # touched, or changed and changed back: nothing to apply
+            if force or not self.last_reload_ok:
                 self._succeed()
             return
-        if digest != self._digest or context is not None or config != self._active.config:
-            old = self._active.config
-            self._active = ActiveWebConfig(config, context)
-            self._digest = digest
-            if config.rate_limit != old.rate_limit:
-                self._rate_limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
+        if not force and digest == self._failed_digest:
+            return  # still the same bad content: already logged
+        try:
+            if isinstance(config, WebConfigError):
+                raise config
+            if (config.tls is None) != (self._active.config.tls is None):
+                raise WebConfigError(
+                    self.path,
+                    "tls_server_config",
+                    "TLS cannot be turned on or off by a reload; restart the exporter to change it",
+                )
+            context = build_ssl_context(config.tls) if config.tls else None
+        except WebConfigError as exc:
+            self._fail(str(exc), digest)
+            return
+        old = self._active.config
+        self._active = ActiveWebConfig(config, context)
+        self._sig, self._digest = sig, digest
+        if config.rate_limit != old.rate_limit:
+            self._rate_limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
         self._succeed()
         logger.info(
             "web config %s reloaded: tls=%s basic_auth_users=%d",
@@ -1050,25 +1055,6 @@ class WebConfigWatcher:
             "on" if context is not None else "off",
             len(config.users),
         )
-
-    def _attempt_checked(self) -> tuple[_StatSig, bytes, WebConfig, ssl.SSLContext | None]:
-        assert self.path is not None
-        if not self.last_reload_ok and self._failed_digest is not None:
-            # Still broken and unchanged since the failure: skip the expensive part and the log line.
-            try:
-                _, digest, _, _ = self._attempt_without_context()
-            except WebConfigError as exc:
-                digest = str(exc).encode()
-            if digest == self._failed_digest:
-                raise _Unchanged
-        sig, digest, config, context = self._attempt()
-        if (config.tls is None) != (self._active.config.tls is None):
-            raise WebConfigError(
-                self.path,
-                "tls_server_config",
-                "TLS cannot be turned on or off by a reload; restart the exporter to change it",
-            )
-        return sig, digest, config, context
 
     def _succeed(self) -> None:
         self.last_reload_ok = True
@@ -1083,11 +1069,6 @@ class WebConfigWatcher:
         self._failed_digest = digest
         self.reload_failures_total += 1
         logger.error("web config reload failed, keeping the last good one: %s", message)
-
-
-class _Unchanged(WebConfigError):
-    def __init__(self) -> None:
-        super().__init__("", "", "unchanged")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1118,7 +1099,7 @@ class TLSServerMixin(socketserver.TCPServer):
     def __init__(
         self,
         server_address: Any,
-        RequestHandlerClass: Callable[[Any, Any, Any], socketserver.BaseRequestHandler],  # noqa: N803
+        RequestHandlerClass: Callable[[Any, Any, Any], socketserver.BaseRequestHandler],
         bind_and_activate: bool = True,
         *,
         web_config_watcher: WebConfigWatcher,
@@ -1208,5 +1189,5 @@ def _answer_plain_http(sock: ssl.SSLSocket) -> None:
             pass
 
 
-class TLSThreadingHTTPServer(TLSServerMixin, __import__("http.server").server.ThreadingHTTPServer):  # type: ignore[misc]
+class TLSThreadingHTTPServer(TLSServerMixin, http.server.ThreadingHTTPServer):
     """`http.server.ThreadingHTTPServer` serving TLS per the web config (see `TLSServerMixin`)."""

@@ -39,6 +39,20 @@ from sigma_exporter.sigma.replies import (
 
 log = logging.getLogger(__name__)
 
+
+class _NoQueryStrings(logging.Filter):
+    """urllib3 logs each request line at DEBUG, query string included: keep the path only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(a.split("?", 1)[0] if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+_pool_log = logging.getLogger("urllib3.connectionpool")
+if not any(isinstance(f, _NoQueryStrings) for f in _pool_log.filters):
+    _pool_log.addFilter(_NoQueryStrings())
+
 GENERATE_TOKEN: Final = "GENERATE_TOKEN"  # noqa: S105 - an action name
 REPORT_CHECK: Final = "REPORT_INSTANCE_STATUS_CHECK"
 GROUP_CHECK: Final = "REPORT_GROUP_INSTANCE_STATUS_CHECK"
@@ -214,6 +228,9 @@ class SigmaClient:
         kwargs: dict[str, object] = (
             {"json": dict(params)} if self._config.params_in == "body" else {"params": dict(params)}
         )
+        # The typed error is raised outside the except blocks so that it carries no __context__: requests'
+        # exceptions hold the full URL, query string (and so, with params_in: query, the token) included.
+        error: SigmaError
         try:
             with self._session.post(
                 url,
@@ -226,13 +243,14 @@ class SigmaClient:
         except SigmaError:
             raise
         except requests.exceptions.SSLError:
-            raise SigmaTLSError(f"{where}: TLS handshake or certificate verification failed") from None
+            error = SigmaTLSError(f"{where}: TLS handshake or certificate verification failed")
         except requests.exceptions.Timeout:
-            raise SigmaTimeoutError(f"{where}: no reply within {timeout:.3g}s") from None
+            error = SigmaTimeoutError(f"{where}: no reply within {timeout:.3g}s")
         except requests.exceptions.ConnectionError:
-            raise SigmaConnectionError(f"{where}: connection failed or was reset") from None
+            error = SigmaConnectionError(f"{where}: connection failed or was reset")
         except requests.exceptions.RequestException as exc:
-            raise SigmaConnectionError(f"{where}: request failed ({type(exc).__name__})") from None
+            error = SigmaConnectionError(f"{where}: request failed ({type(exc).__name__})")
+        raise error
 
     def _read_capped(self, response: requests.Response, deadline: float, where: str) -> bytes:
         cap = self._config.max_reply_bytes
@@ -241,6 +259,7 @@ class SigmaClient:
             raise ReplyTooLargeError(f"{where}: reply of {declared} bytes exceeds the cap of {cap} bytes")
         chunks: list[bytes] = []
         size = 0
+        truncated = False
         try:
             for chunk in response.iter_content(chunk_size=65536):
                 size += len(chunk)
@@ -250,5 +269,7 @@ class SigmaClient:
                 if time.monotonic() > deadline:
                     raise SigmaTimeoutError(f"{where}: reply body still arriving at the deadline")
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
-            raise TruncatedReplyError(f"{where}: connection ended in the middle of the reply body") from None
+            truncated = True
+        if truncated:
+            raise TruncatedReplyError(f"{where}: connection ended in the middle of the reply body")
         return b"".join(chunks)

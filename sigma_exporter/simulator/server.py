@@ -565,5 +565,12 @@ class Simulator:
     def stats(self) -> dict[str, object]:
         return self.state.stats()
 
+    def expire_tokens(self) -> None:
+        """Every issued access token dies now (fixed scenario tokens stay)."""
+        with self.state.lock:
+            fixed = set(self.state.scenario.credentials.tokens)
+            for token in [t for t in self.state.tokens if t not in fixed]:
+                del self.state.tokens[token]
+
     def reset_stats(self) -> None:
         self.state.reset_stats()
