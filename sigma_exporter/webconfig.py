@@ -919,9 +919,9 @@ class WebConfigWatcher:
         self._lock = threading.Lock()
         self.authenticator = BasicAuthenticator()
         # State for metrics: mirrors sigma_config_last_reload_* of the main config.
-        self.last_reload_ok = True
+        self._reload_ok = True
         self.last_reload_time = time.time()  # wall clock of the last successful (re)load
-        self.last_error: str | None = None  # message of the last failed reload, no secrets
+        self._last_error: str | None = None
         self.reloads_total = 0  # successful loads, the first one included
         self.reload_failures_total = 0
         self._failed_digest: bytes | None = None
@@ -944,6 +944,16 @@ class WebConfigWatcher:
             "on" if context is not None else "off",
             len(config.users),
         )
+
+    @property
+    def last_reload_ok(self) -> bool:
+        """False while the file (or a TLS file it names) has a change that could not be applied."""
+        return self._reload_ok
+
+    @property
+    def last_error(self) -> str | None:
+        """The message of the failed reload in effect (file and key, never a secret), else None."""
+        return self._last_error
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -1057,15 +1067,15 @@ class WebConfigWatcher:
         )
 
     def _succeed(self) -> None:
-        self.last_reload_ok = True
+        self._reload_ok = True
         self.last_reload_time = time.time()
-        self.last_error = None
+        self._last_error = None
         self._failed_digest = None
         self.reloads_total += 1
 
     def _fail(self, message: str, digest: bytes) -> None:
-        self.last_reload_ok = False
-        self.last_error = message
+        self._reload_ok = False
+        self._last_error = message
         self._failed_digest = digest
         self.reload_failures_total += 1
         logger.error("web config reload failed, keeping the last good one: %s", message)
