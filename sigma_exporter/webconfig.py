@@ -63,7 +63,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
@@ -163,7 +163,7 @@ _BCRYPT_MAX_PASSWORD: Final = 72  # bcrypt only uses the first 72 bytes (Go's co
 # --------------------------------------------------------------------------------------------------
 
 
-class WebConfigError(Exception):
+class WebConfigError(ValueError):
     """A web config file that cannot be used; the message names the file and the key.
 
     Messages never carry a secret (a key, a password hash): only key names and enumeration values.
@@ -1081,6 +1081,43 @@ class WebConfigWatcher:
         logger.error("web config reload failed, keeping the last good one: %s", message)
 
 
+class WebConfigSecurity:
+    """Per-request checks for an HTTP handler, backed by a watcher (web.py's `WebSecurity` hooks).
+
+    `open_paths` (e.g. /-/healthy and /-/ready for --web.open-health-endpoints) skip basic auth.
+    """
+
+    def __init__(self, watcher: WebConfigWatcher, open_paths: Iterable[str] = ()) -> None:
+        self.watcher = watcher
+        self.open_paths = frozenset(open_paths)
+
+    @classmethod
+    def from_file(
+        cls, path: str | os.PathLike[str] | None, open_paths: Iterable[str] = ()
+    ) -> WebConfigSecurity:
+        """Load `path` (raises `WebConfigError`, a ValueError, naming file and key)."""
+        return cls(WebConfigWatcher(path), open_paths)
+
+    def authorised(self, path: str, authorization: str | None) -> bool:
+        """False: answer 401 with `WWW-Authenticate: Basic realm=...`."""
+        config = self.watcher.current().config
+        if not config.users or path in self.open_paths:
+            return True
+        return self.watcher.check_basic_auth(authorization, config)
+
+    def extra_headers(self) -> dict[str, str]:
+        """`http_server_config.headers`, for every response (401 and 429 included)."""
+        return dict(self.watcher.current().config.headers)
+
+    def allow_request(self) -> bool:
+        """`rate_limit`: False means answer 429 Too Many Requests."""
+        return self.watcher.allow_request()
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.watcher.current().ssl_context is not None
+
+
 # --------------------------------------------------------------------------------------------------
 # Serving TLS from socketserver / http.server
 # --------------------------------------------------------------------------------------------------
@@ -1112,9 +1149,9 @@ class TLSServerMixin(socketserver.TCPServer):
         RequestHandlerClass: Callable[[Any, Any, Any], socketserver.BaseRequestHandler],
         bind_and_activate: bool = True,
         *,
-        web_config_watcher: WebConfigWatcher,
+        web_config_watcher: WebConfigWatcher | None = None,
     ) -> None:
-        self.web_config_watcher = web_config_watcher
+        self.web_config_watcher = web_config_watcher or WebConfigWatcher(None)
         self.tls_handshake_failures = 0  # for a metric
         self._failures_lock = threading.Lock()
         super().__init__(server_address, RequestHandlerClass, bind_and_activate)

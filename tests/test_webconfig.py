@@ -38,6 +38,7 @@ from sigma_exporter.webconfig import (
     TLSThreadingHTTPServer,
     WebConfig,
     WebConfigError,
+    WebConfigSecurity,
     WebConfigWatcher,
     bcrypt_cost,
     build_ssl_context,
@@ -1115,3 +1116,28 @@ def test_deleted_file_keeps_the_last_good_one(tmp_path: Path) -> None:
     assert "cannot read" in (watcher.last_error or "")
     assert watcher.current().config.auth_required
     assert watcher.check_basic_auth(basic("alice", "pw"))
+
+
+def test_web_config_security_hooks(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "web.yml",
+        f"basic_auth_users:\n  alice: '{hash_password('pw')}'\n"
+        "http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n",
+    )
+    security = WebConfigSecurity.from_file(path, open_paths={"/-/healthy", "/-/ready"})
+    assert not security.tls_enabled
+    assert security.extra_headers() == {"X-Content-Type-Options": "nosniff"}
+    assert security.authorised("/-/healthy", None)
+    assert security.authorised("/-/ready", None)
+    assert not security.authorised("/metrics", None)
+    assert not security.authorised("/", basic("alice", "nope"))
+    assert security.authorised("/metrics", basic("alice", "pw"))
+    assert security.allow_request()
+    closed = WebConfigSecurity.from_file(path)
+    assert not closed.authorised("/-/healthy", None)
+    assert WebConfigSecurity.from_file(None).authorised("/metrics", None)
+
+
+def test_web_config_error_is_a_value_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="junk"):
+        WebConfigSecurity.from_file(write(tmp_path / "web.yml", "junk: 1\n"))
