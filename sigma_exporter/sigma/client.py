@@ -16,6 +16,7 @@ from typing import Final, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from sigma_exporter import __version__
@@ -261,14 +262,17 @@ class SigmaClient:
         size = 0
         truncated = False
         try:
-            for chunk in response.iter_content(chunk_size=65536):
+            # read1 returns whatever has arrived, so a body that trickles in is cut at the deadline
+            # instead of blocking until 64 KiB or the end.
+            raw = response.raw
+            while chunk := raw.read1(65536, decode_content=True):
                 size += len(chunk)
                 if size > cap:
                     raise ReplyTooLargeError(f"{where}: reply exceeds the cap of {cap} bytes")
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise SigmaTimeoutError(f"{where}: reply body still arriving at the deadline")
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError):
             truncated = True
         if truncated:
             raise TruncatedReplyError(f"{where}: connection ended in the middle of the reply body")

@@ -523,7 +523,7 @@ class Simulator:
     def start(self) -> Simulator:
         assert self._server is not None
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sigma-simulator", daemon=True
+            target=self._server.serve_forever, args=(0.1,), name="sigma-simulator", daemon=True
         )
         self._thread.start()
         return self

@@ -1,0 +1,68 @@
+"""Building an in-process poller against a simulator, and reading its exposition."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from sigma_exporter.apistats import ApiStats
+from sigma_exporter.config import Config, parse_config
+from sigma_exporter.poller import Poller, initial_snapshot
+from sigma_exporter.snapshot import ExporterInfo
+from sigma_exporter.store import SnapshotStore
+from tests.conftest import config_text
+
+
+def make_config(url: str, reports: list[Any], groups: list[Any] | None = None, **extra: Any) -> Config:
+    return parse_config(
+        yaml.safe_load(config_text(url, reports=reports, groups=groups, **extra)), "test.yml", environ={}
+    )
+
+
+def make_poller(config: Config, **kwargs: Any) -> tuple[Poller, SnapshotStore]:
+    stats = ApiStats()
+    info = ExporterInfo(
+        version="test",
+        python_version="3",
+        shard_index=kwargs.get("shard_index", 0),
+        shard_count=kwargs.get("shard_count", 1),
+        status_series=config.metrics.status_series,
+    )
+    store = SnapshotStore(initial_snapshot(info, stats))
+    return Poller(config, store, stats=stats, **kwargs), store
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """{(name, sorted labels): value} of an exposition."""
+    result: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            result[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return result
+
+
+def select(text: str, name: str, **labels: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {
+        key[1]: value
+        for key, value in samples(text).items()
+        if key[0] == name and all(dict(key[1]).get(k) == v for k, v in labels.items())
+    }
+
+
+VOLATILE = re.compile(
+    r"^(sigma_report_status_since_timestamp_seconds|sigma_poll_duration_seconds|sigma_last_poll_timestamp_seconds"
+    r"|sigma_api_request_duration_seconds_(bucket|sum|count)|sigma_config_last_reload_success_timestamp_seconds"
+    r")(\{.*\})? .*$"
+)
+
+
+def normalise(text: str) -> str:
+    """An exposition with its time-dependent values masked, for golden comparisons."""
+    lines = []
+    for line in text.splitlines():
+        match = VOLATILE.match(line)
+        lines.append(f"{match.group(1)}{match.group(3) or ''} <volatile>" if match else line)
+    return "\n".join(lines) + "\n"
