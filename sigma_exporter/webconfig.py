@@ -1161,6 +1161,8 @@ class TLSServerMixin(socketserver.TCPServer):
         context = self.web_config_watcher.current().ssl_context
         if context is None:
             return sock, address
+        with contextlib.suppress(OSError):  # the handshake is several small writes: no Nagle delays
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
         except (OSError, ValueError):  # peer gone already; the accept loop ignores OSError
