@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import Final
 
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from sigma_exporter.collector import SnapshotCollector
 from sigma_exporter.snapshot import Snapshot
 
-TEXT_CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 OM_CONTENT_TYPE: Final = OPENMETRICS_CONTENT_TYPE
 OM_EOF: Final = b"# EOF\n"
 GZIP_LEVEL: Final = 5

@@ -179,7 +179,8 @@ class ExporterProcess:
         return requests.get(self.url + "/metrics", timeout=5).text
 
     def output(self) -> str:
-        self._log_handle.flush()
+        if not self._log_handle.closed:
+            self._log_handle.flush()
         return self.log.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
