@@ -22,7 +22,8 @@ from sigma_exporter.poller import Poller, initial_snapshot
 from sigma_exporter.references import ReferenceFiles, in_shard, merge_references
 from sigma_exporter.snapshot import ExporterInfo
 from sigma_exporter.store import SnapshotStore
-from sigma_exporter.web import ListenAddressError, WebApp, WebSecurity, parse_listen_address, start_server
+from sigma_exporter.web import HEALTH_PATHS, ListenAddressError, WebApp, parse_listen_address, start_server
+from sigma_exporter.webconfig import WebConfigSecurity
 
 log = logging.getLogger("sigma_exporter")
 
@@ -121,17 +122,11 @@ def build(
     return poller, store
 
 
-def load_security(path: str | None, open_health: bool) -> WebSecurity | None:
+def load_security(path: str | None, open_health: bool) -> WebConfigSecurity | None:
     if not path:
         return None
     try:
-        from sigma_exporter.websecurity import build_security
-    except ImportError:  # pragma: no cover - until the module exists
-        fail("--web.config.file is not supported by this build")
-        raise AssertionError from None
-    try:
-        security: WebSecurity = build_security(path, open_health)
-        return security
+        return WebConfigSecurity.from_file(path, HEALTH_PATHS if open_health else ())
     except ValueError as exc:
         fail(str(exc))
         raise AssertionError from exc
@@ -163,6 +158,8 @@ def serve_until_stopped(
             redactor.add(*new.secrets())
             return new
 
+        if security is not None:
+            security.watcher.reload()
         return poller.reload(load)
 
     app = WebApp(store=store, reload=reload, process=ProcessPart(), security=security)
@@ -171,12 +168,13 @@ def serve_until_stopped(
     except OSError as exc:
         fail(f"cannot listen on {listen}: {exc.strerror or exc}")
         return
+    scheme = "https" if security is not None and security.tls_enabled else "http"
     bound = f"{address[0]}:{server.server_address[1]}"
     log.info(
         "sigma-exporter started",
         extra={
             "version": __version__,
-            "listen": bound,
+            "listen": f"{scheme}://{bound}",
             "config": config_file,
             "shard": f"{shard_index}/{shard_count}",
         },

@@ -26,6 +26,7 @@ from sigma_exporter.exposition import (
 )
 from sigma_exporter.statuspage import render_status_page
 from sigma_exporter.store import SnapshotStore
+from sigma_exporter.webconfig import TLSServerMixin, WebConfigSecurity
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +51,7 @@ class WebApp:
     store: SnapshotStore
     reload: Callable[[], tuple[bool, str]]
     process: ProcessPart
-    security: WebSecurity | None = None
-
-
-class WebSecurity:
-    """Hooks for --web.config.file (TLS and basic auth); see webconfig.py. None means an open server."""
-
-    def authorised(self, path: str, authorization: str | None) -> bool:  # pragma: no cover - interface
-        return True
-
-    def extra_headers(self) -> dict[str, str]:  # pragma: no cover - interface
-        return {}
+    security: WebConfigSecurity | None = None  # --web.config.file: TLS, basic auth, headers
 
 
 class ExporterHandler(BaseHTTPRequestHandler):
@@ -96,6 +87,9 @@ class ExporterHandler(BaseHTTPRequestHandler):
         """The request path when the request may proceed; otherwise replies 401 and returns None."""
         path = urlsplit(self.path).path
         security = self.server.app.security
+        if security is not None and not security.allow_request():
+            self._reply(429, b"Too many requests\n")
+            return None
         if security is not None and not security.authorised(path, self.headers.get("Authorization")):
             self._reply(401, b"Unauthorized\n", headers={"WWW-Authenticate": 'Basic realm="sigma-exporter"'})
             return None
@@ -154,7 +148,7 @@ class ExporterHandler(BaseHTTPRequestHandler):
     do_PUT = do_POST
 
 
-class ExporterHTTPServer(ThreadingHTTPServer):
+class ExporterHTTPServer(TLSServerMixin, ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
@@ -162,7 +156,8 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self.app = app
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        super().__init__(address, ExporterHandler)
+        watcher = app.security.watcher if app.security is not None else None
+        super().__init__(address, ExporterHandler, web_config_watcher=watcher)
 
 
 def start_server(address: tuple[str, int], app: WebApp) -> tuple[ExporterHTTPServer, threading.Thread]:
