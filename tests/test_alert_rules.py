@@ -146,6 +146,14 @@ def test_recording_rules_follow_naming_convention() -> None:
             assert re.fullmatch(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+", rule["record"]), rule["record"]
 
 
+def test_alerts_use_only_documented_metrics() -> None:
+    documented = set(re.findall(r"`(sigma_[a-z_]+)`", (ROOT / "docs" / "metrics.md").read_text()))
+    used = set(re.findall(r"(?<![:\w])(sigma_[a-z_]+)\b(?!:)", "\n".join(rule["expr"] for rule in _rules())))
+    used = {re.sub(r"_(bucket|sum|count)$", "", name) for name in used}
+    assert len(used) >= 10
+    assert used <= documented, f"not in docs/metrics.md: {sorted(used - documented)}"
+
+
 # --- unit tests cover every alert ---------------------------------------------------------------------
 def _unit_cases() -> dict[str, dict[str, int]]:
     cases: dict[str, dict[str, int]] = {}

@@ -198,6 +198,18 @@ def test_reference_dashboard_shows_what_the_brief_asks_for() -> None:
     assert {"sigma_report_status", "sigma_report_error_info", "sigma_reference_up"} <= metrics
 
 
+def test_dashboards_use_only_documented_metrics() -> None:
+    documented = set(re.findall(r"`(sigma_[a-z_]+)`", (ROOT / "docs" / "metrics.md").read_text()))
+    used = {
+        re.sub(r"_bucket$", "", m.group(1))
+        for dashboard in _dashboards().values()
+        for _, target in _targets(dashboard)
+        for m in METRIC.finditer(target["expr"])
+    } - {"up"}
+    assert len(used) >= 15
+    assert used <= documented, f"not in docs/metrics.md: {sorted(used - documented)}"
+
+
 def test_status_timeline_maps_every_status() -> None:
     (panel,) = [p for p in panels(_dashboards()["sigma-reference.json"]) if p["title"] == "Status timeline"]
     (target,) = panel["targets"]
