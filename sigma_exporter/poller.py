@@ -240,6 +240,9 @@ class Poller:
         except SigmaError as exc:
             reached = isinstance(exc, (BadRequestError, FailureReplyError))
             return Outcome(ref, None, exc, checked_at, reached)
+        except Exception as exc:  # a bug, not Sigma: neither a worker thread nor stale series may outlive it
+            log.exception("check failed unexpectedly", extra={"reference": ref.reference, "kind": ref.kind})
+            return Outcome(ref, None, SigmaError(f"unexpected {type(exc).__name__}"), checked_at, False)
         return Outcome(ref, reply, None, checked_at, True)
 
     def _probe(self, budget: float) -> bool:

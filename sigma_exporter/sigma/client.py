@@ -260,7 +260,7 @@ class SigmaClient:
             raise ReplyTooLargeError(f"{where}: reply of {declared} bytes exceeds the cap of {cap} bytes")
         chunks: list[bytes] = []
         size = 0
-        truncated = False
+        failure: SigmaError | None = None
         try:
             # read1 returns whatever has arrived, so a body that trickles in is cut at the deadline
             # instead of blocking until 64 KiB or the end.
@@ -272,8 +272,14 @@ class SigmaClient:
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise SigmaTimeoutError(f"{where}: reply body still arriving at the deadline")
+        except urllib3.exceptions.ReadTimeoutError:
+            # The body stalled for longer than the read timeout (urllib3 raises its own exception here,
+            # not one of requests').
+            failure = SigmaTimeoutError(f"{where}: reply body stalled past the deadline")
         except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError):
-            truncated = True
-        if truncated:
-            raise TruncatedReplyError(f"{where}: connection ended in the middle of the reply body")
+            failure = TruncatedReplyError(f"{where}: connection ended in the middle of the reply body")
+        except urllib3.exceptions.HTTPError as exc:
+            failure = SigmaConnectionError(f"{where}: reading the reply failed ({type(exc).__name__})")
+        if failure is not None:
+            raise failure
         return b"".join(chunks)
