@@ -109,11 +109,13 @@ class Poller:
         self._memory: dict[tuple[str, str], Memory] = {}
         self._cycles = 0
         self._skipped_total = 0
+        self._last_failures = 0
         self._reload = ReloadState(successful=True, last_success=time.time(), last_attempt=time.time())
         self.config = config
         self._files = ReferenceFiles(config.references.files)
         self._files.refresh(strict=True)
         self._references: tuple[Reference, ...] = ()
+        self._file_error = ""  # the reference-file error the reload state currently shows, if any
         self._apply_references()
         self._client = self._client_factory(config)
         self._pool = WorkerPool(config.poll.concurrency)
@@ -256,6 +258,11 @@ class Poller:
             log.error("reference file is invalid; keeping its last good references", extra={"error": error})
         if errors:
             self._set_reload(ReloadState(False, self._reload.last_success, time.time(), errors[0]))
+        elif self._file_error and self._reload.last_error == self._file_error:
+            # The broken reference file was fixed or removed (and no config reload failed since).
+            now = time.time()
+            self._set_reload(ReloadState(True, now, now, ""))
+        self._file_error = errors[0] if errors else ""
         if changed:
             self._apply_references()
         started = time.monotonic()
@@ -283,7 +290,10 @@ class Poller:
         self._cycles += 1
         duration = time.monotonic() - started
         failures = sum(1 for o in batch.results if o.error is not None)
-        level = logging.INFO if changes or failures or self._cycles == 1 else logging.DEBUG
+        level = (
+            logging.INFO if changes or failures != self._last_failures or self._cycles == 1 else logging.DEBUG
+        )
+        self._last_failures = failures
         log.log(
             level,
             "poll cycle finished",
@@ -330,9 +340,8 @@ class Poller:
         ref = outcome.ref
         memory.last_check = outcome.checked_at
         if outcome.error is not None:
-            level = logging.WARNING if memory.up or memory.last_success is None else logging.DEBUG
-            if memory.last_error_reason != outcome.error.reason:
-                level = logging.WARNING
+            # Warn when a reference starts failing or fails differently; repeats go to DEBUG.
+            level = logging.WARNING if memory.last_error_reason != outcome.error.reason else logging.DEBUG
             log.log(
                 level,
                 "check failed",

@@ -78,7 +78,7 @@ def test_openmetrics_exposition_parses_strictly(simulator: Simulator, exporter_p
     body = requests.get(
         proc.url + "/metrics", headers={"Accept": "application/openmetrics-text;version=1.0.0"}, timeout=5
     ).text
-    names = {family.name for family in text_string_to_metric_families(body)}
+    names = {family.name for family in text_string_to_metric_families(body)}  # type: ignore[no-untyped-call]
     assert {
         "sigma_report_status",
         "sigma_api_requests",

@@ -30,7 +30,7 @@ GOOD: dict[str, Any] = {
 
 
 def with_change(path: str, value: Any) -> dict[str, Any]:
-    document = yaml.safe_load(yaml.safe_dump(GOOD))
+    document: dict[str, Any] = yaml.safe_load(yaml.safe_dump(GOOD))
     node = document
     keys = path.split(".")
     for key in keys[:-1]:

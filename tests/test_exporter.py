@@ -11,6 +11,7 @@ import pytest
 from sigma_exporter.sigma.replies import ALL_STATUSES
 from sigma_exporter.simulator import Simulator
 from sigma_exporter.statuspage import render_status_page
+from sigma_exporter.store import SnapshotStore
 from tests.conftest import CLIENT_ID
 from tests.exporter_helpers import make_config, make_poller, normalise, samples, select
 
@@ -20,8 +21,8 @@ GROUPS = [{"reference": "grp-sample", "labels": {"team": "finance"}}, "grp-mixed
 GOLDEN = Path(__file__).parent / "golden" / "vendor-scenario.prom"
 
 
-def text_of(store: object) -> str:
-    return store.current().rendered.text.decode()  # type: ignore[attr-defined]
+def text_of(store: SnapshotStore) -> str:
+    return store.current().rendered.text.decode()
 
 
 def test_vendor_samples_reach_the_metrics(simulator: Simulator) -> None:

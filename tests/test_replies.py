@@ -215,6 +215,7 @@ def test_bad_report_replies_raise_their_specific_error(
 ) -> None:
     with pytest.raises(expected) as info:
         parse_report_reply(http_status, body)
+    assert isinstance(info.value, e.SigmaError)
     assert info.value.reason in {
         "invalid_reply",
         "failure_reply",

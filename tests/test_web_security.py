@@ -33,8 +33,8 @@ def test_tls_and_basic_auth(
     simulator: Simulator,
     exporter_process: Start,
     tmp_path: Path,
-    pki: PKI,
-    open_health: bool,  # noqa: F811
+    pki: PKI,  # noqa: F811 - the fixture imported above
+    open_health: bool,
 ) -> None:
     web = web_config(tmp_path, pki, "s3cret")
     args = ["--web.config.file", str(web)] + (["--web.open-health-endpoints"] if open_health else [])

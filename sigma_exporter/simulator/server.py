@@ -8,6 +8,7 @@ TCP_NODELAY socket (headers and body apart would meet Nagle's algorithm and dela
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -19,7 +20,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from sigma_exporter.config import Section
@@ -497,7 +498,27 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], state: SimulatorState) -> None:
         self.state = state
+        self.connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, SimulatorHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Close every open keep-alive connection, as a crashed or unplugged server would."""
+        with self._connections_lock:
+            connections = list(self.connections)
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class Simulator:
@@ -532,6 +553,7 @@ class Simulator:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.drop_connections()
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
