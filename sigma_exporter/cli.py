@@ -50,6 +50,20 @@ config_option = option(
     type=click.Path(dir_okay=False),
     help="YAML configuration: Sigma URL and credentials, poll settings, references to watch.",
 )
+shard_index_option = option(
+    "--shard.index",
+    "shard_index",
+    default=0,
+    type=click.IntRange(min=0),
+    help="This process's shard, 0-based.",
+)
+shard_count_option = option(
+    "--shard.count",
+    "shard_count",
+    default=1,
+    type=click.IntRange(min=1),
+    help="Number of shards splitting the references (each reference is watched by exactly one).",
+)
 log_options = [
     option(
         "--log.level",
@@ -237,20 +251,8 @@ def main() -> None:
     default=False,
     help="Serve /-/healthy and /-/ready without basic auth (for Kubernetes probes).",
 )
-@option(
-    "--shard.index",
-    "shard_index",
-    default=0,
-    type=click.IntRange(min=0),
-    help="This process's shard, 0-based.",
-)
-@option(
-    "--shard.count",
-    "shard_count",
-    default=1,
-    type=click.IntRange(min=1),
-    help="Number of shards splitting the references (each reference is watched by exactly one).",
-)
+@shard_index_option
+@shard_count_option
 @with_logging
 def serve(
     config_file: str,
@@ -282,14 +284,8 @@ def serve(
 
 @main.command("check-config")
 @config_option
-@option(
-    "--shard.index",
-    "shard_index",
-    default=0,
-    type=click.IntRange(min=0),
-    help="Shard to count references for.",
-)
-@option("--shard.count", "shard_count", default=1, type=click.IntRange(min=1), help="Number of shards.")
+@shard_index_option
+@shard_count_option
 def check_config(config_file: str, shard_index: int, shard_count: int) -> None:
     """Validate the configuration and its reference files; exit 0, or 1 with a message naming the
     file, the key and what is wrong."""

@@ -398,16 +398,19 @@ def parse_config(data: object, source: str, environ: Mapping[str, str] | None = 
 
 def load_config(path: str, environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate the config file at `path`; ConfigError says what is wrong and where."""
+    return parse_config(read_yaml_file(path, "config file"), path, environ)
+
+
+def read_yaml_file(path: str, what: str) -> object:
+    """The YAML document in `path`; ConfigError names the file and what went wrong (missing, unreadable,
+    invalid YAML with its line)."""
     try:
         text = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file does not exist") from None
+        raise ConfigError(f"{path}: {what} does not exist") from None
     except OSError as exc:
-        raise ConfigError(
-            f"{path}: config file cannot be read ({exc.strerror or type(exc).__name__})"
-        ) from None
+        raise ConfigError(f"{path}: {what} cannot be read ({exc.strerror or type(exc).__name__})") from None
     try:
-        data = parse_yaml(text, path)
+        return parse_yaml(text, path)
     except YAMLError as exc:
         raise ConfigError(str(exc)) from None
-    return parse_config(data, path, environ)

@@ -10,8 +10,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sigma_exporter.config import Config, ConfigError, Reference, parse_reference_file
-from sigma_exporter.yamlload import YAMLError, parse_yaml
+from sigma_exporter.config import Config, ConfigError, Reference, parse_reference_file, read_yaml_file
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +45,7 @@ def _stamp(path: str) -> FileStamp | None:
 
 
 def read_reference_file(path: str) -> tuple[Reference, ...]:
-    try:
-        with open(path, "rb") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise ConfigError(
-            f"{path}: reference file cannot be read ({exc.strerror or type(exc).__name__})"
-        ) from None
-    try:
-        data = parse_yaml(text, path)
-    except YAMLError as exc:
-        raise ConfigError(str(exc)) from None
-    return tuple(parse_reference_file(data, path))
+    return tuple(parse_reference_file(read_yaml_file(path, "reference file"), path))
 
 
 class ReferenceFiles:

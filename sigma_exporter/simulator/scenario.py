@@ -28,9 +28,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Final
 
-from sigma_exporter.config import ConfigError, Section
+from sigma_exporter.config import ConfigError, Section, read_yaml_file
 from sigma_exporter.sigma.replies import ALL_STATUSES, UNKNOWN
-from sigma_exporter.yamlload import YAMLError, parse_yaml
 
 #: Statuses a timeline may use: the documented ones, PENDING (no status yet), UNKNOWN (an undocumented
 #: value, sent as "IN_PROGRESS") .
@@ -292,13 +291,7 @@ def parse_scenario(data: object, source: str = "scenario") -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    try:
-        data = parse_yaml(Path(path).read_bytes(), str(path))
-    except OSError as exc:
-        raise ConfigError(f"{path}: scenario cannot be read ({exc.strerror})") from None
-    except YAMLError as exc:
-        raise ConfigError(str(exc)) from None
-    return parse_scenario(data, str(path))
+    return parse_scenario(read_yaml_file(str(path), "scenario"), str(path))
 
 
 def builtin_scenario(name: str) -> Path:
