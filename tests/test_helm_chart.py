@@ -1,0 +1,928 @@
+"""The Helm chart helm/sigma-exporter, rendered offline with helm-python-sdk (Helm v4 in a shared library).
+
+Every values shape (the defaults and each ci/*-values.yaml) is linted and rendered; every manifest is validated
+against the Kubernetes JSON schemas of kubernetes-validate (strict) or, for the prometheus-operator kinds, the
+fields of their CRDs that the chart uses. Then the things the exporter relies on: probes, securityContext,
+credentials as files that the rendered config points at, sharding, the PrometheusRule being exactly
+prometheus/alerts.yml, dashboards for the Grafana sidecar, and the rendered config passing
+`sigma-exporter check-config`.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import functools
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import IN_CI, require_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "helm" / "sigma-exporter"
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+ALERTS = ROOT / "prometheus" / "alerts.yml"
+DASHBOARDS = ROOT / "grafana" / "dashboards"
+RELEASE = "sigma"
+NAMESPACE = "monitoring"
+FULLNAME = "sigma-sigma-exporter"
+# A recent Kubernetes release that kubernetes-validate ships schemas for; the sharded StatefulSet needs >= 1.28.
+KUBE_VERSION = "1.34.0"
+CONFIG_DIR = PurePosixPath("/etc/sigma-exporter")
+SECRETS_DIR = CONFIG_DIR / "secrets"
+REFERENCES_DIR = CONFIG_DIR / "references.d"
+UID = 65532
+SHARD_INDEX_FIELD = "metadata.labels['apps.kubernetes.io/pod-index']"
+STANDARD_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "helm.sh/chart",
+)
+CORE_KINDS = {"ConfigMap", "Deployment", "Secret", "Service", "ServiceAccount", "StatefulSet"}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+CREDENTIAL = {  # auth type -> (values key under sigma.auth, file name in the mount, config key)
+    "apikey": ("clientToken", "client-token", "client_token_file"),
+    "basic": ("password", "password", "password_file"),
+    "token": ("token", "token", "token_file"),
+}
+
+Manifest = dict[str, Any]
+
+
+# --- loading the SDK and rendering -----------------------------------------------------------------------
+def _unavailable(message: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true but {message}")
+    pytest.skip(message)
+
+
+@functools.cache
+def _load_helm() -> ModuleType | str:
+    try:
+        import helm_python
+
+        helm_python.helm_sdk_version()  # loads libhelm_c
+    except Exception as exc:  # ImportError, HelmLibraryError, OSError from ctypes
+        return (
+            f"helm-python-sdk cannot load ({type(exc).__name__}: {exc}); pip install helm-python-sdk==0.2.2"
+        )
+    return helm_python
+
+
+def helm() -> ModuleType:
+    """The helm_python module; skips the test with a reason without it (fails under CI=true)."""
+    loaded = _load_helm()
+    if isinstance(loaded, str):
+        _unavailable(loaded)
+        raise AssertionError(loaded)  # unreachable: skip/fail raise
+    return loaded
+
+
+def values_of(name: str | None) -> dict[str, Any] | None:
+    if name is None:
+        return None
+    data = yaml.safe_load((CHART / "ci" / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def render_raw(values: dict[str, Any] | None) -> dict[str, str]:
+    sdk = helm()
+    with sdk.Chart.load(str(CHART)) as chart:
+        rendered: dict[str, str] = chart.render(values=values, name=RELEASE, namespace=NAMESPACE)
+    return rendered
+
+
+def render(values: dict[str, Any] | None) -> list[Manifest]:
+    """Every manifest the chart renders for `values` (NOTES.txt left out)."""
+    manifests: list[Manifest] = []
+    for template, text in sorted(render_raw(values).items()):
+        if template.endswith("NOTES.txt"):
+            continue
+        for document in yaml.safe_load_all(text):
+            if document is not None:
+                assert isinstance(document, dict), f"{template}: not a mapping"
+                manifests.append(document)
+    return manifests
+
+
+@functools.cache
+def _render_file_json(name: str | None) -> str:
+    return json.dumps(render(values_of(name)))
+
+
+def render_file(name: str | None) -> list[Manifest]:
+    """Manifests for ci/<name> (None: the chart defaults), rendered once per session."""
+    loaded: list[Manifest] = json.loads(_render_file_json(name))
+    return loaded
+
+
+def by_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
+    return [m for m in manifests if m["kind"] == kind]
+
+
+def one(manifests: list[Manifest], kind: str) -> Manifest:
+    found = by_kind(manifests, kind)
+    assert len(found) == 1, f"expected one {kind}, got {[m['metadata']['name'] for m in found]}"
+    return found[0]
+
+
+def workload(manifests: list[Manifest]) -> Manifest:
+    found = [m for m in manifests if m["kind"] in ("Deployment", "StatefulSet")]
+    assert len(found) == 1, f"expected one workload, got {[m['kind'] for m in found]}"
+    return found[0]
+
+
+def container(manifests: list[Manifest]) -> dict[str, Any]:
+    containers = workload(manifests)["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["sigma-exporter"]
+    result: dict[str, Any] = containers[0]
+    return result
+
+
+def exporter_config(manifests: list[Manifest]) -> dict[str, Any]:
+    configmap = next(m for m in by_kind(manifests, "ConfigMap") if m["metadata"]["name"] == FULLNAME)
+    config = yaml.safe_load(configmap["data"]["config.yml"])
+    assert isinstance(config, dict)
+    return config
+
+
+def mount_for(manifests: list[Manifest], path: PurePosixPath) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The container's volumeMount containing `path` (the deepest), and its volume."""
+    mounts = [
+        m
+        for m in container(manifests)["volumeMounts"]
+        if path == PurePosixPath(m["mountPath"]) or PurePosixPath(m["mountPath"]) in path.parents
+    ]
+    assert mounts, f"nothing mounted at {path}"
+    mount = max(mounts, key=lambda m: len(m["mountPath"]))
+    volumes = workload(manifests)["spec"]["template"]["spec"]["volumes"]
+    volume = next(v for v in volumes if v["name"] == mount["name"])
+    return mount, volume
+
+
+def ci_ids() -> list[str | None]:
+    return [None, *(path.name for path in CI_VALUES)]
+
+
+ALL_VALUES = pytest.mark.parametrize("values_file", ci_ids(), ids=lambda v: v or "chart-defaults")
+
+
+# --- schemas of the prometheus-operator fields the chart uses (the package ships no CRD schemas) ----------
+_DURATION = {
+    "type": "string",
+    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+}
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_SECRET_KEY = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "key": {"type": "string"}, "optional": {"type": "boolean"}},
+    "required": ["key"],
+    "additionalProperties": False,
+}
+_RELABELING = {
+    "type": "object",
+    "properties": {
+        "action": {
+            "enum": [
+                "replace",
+                "Replace",
+                "keep",
+                "Keep",
+                "drop",
+                "Drop",
+                "hashmod",
+                "HashMod",
+                "labelmap",
+                "LabelMap",
+                "labeldrop",
+                "LabelDrop",
+                "labelkeep",
+                "LabelKeep",
+                "lowercase",
+                "Lowercase",
+                "uppercase",
+                "Uppercase",
+                "keepequal",
+                "KeepEqual",
+                "dropequal",
+                "DropEqual",
+            ]
+        },
+        "sourceLabels": {"type": "array", "items": {"type": "string"}},
+        "separator": {"type": "string"},
+        "targetLabel": {"type": "string"},
+        "regex": {"type": "string"},
+        "modulus": {"type": "integer"},
+        "replacement": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+_METADATA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
+        "namespace": {"type": "string"},
+        "labels": _STRING_MAP,
+        "annotations": _STRING_MAP,
+    },
+    "required": ["name"],
+}
+CRD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ServiceMonitor": {
+        "type": "object",
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "kind": {"const": "ServiceMonitor"},
+            "metadata": _METADATA,
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "jobLabel": {"type": "string"},
+                    "selector": {
+                        "type": "object",
+                        "properties": {"matchLabels": _STRING_MAP, "matchExpressions": {"type": "array"}},
+                        "additionalProperties": False,
+                    },
+                    "namespaceSelector": {
+                        "type": "object",
+                        "properties": {
+                            "any": {"type": "boolean"},
+                            "matchNames": {"type": "array", "items": {"type": "string"}},
+                        },
+                        "additionalProperties": False,
+                    },
+                    "endpoints": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "port": {"type": "string"},
+                                "path": {"type": "string"},
+                                "scheme": {"enum": ["http", "https", "HTTP", "HTTPS"]},
+                                "interval": _DURATION,
+                                "scrapeTimeout": _DURATION,
+                                "honorLabels": {"type": "boolean"},
+                                "tlsConfig": {
+                                    "type": "object",
+                                    "properties": {
+                                        "ca": {"type": "object"},
+                                        "cert": {"type": "object"},
+                                        "keySecret": _SECRET_KEY,
+                                        "serverName": {"type": "string"},
+                                        "insecureSkipVerify": {"type": "boolean"},
+                                    },
+                                    "additionalProperties": False,
+                                },
+                                "basicAuth": {
+                                    "type": "object",
+                                    "properties": {"username": _SECRET_KEY, "password": _SECRET_KEY},
+                                    "additionalProperties": False,
+                                },
+                                "relabelings": {"type": "array", "items": _RELABELING},
+                                "metricRelabelings": {"type": "array", "items": _RELABELING},
+                            },
+                            "required": ["port"],
+                            "additionalProperties": False,
+                        },
+                    },
+                },
+                "required": ["selector", "endpoints"],
+                "additionalProperties": False,
+            },
+        },
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+    },
+    "PrometheusRule": {
+        "type": "object",
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "kind": {"const": "PrometheusRule"},
+            "metadata": _METADATA,
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "groups": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "name": {"type": "string", "minLength": 1},
+                                "interval": _DURATION,
+                                "limit": {"type": "integer"},
+                                "rules": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "record": {"type": "string"},
+                                            "alert": {"type": "string"},
+                                            "expr": {"type": ["string", "integer"]},
+                                            "for": _DURATION,
+                                            "keep_firing_for": _DURATION,
+                                            "labels": _STRING_MAP,
+                                            "annotations": _STRING_MAP,
+                                        },
+                                        "required": ["expr"],
+                                        "oneOf": [{"required": ["record"]}, {"required": ["alert"]}],
+                                        "additionalProperties": False,
+                                    },
+                                },
+                            },
+                            "required": ["name", "rules"],
+                            "additionalProperties": False,
+                        },
+                    }
+                },
+                "required": ["groups"],
+                "additionalProperties": False,
+            },
+        },
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+    },
+}
+
+
+def validate_manifest(manifest: Manifest) -> None:
+    kind = manifest["kind"]
+    if kind in CRD_KINDS:
+        import jsonschema  # type: ignore[import-untyped]
+
+        jsonschema.Draft202012Validator(CRD_SCHEMAS[kind]).validate(manifest)
+        return
+    assert kind in CORE_KINDS, f"unexpected kind {kind}: add it to the test"
+    import kubernetes_validate
+
+    kubernetes_validate.validate(manifest, KUBE_VERSION, strict=True)
+
+
+# --- lint, render, validate ---------------------------------------------------------------------------------
+@ALL_VALUES
+def test_helm_lint_is_clean(values_file: str | None) -> None:
+    sdk = helm()
+    report = sdk.lint(str(CHART), values_of(values_file), strict=True, kube_version=f"v{KUBE_VERSION}")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == [], report
+
+
+@ALL_VALUES
+def test_every_manifest_is_valid_for_kubernetes(values_file: str | None) -> None:
+    manifests = render_file(values_file)
+    assert manifests
+    for manifest in manifests:
+        validate_manifest(manifest)
+        assert manifest["metadata"].get("namespace") == NAMESPACE, manifest["metadata"]
+        labels = manifest["metadata"]["labels"]
+        missing = [label for label in STANDARD_LABELS if label not in labels]
+        assert not missing, f"{manifest['kind']} {manifest['metadata']['name']} lacks {missing}"
+        assert labels["app.kubernetes.io/instance"] == RELEASE
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+
+
+def test_the_validators_catch_mistakes() -> None:
+    """The validation above can fail: a typo in a Deployment and in a ServiceMonitor is caught."""
+    manifests = render_file("monitoring-values.yaml")
+    deployment = json.loads(json.dumps(one(manifests, "Deployment")))
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
+    with pytest.raises(Exception, match="livenessprobe"):
+        validate_manifest(deployment)
+    monitor = json.loads(json.dumps(one(manifests, "ServiceMonitor")))
+    monitor["spec"]["endpoints"][0]["intervall"] = "30s"
+    with pytest.raises(Exception, match="intervall"):
+        validate_manifest(monitor)
+
+
+def test_values_schema_rejects_bad_values() -> None:
+    sdk = helm()
+    bad: list[dict[str, Any]] = [
+        {"shards": 0},
+        {"shard": 3},
+        {"config": {"sigma": {"url": "http://s", "auth": {"type": "apikey", "client_token": "plain"}}}},
+        {"config": {"sigma": {"url": "http://s", "auth": {"type": "oauth"}}}},
+        {"serviceMonitor": {"interval": "30 seconds"}},
+        {"references": {"files": {"finance.yaml": {"reports": ["r"]}}}},
+        {"webConfig": {"scheme": "ftp"}},
+    ]
+    with sdk.Chart.load(str(CHART)) as chart:
+        for values in bad:
+            with pytest.raises(sdk.HelmError):
+                chart.render(values=values, name=RELEASE, namespace=NAMESPACE)
+        chart.validate_schema({"shards": 3, "serviceMonitor": {"enabled": True, "interval": "1m30s"}})
+
+
+# --- workload shapes ----------------------------------------------------------------------------------------
+def test_default_values_render_one_deployment_behind_a_service() -> None:
+    manifests = render_file(None)
+    assert sorted(m["kind"] for m in manifests) == [
+        "ConfigMap",
+        "Deployment",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+    ]
+    deployment = one(manifests, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    service = one(manifests, "Service")
+    assert service["metadata"]["name"] == FULLNAME
+    assert service["spec"]["type"] == "ClusterIP" and "clusterIP" not in service["spec"]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 9842, "targetPort": "http", "protocol": "TCP"}
+    ]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    env = {e["name"]: e for e in container(manifests)["env"]}
+    assert env["SIGMA_EXPORTER_SHARD_COUNT"]["value"] == "1"
+    assert env["SIGMA_EXPORTER_SHARD_INDEX"]["value"] == "0"
+
+
+@pytest.mark.parametrize("shards", [2, 3, 7])
+def test_shards_render_a_statefulset_with_a_headless_service(shards: int) -> None:
+    base = values_of("sharded-values.yaml")
+    assert base is not None and base["shards"] == 3
+    manifests = render_file("sharded-values.yaml") if shards == 3 else render({**base, "shards": shards})
+    assert not by_kind(manifests, "Deployment")
+    statefulset = one(manifests, "StatefulSet")
+    service = one(manifests, "Service")  # exactly one Service: the ServiceMonitor must not scrape pods twice
+    assert statefulset["spec"]["replicas"] == shards
+    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"] == f"{FULLNAME}-headless"
+    assert service["spec"]["clusterIP"] == "None"
+    assert statefulset["spec"]["podManagementPolicy"] == "Parallel"
+    pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    env = {e["name"]: e for e in container(manifests)["env"]}
+    assert env["SIGMA_EXPORTER_SHARD_COUNT"] == {"name": "SIGMA_EXPORTER_SHARD_COUNT", "value": str(shards)}
+    assert env["SIGMA_EXPORTER_SHARD_INDEX"] == {
+        "name": "SIGMA_EXPORTER_SHARD_INDEX",
+        "valueFrom": {"fieldRef": {"fieldPath": SHARD_INDEX_FIELD}},
+    }
+    # The ServiceMonitor selects that one Service, so every shard's pod is a scrape target.
+    monitor = one(manifests, "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+
+
+def test_shard_count_one_is_a_deployment_again() -> None:
+    base = values_of("sharded-values.yaml")
+    assert base is not None
+    manifests = render({**base, "shards": 1})
+    assert one(manifests, "Deployment") and not by_kind(manifests, "StatefulSet")
+    assert one(manifests, "Service")["metadata"]["name"] == FULLNAME
+
+
+# --- pod: probes, security ----------------------------------------------------------------------------------
+@ALL_VALUES
+def test_probes_and_restricted_security_context(values_file: str | None) -> None:
+    manifests = render_file(values_file)
+    pod = workload(manifests)["spec"]["template"]["spec"]
+    main = container(manifests)
+    ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+    assert ports == {"http": 9842}
+    assert f"--web.listen-address=:{ports['http']}" in main["args"]
+    tls = values_file == "web-tls-values.yaml"
+    for probe, path in (("livenessProbe", "/-/healthy"), ("readinessProbe", "/-/ready")):
+        assert main[probe]["httpGet"] == {"path": path, "port": "http", "scheme": "HTTPS" if tls else "HTTP"}
+        assert main[probe]["timeoutSeconds"] >= 1
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == UID
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = main["securityContext"]
+    assert security["runAsNonRoot"] is True and security["runAsUser"] == UID
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    assert main["resources"]["limits"]["memory"] and main["resources"]["requests"]["cpu"]
+    # Read-only root: the only writable place is an emptyDir at /tmp.
+    tmp_mount, tmp_volume = mount_for(manifests, PurePosixPath("/tmp/x"))
+    assert "emptyDir" in tmp_volume and not tmp_mount.get("readOnly")
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert main["image"] == f"sigma-exporter:{chart['appVersion']}"
+
+
+def test_config_changes_roll_the_pods() -> None:
+    base = values_of("default-values.yaml")
+    assert base is not None
+
+    def annotations(values: dict[str, Any]) -> dict[str, str]:
+        result: dict[str, str] = workload(render(values))["spec"]["template"]["metadata"]["annotations"]
+        return result
+
+    before = annotations(base)
+    longer_poll = json.loads(json.dumps(base))
+    longer_poll["config"].setdefault("poll", {})["interval_seconds"] = 120
+    new_token = {**base, "sigma": {"auth": {"clientToken": "another-token"}}}
+    other_log = {**base, "log": {"level": "debug"}}
+    assert annotations(longer_poll)["checksum/config"] != before["checksum/config"]
+    assert annotations(longer_poll)["checksum/secret"] == before["checksum/secret"]
+    assert annotations(new_token)["checksum/secret"] != before["checksum/secret"]
+    assert annotations(new_token)["checksum/config"] == before["checksum/config"]
+    assert annotations(other_log) == before  # args change the pod template themselves
+
+
+# --- credentials, references, config --------------------------------------------------------------------------
+@ALL_VALUES
+def test_credential_is_a_secret_file_that_the_config_points_at(values_file: str | None) -> None:
+    manifests = render_file(values_file)
+    values = values_of(values_file) or {}
+    auth_values = values.get("sigma", {}).get("auth", {})
+    auth = exporter_config(manifests)["sigma"]["auth"]
+    values_key, file_name, config_key = CREDENTIAL[auth["type"]]
+    # Exactly one credential, as a file, never as a plain value in the ConfigMap.
+    assert {k for k in auth if k.endswith("_file") or k in ("client_token", "password", "token")} == {
+        config_key
+    }
+    path = PurePosixPath(auth[config_key])
+    assert path == SECRETS_DIR / file_name
+    mount, volume = mount_for(manifests, path)
+    assert PurePosixPath(mount["mountPath"]) == SECRETS_DIR and mount["readOnly"] is True
+    secret_volume = volume["secret"]
+    existing = auth_values.get("existingSecret")
+    expected_key = auth_values.get("secretKeys", {}).get(values_key, file_name) if existing else file_name
+    assert secret_volume["items"] == [{"key": expected_key, "path": file_name}]
+    secrets = {s["metadata"]["name"]: s for s in by_kind(manifests, "Secret")}
+    if existing:
+        assert secret_volume["secretName"] == existing
+        assert existing not in secrets
+        assert f"{FULLNAME}-credentials" not in secrets
+    else:
+        secret = secrets[secret_volume["secretName"]]
+        assert set(secret["data"]) == {file_name}
+        plain = base64.b64decode(secret["data"][file_name]).decode()
+        assert plain == auth_values.get(values_key, "")
+        if plain:
+            configmaps = json.dumps(by_kind(manifests, "ConfigMap"))
+            assert plain not in configmaps
+
+
+def test_existing_secret_uses_the_given_name_and_key() -> None:
+    manifests = render_file("existing-secret-values.yaml")
+    _, volume = mount_for(manifests, SECRETS_DIR / "client-token")
+    assert volume["secret"]["secretName"] == "sigma-api-credentials"
+    assert volume["secret"]["items"] == [{"key": "SIGMA_CLIENT_TOKEN", "path": "client-token"}]
+    assert not by_kind(manifests, "Secret")
+    assert "checksum/secret" not in workload(manifests)["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_plain_credentials_in_config_are_refused() -> None:
+    sdk = helm()
+    values = {"config": {"sigma": {"url": "http://s:1/r", "auth": {"type": "token", "token_file": "/x"}}}}
+    with sdk.Chart.load(str(CHART)) as chart, pytest.raises(sdk.HelmError, match="token_file"):
+        # The schema and the template both refuse it; the template's message names the key.
+        chart.render(values=values, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_reference_files_are_mounted_where_the_config_looks() -> None:
+    manifests = render_file("existing-secret-values.yaml")
+    values = values_of("existing-secret-values.yaml")
+    assert values is not None
+    globs = exporter_config(manifests)["references"]["files"]
+    configmap = next(
+        m for m in by_kind(manifests, "ConfigMap") if m["metadata"]["name"].endswith("-references")
+    )
+    assert set(configmap["data"]) == {"finance.yml", "treasury.yml"}
+    for name, text in configmap["data"].items():
+        path = REFERENCES_DIR / name
+        assert any(fnmatch.fnmatch(str(path), pattern) for pattern in globs), (path, globs)
+        mount, volume = mount_for(manifests, path)
+        assert PurePosixPath(mount["mountPath"]) == REFERENCES_DIR
+        assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+        given = values["references"]["files"][name]
+        assert yaml.safe_load(text) == (yaml.safe_load(given) if isinstance(given, str) else given)
+    # An existing ConfigMap instead; and none at all leaves an empty directory (the glob matches nothing).
+    other = render({**values, "references": {"existingConfigMap": "team-references"}})
+    assert mount_for(other, REFERENCES_DIR / "x.yml")[1]["configMap"] == {"name": "team-references"}
+    assert not [m for m in by_kind(other, "ConfigMap") if m["metadata"]["name"].endswith("-references")]
+    assert "emptyDir" in mount_for(render_file(None), REFERENCES_DIR / "x.yml")[1]
+
+
+def _sigma_exporter_cli() -> list[str]:
+    if importlib.util.find_spec("sigma_exporter.cli") is None:
+        if IN_CI:
+            pytest.fail("CI=true but sigma_exporter.cli is not importable")
+        pytest.skip("sigma_exporter.cli is not importable yet (the CLI is being written)")
+    return [sys.executable, "-m", "sigma_exporter"]
+
+
+def _pod_files(manifests: list[Manifest], tmp_path: Path) -> tuple[Path, int]:
+    """The pod's /etc/sigma-exporter/ in a temporary directory: config.yml (paths rewritten), the credential
+    file, the reference files. Returns the config path and the number of references it names."""
+    root = tmp_path / "etc-sigma-exporter"
+    config_text = next(m for m in by_kind(manifests, "ConfigMap") if m["metadata"]["name"] == FULLNAME)[
+        "data"
+    ]["config.yml"]
+    config = exporter_config(manifests)
+    credential_path = next(
+        PurePosixPath(v) for k, v in config["sigma"]["auth"].items() if k.endswith("_file")
+    )
+    local_credential = root / credential_path.relative_to(CONFIG_DIR)
+    local_credential.parent.mkdir(parents=True)
+    local_credential.write_text("credential-from-the-secret\n")
+    (root / "references.d").mkdir()
+    count = len(config["references"].get("reports") or []) + len(config["references"].get("groups") or [])
+    for configmap in by_kind(manifests, "ConfigMap"):
+        if configmap["metadata"]["name"].endswith("-references"):
+            for name, text in configmap["data"].items():
+                (root / "references.d" / name).write_text(text)
+                content = yaml.safe_load(text)
+                count += len(content.get("reports") or []) + len(content.get("groups") or [])
+    assert str(CONFIG_DIR) + "/" in config_text
+    config_file = root / "config.yml"
+    config_file.write_text(config_text.replace(str(CONFIG_DIR) + "/", str(root) + "/"))
+    return config_file, count
+
+
+def test_chart_defaults_need_the_sigma_client_id(tmp_path: Path) -> None:
+    """With the chart's defaults alone the exporter stops with a message naming what to set (and NOTES says
+    so): the client id and its token are the operator's."""
+    command = _sigma_exporter_cli()
+    config_file, _ = _pod_files(render_file(None), tmp_path)
+    result = subprocess.run(
+        [*command, "check-config", "--config.file", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        check=False,
+    )
+    assert result.returncode == 1 and "sigma.auth.client_id: is required" in result.stderr, result.stderr
+    notes = next(t for n, t in render_raw(None).items() if n.endswith("NOTES.txt"))
+    assert "config.sigma.auth.client_id is empty" in notes
+
+
+@pytest.mark.parametrize("values_file", [path.name for path in CI_VALUES])
+def test_rendered_config_passes_check_config(values_file: str, tmp_path: Path) -> None:
+    """The ConfigMap's config.yml, with /etc/sigma-exporter/ mapped to a temporary directory holding the
+    mounted files (credential, reference files), is accepted by `sigma-exporter check-config`."""
+    command = _sigma_exporter_cli()
+    manifests = render_file(values_file)
+    shards = int((values_of(values_file) or {}).get("shards", 1))
+    config_file, expected_references = _pod_files(manifests, tmp_path)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no SIGMA_* twins: the files must do
+    result = subprocess.run(
+        [*command, "check-config", "--config.file", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"OK: {expected_references} references" in result.stdout, result.stdout
+    if shards > 1:
+        counted = 0
+        for index in range(shards):
+            shard = subprocess.run(
+                [*command, "check-config", "--config.file", str(config_file)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={
+                    **env,
+                    "SIGMA_EXPORTER_SHARD_INDEX": str(index),
+                    "SIGMA_EXPORTER_SHARD_COUNT": str(shards),
+                },
+                check=False,
+            )
+            assert shard.returncode == 0, shard.stderr
+            found = re.search(r"OK: (\d+) references \(shard (\d+) of (\d+)\)", shard.stdout)
+            assert found and found.group(2, 3) == (str(index), str(shards)), shard.stdout
+            counted += int(found.group(1))
+        assert counted == expected_references  # every reference in exactly one shard
+
+
+# --- web config --------------------------------------------------------------------------------------------------
+def test_web_config_secret_tls_and_https_scraping() -> None:
+    manifests = render_file("web-tls-values.yaml")
+    values = values_of("web-tls-values.yaml")
+    assert values is not None
+    args = container(manifests)["args"]
+    web_args = [a for a in args if a.startswith("--web.config.file=")]
+    assert len(web_args) == 1 and "--web.open-health-endpoints" in args
+    web_path = PurePosixPath(web_args[0].split("=", 1)[1])
+    mount, volume = mount_for(manifests, web_path)
+    secret = next(
+        s for s in by_kind(manifests, "Secret") if s["metadata"]["name"] == volume["secret"]["secretName"]
+    )
+    entry = next(
+        i["key"]
+        for i in volume["secret"]["items"]
+        if PurePosixPath(mount["mountPath"]) / i["path"] == web_path
+    )
+    web_config = yaml.safe_load(secret["stringData"][entry])
+    assert web_config == values["webConfig"]["config"]
+    for key in ("cert_file", "key_file"):
+        _, tls_volume = mount_for(manifests, PurePosixPath(web_config["tls_server_config"][key]))
+        assert tls_volume["secret"]["secretName"] == values["webConfig"]["tlsSecretName"]
+    endpoint = one(manifests, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == values["serviceMonitor"]["tlsConfig"]
+    assert endpoint["basicAuth"] == values["serviceMonitor"]["basicAuth"]
+    plain = render_file("default-values.yaml")
+    assert not [a for a in container(plain)["args"] if a.startswith("--web.config.file")]
+    assert (
+        one(plain, "Deployment")["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"][
+            "scheme"
+        ]
+        == "HTTP"
+    )
+
+
+# --- monitoring: ServiceMonitor, PrometheusRule, dashboards ------------------------------------------------------
+def alerts_groups() -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = yaml.safe_load(ALERTS.read_text())["groups"]
+    return groups
+
+
+def test_chart_copies_of_alerts_and_dashboards_are_in_sync() -> None:
+    """helm/sigma-exporter/files/ holds copies (Helm reads nothing outside the chart): helm/sync-assets.sh."""
+    files = CHART / "files"
+    pairs = [(ALERTS, files / "alerts.yml")] if ALERTS.exists() else []
+    sources = sorted(DASHBOARDS.glob("*.json"))
+    pairs += [(source, files / "dashboards" / source.name) for source in sources]
+    assert pairs, "nothing to compare: prometheus/alerts.yml and grafana/dashboards/*.json are missing"
+    stale = [
+        str(copy.relative_to(ROOT))
+        for source, copy in pairs
+        if not copy.exists() or copy.read_bytes() != source.read_bytes()
+    ]
+    orphans = sorted({p.name for p in (files / "dashboards").glob("*.json")} - {s.name for s in sources})
+    assert not stale and not orphans, f"run helm/sync-assets.sh: stale {stale}, removed upstream {orphans}"
+
+
+def test_sync_script_check_mode_detects_a_stale_copy(tmp_path: Path) -> None:
+    script = ROOT / "helm" / "sync-assets.sh"
+    ok = subprocess.run(
+        ["sh", str(script), "--check"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert ok.returncode == 0, ok.stderr
+    # A copy of the layout with one changed dashboard: --check names it, a plain run repairs it.
+    for relative in ("helm/sync-assets.sh", "prometheus/alerts.yml"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes((ROOT / relative).read_bytes())
+    (tmp_path / "grafana" / "dashboards").mkdir(parents=True)
+    (tmp_path / "grafana" / "dashboards" / "a.json").write_text('{"title": "a"}\n')
+    copy = tmp_path / "helm" / "sigma-exporter" / "files" / "dashboards" / "a.json"
+    copy.parent.mkdir(parents=True)
+    copy.write_text('{"title": "old"}\n')
+    (copy.parent / "gone.json").write_text("{}\n")
+    copied_script = str(tmp_path / "helm" / "sync-assets.sh")
+    check = subprocess.run(
+        ["sh", copied_script, "--check"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert check.returncode == 1 and "dashboards/a.json" in check.stderr and "gone.json" in check.stderr
+    fix = subprocess.run(["sh", copied_script], capture_output=True, text=True, timeout=30, check=False)
+    assert fix.returncode == 0, fix.stderr
+    assert copy.read_text() == '{"title": "a"}\n' and not (copy.parent / "gone.json").exists()
+    again = subprocess.run(
+        ["sh", copied_script, "--check"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert again.returncode == 0, again.stderr
+
+
+def test_prometheus_rule_carries_exactly_the_alert_rules() -> None:
+    rule = one(render_file("monitoring-values.yaml"), "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert rule["spec"]["groups"] == alerts_groups()
+    # Alert templates reach Prometheus untouched (Helm did not evaluate them).
+    text = ALERTS.read_text()
+    if "{{ $labels." in text:
+        annotations = json.dumps(
+            [r.get("annotations", {}) for g in rule["spec"]["groups"] for r in g["rules"]]
+        )
+        assert "{{ $labels." in annotations
+
+
+def test_prometheus_rule_passes_promtool(tmp_path: Path) -> None:
+    promtool = require_binary("promtool")
+    rule = one(render_file("monitoring-values.yaml"), "PrometheusRule")
+    rules_file = tmp_path / "rules.yml"
+    rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(rules_file)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_rule_extra_labels_and_disabled_alerts() -> None:
+    values = values_of("rules-tuned-values.yaml")
+    assert values is not None
+    extra = values["prometheusRule"]["additionalRuleLabels"]
+    disabled = set(values["prometheusRule"]["disabledAlerts"])
+    expected = []
+    for group in alerts_groups():
+        rules = []
+        for rule in group["rules"]:
+            if rule.get("alert") in disabled:
+                continue
+            labelled = {**rule, "labels": {**extra, **rule.get("labels", {})}} if "alert" in rule else rule
+            rules.append(labelled)
+        if rules:
+            expected.append({**group, "rules": rules})
+    rendered = one(render_file("rules-tuned-values.yaml"), "PrometheusRule")["spec"]["groups"]
+    assert rendered == expected
+    names = {r.get("alert") for g in rendered for r in g["rules"]}
+    assert disabled and not disabled & names
+    assert all(
+        r["labels"]["cluster"] == extra["cluster"] for g in rendered for r in g["rules"] if "alert" in r
+    )
+
+
+def test_service_monitor_job_is_the_one_the_alerts_select() -> None:
+    selected = set(re.findall(r'up\{[^}]*job="([^"]+)"', ALERTS.read_text()))
+    assert selected, "alerts.yml no longer selects up{job=...}: update this test"
+    monitor = one(render_file("monitoring-values.yaml"), "ServiceMonitor")
+    endpoint = monitor["spec"]["endpoints"][0]
+    job = [r["replacement"] for r in endpoint["relabelings"] if r.get("targetLabel") == "job"]
+    assert job and set(job) == selected
+    assert endpoint["path"] == "/metrics" and endpoint["scheme"] == "http"
+    assert endpoint["interval"] == "15s" and endpoint["scrapeTimeout"] == "5s"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    service = one(render_file("monitoring-values.yaml"), "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+
+
+def test_monitoring_objects_are_off_by_default() -> None:
+    kinds = {m["kind"] for m in render_file(None)}
+    assert not kinds & CRD_KINDS
+    assert not [m for m in render_file(None) if "grafana_dashboard" in m["metadata"]["labels"]]
+
+
+def test_dashboards_are_configmaps_for_the_grafana_sidecar() -> None:
+    values = values_of("monitoring-values.yaml")
+    assert values is not None
+    manifests = render_file("monitoring-values.yaml")
+    dashboards = [
+        m for m in by_kind(manifests, "ConfigMap") if "grafana_dashboard" in m["metadata"]["labels"]
+    ]
+    sources = {p.name: json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))}
+    assert sources and len(dashboards) == len(sources)
+    seen = {}
+    for configmap in dashboards:
+        assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert configmap["metadata"]["labels"]["team"] == "platform"
+        assert configmap["metadata"]["annotations"]["grafana_folder"] == values["dashboards"]["folder"]
+        ((name, text),) = configmap["data"].items()
+        seen[name] = json.loads(text)
+    assert seen == sources
+    relabelled = render(
+        {**values, "dashboards": {"enabled": True, "label": "sidecar", "labelValue": "yes", "folder": ""}}
+    )
+    for configmap in by_kind(relabelled, "ConfigMap"):
+        if configmap["metadata"]["name"] != FULLNAME:
+            assert configmap["metadata"]["labels"]["sidecar"] == "yes"
+            assert "grafana_dashboard" not in configmap["metadata"]["labels"]
+            assert "grafana_folder" not in configmap["metadata"].get("annotations", {})
+
+
+# --- docs ----------------------------------------------------------------------------------------------------------
+OPAQUE_VALUES = {"config", "podSecurityContext", "securityContext", "resources"}  # documented as a whole
+
+
+def _leaf_keys(data: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and path not in OPAQUE_VALUES:
+            yield from _leaf_keys(value, path + ".")
+        else:
+            yield path
+
+
+def test_readme_documents_every_value_and_the_schema_knows_it() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    undocumented = [key for key in _leaf_keys(values) if f"`{key}`" not in readme]
+    assert not undocumented, f"chart README.md lacks rows for {undocumented}"
+    unknown = [key for key in values if key not in schema["properties"]]
+    assert not unknown
+
+
+def test_notes_warn_about_a_missing_credential() -> None:
+    notes_default = next(t for n, t in render_raw(None).items() if n.endswith("NOTES.txt"))
+    assert "WARNING: sigma.auth.clientToken is empty" in notes_default
+    notes_set = next(
+        t for n, t in render_raw(values_of("default-values.yaml")).items() if n.endswith("NOTES.txt")
+    )
+    assert "WARNING" not in notes_set and "svc/sigma-sigma-exporter 9842" in notes_set
+    notes_sharded = next(
+        t for n, t in render_raw(values_of("sharded-values.yaml")).items() if n.endswith("NOTES.txt")
+    )
+    assert "StatefulSet of 3 shards" in notes_sharded and "-headless" in notes_sharded
