@@ -19,6 +19,17 @@ class SigmaError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # copy.copy (the token provider re-raises copies of a held failure) and pickle rebuild an
+        # exception from its args, which would call a subclass's __init__ without its extra parameters.
+        return (_rebuild, (type(self), self.message), dict(self.__dict__))
+
+
+def _rebuild(cls: type[SigmaError], message: str) -> SigmaError:
+    error = cls.__new__(cls)
+    SigmaError.__init__(error, message)
+    return error
+
 
 # --- transport -------------------------------------------------------------------------------------
 class TransportError(SigmaError):
