@@ -1,0 +1,583 @@
+"""Fault injection against a real `sigma-exporter serve` process, over loopback.
+
+Each test starts the vendor-scenario simulator and an exporter polling it every INTERVAL seconds (with
+`final_recheck_seconds: 0`, so every reference is checked every cycle), waits for a healthy baseline, turns
+a fault on for several cycles, turns it off and measures the time until `sigma_up` is 1 and every reference
+is up with its status series again.
+
+Every scrape taken along the way (there are hundreds) must answer 200 within SCRAPE_LIMIT seconds, and
+must not show a status series for a reference whose last check failed. The measured numbers go to
+benchmarks/out/faults.json and are printed at the end of the session (see them with `pytest -s`);
+docs/faults.md holds a table of them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from sigma_exporter.sigma.client import TOKEN_FAILURE_HOLD_SECONDS
+from sigma_exporter.sigma.errors import FailureReplyError, ServerError, SigmaError, UnauthorizedError
+from sigma_exporter.simulator import Simulator
+from tests.conftest import ROOT, VENDOR_SCENARIO, ExporterProcess, config_text, scenario_from, wait_for
+from tests.exporter_helpers import samples
+
+INTERVAL = 0.5
+TIMEOUT = 0.4
+#: Recovery must come within this long after a fault ends: the cycle in flight when the fault ends may
+#: still fail (up to TIMEOUT), then the next one starts at most one interval later.
+RECOVERY_BOUND = 2 * INTERVAL + TIMEOUT
+#: Every scrape, fault or not, must answer within this long.
+SCRAPE_LIMIT = 1.0
+#: Poll cycles a fault is held for once the metrics show it.
+HOLD_CYCLES = 3
+MAX_REPLY_BYTES = 65536
+
+SAMPLE_REF = "sample2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd"
+REPORTS = (SAMPLE_REF, "ref-failed", "ref-pending")
+GROUPS = ("grp-sample", "grp-mixed")
+ALL_REFS = frozenset(REPORTS + GROUPS)
+#: References whose replies carry a body (ref-pending's "no status yet" has none worth truncating).
+BODY_REFS = ALL_REFS - {"ref-pending"}
+REPORT_CHECK = "REPORT_INSTANCE_STATUS_CHECK"
+GROUP_CHECK = "REPORT_GROUP_INSTANCE_STATUS_CHECK"
+TOKEN = "GENERATE_TOKEN"
+#: Families that name a reference and must vanish while that reference's checks fail.
+PER_REPORT_FAMILIES = (
+    "sigma_report_status",
+    "sigma_report_status_since_timestamp_seconds",
+    "sigma_report_error_info",
+    "sigma_group_reports",
+    "sigma_group_report_failures",
+    "sigma_group_report_successes",
+    "sigma_group_report_members",
+)
+OUT = ROOT / "benchmarks" / "out" / "faults.json"
+
+
+# --- what a scrape shows ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class View:
+    values: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+    seconds: float
+
+    def get(self, name: str, **labels: str) -> float:
+        """The one sample `name{labels...}` (0 when absent)."""
+        found = [
+            v
+            for (n, ls), v in self.values.items()
+            if n == name and all(dict(ls).get(k) == w for k, w in labels.items())
+        ]
+        assert len(found) <= 1, (name, labels, found)
+        return found[0] if found else 0.0
+
+    @property
+    def up(self) -> float:
+        return self.get("sigma_up")
+
+    @property
+    def last_poll(self) -> float:
+        return self.get("sigma_last_poll_timestamp_seconds")
+
+    @property
+    def refs_up(self) -> dict[str, float]:
+        return {dict(ls)["reference"]: v for (n, ls), v in self.values.items() if n == "sigma_reference_up"}
+
+    def refs_in(self, family: str) -> set[str]:
+        return {dict(ls)["reference"] for (n, ls), _ in self.values.items() if n == family}
+
+    @property
+    def status_refs(self) -> set[str]:
+        return self.refs_in("sigma_report_status")
+
+    def errors(self, action: str, reason: str) -> float:
+        return self.get("sigma_api_request_errors_total", action=action, reason=reason)
+
+    def calls(self, action: str) -> float:
+        return sum(
+            v
+            for (n, ls), v in self.values.items()
+            if n == "sigma_api_requests_total" and dict(ls)["action"] == action
+        )
+
+    def healthy(self, refs: frozenset[str] = ALL_REFS) -> bool:
+        """sigma_up 1, exactly `refs` watched, all up, each with its status series."""
+        return self.up == 1 and self.refs_up == dict.fromkeys(refs, 1.0) and self.status_refs == set(refs)
+
+
+@dataclass
+class Scraper:
+    """Scrapes /metrics and checks, on every scrape, what must hold whatever the fault."""
+
+    proc: ExporterProcess
+    count: int = 0
+    slowest: float = 0.0
+
+    def __call__(self) -> View:
+        started = time.monotonic()
+        reply = requests.get(self.proc.url + "/metrics", timeout=5)
+        seconds = time.monotonic() - started
+        assert reply.status_code == 200, reply.status_code
+        assert seconds < SCRAPE_LIMIT, f"/metrics took {seconds:.3f}s"
+        self.count += 1
+        self.slowest = max(self.slowest, seconds)
+        view = View(samples(reply.text), seconds)
+        up = {ref for ref, value in view.refs_up.items() if value == 1}
+        for family in PER_REPORT_FAMILIES:
+            stale = view.refs_in(family) - up
+            assert not stale, f"{family} series outlive failed checks of {sorted(stale)}"
+        return view
+
+    def until(self, condition: Callable[[View], bool], timeout: float, what: str) -> View:
+        def attempt() -> View | None:
+            view = self()
+            return view if condition(view) else None
+
+        result: View = wait_for(attempt, timeout, 0.02, what)
+        return result
+
+    def hold(self, condition: Callable[[View], bool], cycles: int, what: str) -> View:
+        """Assert `condition` on every scrape while the exporter finishes `cycles` poll cycles."""
+        first = self()
+        assert condition(first), f"{what}: not so at the start of the hold"
+        deadline = time.monotonic() + cycles * INTERVAL * 3 + 5
+        view = first
+        polls = {first.last_poll}
+        while len(polls) <= cycles:
+            assert time.monotonic() < deadline, (
+                f"{what}: the poll loop stalled (cycles seen: {len(polls) - 1})"
+            )
+            time.sleep(0.05)
+            view = self()
+            assert condition(view), f"{what}: no longer so after {len(polls) - 1} cycles"
+            polls.add(view.last_poll)
+        return view
+
+
+# --- the measured table -------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def fault_table() -> Iterator[dict[str, dict[str, object]]]:
+    table: dict[str, dict[str, object]] = {}
+    yield table
+    if not table:
+        return
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "interval_seconds": INTERVAL,
+        "timeout_seconds": TIMEOUT,
+        "recovery_bound_seconds": RECOVERY_BOUND,
+        "faults": table,
+    }
+    OUT.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nfault suite (interval {INTERVAL}s, timeout {TIMEOUT}s), written to {OUT}:")
+    for name, row in table.items():
+        print(
+            f"  {name}: {row['showed']} | recovery {row['recovery_seconds']}s | slowest scrape {row['slowest_scrape_seconds']}s"
+        )
+
+
+@dataclass
+class Rig:
+    sim: Simulator
+    proc: ExporterProcess
+    scrape: Scraper
+
+
+def exporter_config(url: str, **extra: object) -> str:
+    return config_text(
+        url,
+        reports=list(REPORTS),
+        groups=list(GROUPS),
+        sigma__timeout_seconds=TIMEOUT,
+        sigma__max_reply_bytes=MAX_REPLY_BYTES,
+        poll__interval_seconds=INTERVAL,
+        poll__concurrency=8,
+        poll__final_recheck_seconds=0,
+        **extra,
+    )
+
+
+@pytest.fixture
+def rig(exporter_process: Callable[..., ExporterProcess]) -> Iterator[Rig]:
+    with Simulator(scenario_from(VENDOR_SCENARIO)) as sim:
+        proc = exporter_process(exporter_config(sim.url))
+        proc.wait_ready()
+        scrape = Scraper(proc)
+        scrape.until(View.healthy, 10, "healthy baseline")
+        yield Rig(sim, proc, scrape)
+        proc.stop()
+        assert "Traceback" not in proc.output(), proc.output()[-3000:]
+
+
+# --- the faults ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    name: str
+    start: Callable[[Simulator], None]
+    end: Callable[[Simulator], None]
+    reason: str
+    actions: tuple[str, ...] = (REPORT_CHECK, GROUP_CHECK)
+    down: frozenset[str] = ALL_REFS  # references whose checks fail during the fault
+    extra_recovery: float = 0.0
+
+
+def faults_on(**changes: object) -> Callable[[Simulator], None]:
+    return lambda sim: sim.set_faults(False, **changes)
+
+
+def faults_off(sim: Simulator) -> None:
+    sim.set_faults(reset=True)
+
+
+FAULTS = [
+    Fault("reset", "Sigma down: connections reset", faults_on(down=True), faults_off, "connection"),
+    Fault(
+        "refused",
+        "Sigma down: connections refused",
+        Simulator.stop_listening,
+        Simulator.start_listening,
+        "connection",
+    ),
+    Fault(
+        "latency",
+        f"latency 1 s, above the {TIMEOUT} s timeout",
+        faults_on(latency_seconds=1.0),
+        faults_off,
+        "timeout",
+    ),
+    Fault("500-storm", "500 storm: every status call", faults_on(error_rate=1.0), faults_off, "server_error"),
+    Fault(
+        "revoked",
+        "credentials revoked: 401 on every call",
+        faults_on(unauthorized=True),
+        faults_off,
+        "unauthorized",
+        actions=(TOKEN, REPORT_CHECK, GROUP_CHECK),
+        # After a failed token request the client holds that failure this long before asking again.
+        extra_recovery=TOKEN_FAILURE_HOLD_SECONDS,
+    ),
+    Fault(
+        "truncated",
+        "replies truncated mid-body",
+        faults_on(truncated_rate=1.0),
+        faults_off,
+        "invalid_reply",
+        down=BODY_REFS,
+    ),
+    Fault(
+        "stalled-body",
+        "reply body that never ends (stalls 1.2 s between pieces)",
+        faults_on(slow_body_seconds=60.0),
+        faults_off,
+        "timeout",
+        down=BODY_REFS,
+    ),
+    Fault(
+        "trickling-body",
+        "reply body trickling past the deadline (a piece every 60 ms for 3 s)",
+        faults_on(slow_body_seconds=3.0),
+        faults_off,
+        "timeout",
+        down=BODY_REFS,
+    ),
+    Fault(
+        "huge",
+        f"huge reply: 8 MiB, above max_reply_bytes {MAX_REPLY_BYTES}",
+        faults_on(huge_reply_bytes=1),
+        faults_off,
+        "reply_too_large",
+        down=BODY_REFS,
+    ),
+]
+
+
+def showing(fault: Fault) -> Callable[[View], bool]:
+    """The metrics tell the fault: sigma_up, which references are down, no status series for them."""
+    expected_up = 0.0 if fault.down == ALL_REFS else 1.0
+
+    def check(view: View) -> bool:
+        down = {ref for ref, value in view.refs_up.items() if value == 0}
+        return view.up == expected_up and down == set(fault.down) and not (view.status_refs & fault.down)
+
+    return check
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.id for f in FAULTS])
+def test_fault_is_reported_and_recovered_from(
+    rig: Rig, fault: Fault, fault_table: dict[str, dict[str, object]]
+) -> None:
+    scrape = rig.scrape
+    before = scrape()
+    fault.start(rig.sim)
+    started = time.monotonic()
+    shown = scrape.until(showing(fault), 5 * INTERVAL + 2 * TIMEOUT, f"metrics showing {fault.name}")
+    detect = time.monotonic() - started
+    during = scrape.hold(showing(fault), HOLD_CYCLES, fault.name)
+    for action in fault.actions:
+        grew = during.errors(action, fault.reason) - before.errors(action, fault.reason)
+        if action != TOKEN or fault.reason == "unauthorized":
+            assert grew >= 1, (
+                f"sigma_api_request_errors_total{{action={action},reason={fault.reason}}} did not grow"
+            )
+    other_reasons = {
+        reason: during.errors(REPORT_CHECK, reason) - before.errors(REPORT_CHECK, reason)
+        for reason in (
+            "timeout",
+            "connection",
+            "unauthorized",
+            "server_error",
+            "invalid_reply",
+            "reply_too_large",
+        )
+        if reason != fault.reason
+    }
+    assert not any(other_reasons.values()), f"errors counted under other reasons: {other_reasons}"
+
+    fault.end(rig.sim)
+    ended = time.monotonic()
+    bound = RECOVERY_BOUND + fault.extra_recovery
+    scrape.until(View.healthy, bound + 5, f"recovery from {fault.name}")
+    recovery = time.monotonic() - ended
+    assert recovery < bound, f"recovery from {fault.name} took {recovery:.2f}s (bound {bound:.2f}s)"
+    grown = {
+        action: int(during.errors(action, fault.reason) - before.errors(action, fault.reason))
+        for action in fault.actions
+    }
+    fault_table[fault.name] = {
+        "showed": (
+            f"sigma_up {shown.up:g}; sigma_reference_up 0 for {len(fault.down)}/{len(ALL_REFS)} references "
+            f"and no status series for them; errors_total reason={fault.reason} +{sum(grown.values())} "
+            f"({', '.join(f'{a} +{n}' for a, n in grown.items())})"
+        ),
+        "seconds_to_show": round(detect, 3),
+        "recovery_seconds": round(recovery, 3),
+        "recovery_bound_seconds": bound,
+        "scrapes": scrape.count,
+        "slowest_scrape_seconds": round(scrape.slowest, 3),
+    }
+
+
+def test_token_expiring_every_few_calls_is_renewed_without_an_outage(
+    rig: Rig, fault_table: dict[str, dict[str, object]]
+) -> None:
+    # Each access token dies after 7 status calls; a cycle makes 5, so tokens die mid-cycle, every 1-2
+    # cycles. The client renews once per 401 and retries: nothing may be seen down.
+    scrape = rig.scrape
+    before = scrape()
+    rig.sim.set_faults(token_expire_every_calls=7)
+    rig.sim.expire_tokens()  # the token in use was issued without a call budget
+    during = scrape.hold(View.healthy, 8, "all up while tokens expire")
+    renewals = during.calls(TOKEN) - before.calls(TOKEN)
+    absorbed = sum(
+        during.errors(a, "unauthorized") - before.errors(a, "unauthorized")
+        for a in (REPORT_CHECK, GROUP_CHECK)
+    )
+    assert renewals >= 3, f"only {renewals} token renewals in 8 cycles"
+    assert absorbed >= renewals - 1, (absorbed, renewals)
+    assert during.errors(TOKEN, "unauthorized") == before.errors(TOKEN, "unauthorized")
+    rig.sim.set_faults(reset=True)
+    fault_table["token expiring every 7 calls"] = {
+        "showed": (
+            f"no outage: sigma_up 1 and every reference up on all {scrape.count} scrapes; "
+            f"{int(renewals)} GENERATE_TOKEN calls, {int(absorbed)} 401s counted as reason=unauthorized and retried"
+        ),
+        "seconds_to_show": None,
+        "recovery_seconds": 0.0,
+        "recovery_bound_seconds": RECOVERY_BOUND,
+        "scrapes": scrape.count,
+        "slowest_scrape_seconds": round(scrape.slowest, 3),
+    }
+
+
+# --- the exporter's own reference files -------------------------------------------------------------------------
+FILE_REFS = frozenset({"ref-failed", "grp-mixed"})
+INLINE_REFS = frozenset({SAMPLE_REF})
+FILE_BODY = "reports: [{reference: ref-failed, labels: {team: lending}}]\ngroups: [grp-mixed]\n"
+
+
+def gone(view: View) -> bool:
+    """The file's references are no longer watched; the inline one still is."""
+    return (
+        view.healthy(INLINE_REFS)
+        and view.get("sigma_references", kind="group") == 0
+        and view.get("sigma_config_last_reload_successful") == 1
+    )
+
+
+def kept_with_error(view: View) -> bool:
+    """The file's last good references are kept (and still checked); the reload metric says 0."""
+    return view.healthy(INLINE_REFS | FILE_REFS) and view.get("sigma_config_last_reload_successful") == 0
+
+
+def delete(path: Path) -> None:
+    path.unlink()
+
+
+def to_directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+def to_dangling_symlink(path: Path) -> None:
+    path.unlink()
+    path.symlink_to(path.with_name("missing-target.yml"))
+
+
+def to_invalid_yaml(path: Path) -> None:
+    path.write_text("reports: [ref-failed\ngroups: {\n")
+
+
+def to_binary_junk(path: Path) -> None:
+    path.write_bytes(b"\xff\xfe\x00reports\x00\x81\x82" * 10)
+
+
+def restore(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        path.rmdir()
+    path.write_text(FILE_BODY)
+
+
+# Tests run as root, for whom chmod 000 does not make a file unreadable; "unreadable" is played by a
+# directory or a dangling symlink in the file's place (the glob still matches the name) and by contents
+# that cannot be parsed (invalid YAML, binary junk).
+FILE_FAULTS: list[tuple[str, Callable[[Path], None], Callable[[View], bool], str]] = [
+    ("deleted", delete, gone, "its references are dropped with their series; reload metric stays 1"),
+    (
+        "replaced by a directory",
+        to_directory,
+        gone,
+        "treated as removed: its references are dropped with their series; reload metric stays 1",
+    ),
+    (
+        "replaced by a dangling symlink",
+        to_dangling_symlink,
+        gone,
+        "treated as removed: its references are dropped with their series; reload metric stays 1",
+    ),
+    (
+        "invalid YAML",
+        to_invalid_yaml,
+        kept_with_error,
+        "last good references kept and checked; sigma_config_last_reload_successful 0",
+    ),
+    (
+        "binary junk (not UTF-8)",
+        to_binary_junk,
+        kept_with_error,
+        "last good references kept and checked; sigma_config_last_reload_successful 0",
+    ),
+]
+
+
+def test_reference_files_broken_mid_run(
+    exporter_process: Callable[..., ExporterProcess],
+    tmp_path: Path,
+    fault_table: dict[str, dict[str, object]],
+) -> None:
+    refs_dir = tmp_path / "refs.d"
+    refs_dir.mkdir()
+    ref_file = refs_dir / "team.yml"
+    ref_file.write_text(FILE_BODY)
+    with Simulator(scenario_from(VENDOR_SCENARIO)) as sim:
+        body = config_text(
+            sim.url,
+            reports=[SAMPLE_REF],
+            groups=[],
+            sigma__timeout_seconds=TIMEOUT,
+            poll__interval_seconds=INTERVAL,
+            poll__final_recheck_seconds=0,
+            references__files=[str(refs_dir / "*.yml")],
+        )
+        proc = exporter_process(body)
+        proc.wait_ready()
+        scrape = Scraper(proc)
+        full = INLINE_REFS | FILE_REFS
+        scrape.until(lambda v: v.healthy(full), 10, "baseline with the file's references")
+        for name, breaker, condition, meaning in FILE_FAULTS:
+            breaker(ref_file)
+            started = time.monotonic()
+            scrape.until(condition, 5 * INTERVAL, f"reference file {name}")
+            detect = time.monotonic() - started
+            scrape.hold(condition, 2, f"reference file {name}")
+            restore(ref_file)
+            ended = time.monotonic()
+            scrape.until(
+                lambda v: v.healthy(full) and v.get("sigma_config_last_reload_successful") == 1,
+                RECOVERY_BOUND + 5,
+                f"recovery from reference file {name}",
+            )
+            recovery = time.monotonic() - ended
+            assert recovery < RECOVERY_BOUND, f"recovery from reference file {name} took {recovery:.2f}s"
+            fault_table[f"reference file {name}"] = {
+                "showed": meaning,
+                "seconds_to_show": round(detect, 3),
+                "recovery_seconds": round(recovery, 3),
+                "recovery_bound_seconds": RECOVERY_BOUND,
+                "scrapes": scrape.count,
+                "slowest_scrape_seconds": round(scrape.slowest, 3),
+            }
+        assert scrape.until(lambda v: v.get("sigma_references", kind="report") == 2, 1, "two reports watched")
+        proc.stop()
+        assert "Traceback" not in proc.output()
+
+
+def test_stalled_body_is_a_timeout_and_frees_the_worker() -> None:
+    # Regression: urllib3's ReadTimeoutError (a body that stops arriving) escaped the client, killed a
+    # worker thread per stalled call and left the reference "up" with its stale status series.
+    from tests.exporter_helpers import make_config, make_poller
+
+    with Simulator(scenario_from(VENDOR_SCENARIO)) as sim:
+        config = make_config(
+            sim.url,
+            ["ref-failed"],
+            None,
+            sigma__timeout_seconds=0.3,
+            poll__interval_seconds=1,
+            poll__concurrency=2,
+        )
+        poller, _ = make_poller(config)
+        try:
+            assert poller.run_cycle().up
+            sim.set_faults(slow_body_seconds=60.0)  # 1.2 s between pieces: a read times out
+            for _ in range(3):  # more stalled calls than workers
+                state = poller.run_cycle().references[0]
+                assert not state.up and state.last_error_reason == "timeout" and state.reports == ()
+            sim.set_faults(reset=True)
+            snapshot = poller.run_cycle()
+            assert snapshot.references[0].up and snapshot.skipped_checks_total == 0
+        finally:
+            poller.stop()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [UnauthorizedError("m", 401, "SIG-AUTH-401"), ServerError("m", 503), FailureReplyError("m", "E", 500)],
+)
+def test_held_token_failures_can_be_copied(error: SigmaError) -> None:
+    # Regression: the token provider re-raises copy.copy() of a held failure; for HTTP status errors that
+    # raised TypeError (their __init__ needs `status`), which escaped every check for 2 s after a 401.
+    copied = copy.copy(error)
+    assert type(copied) is type(error) and copied.__dict__ == error.__dict__ and str(copied) == "m"
+    assert copied.reason == error.reason
+
+
+def test_stop_listening_really_refuses() -> None:
+    # The refused-connection fault above relies on it: no keep-alive connection survives stop_listening.
+    with Simulator(scenario_from(VENDOR_SCENARIO)) as sim:
+        session = requests.Session()
+        assert session.get(sim.base_url + "/-/healthy", timeout=2).status_code == 200
+        sim.stop_listening()
+        with pytest.raises(requests.ConnectionError):
+            session.get(sim.base_url + "/-/healthy", timeout=2)
+        sim.start_listening()
+        assert session.get(sim.base_url + "/-/healthy", timeout=2).status_code == 200
