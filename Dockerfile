@@ -11,17 +11,16 @@ ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY sigma_exporter ./sigma_exporter
-# Install the project (and its pinned-range dependencies from pyproject.toml), then drop the installers
-# so that the copied virtualenv carries no pip or setuptools.
+# Install the project (and its dependencies within pyproject.toml's ranges), then drop the installers so
+# that the copied virtualenv carries no pip or setuptools. The compiled .pyc files stay: the container's root
+# filesystem is read-only, so they could not be written at run time.
 RUN /opt/venv/bin/pip install --no-cache-dir . \
  && /opt/venv/bin/pip uninstall --yes pip setuptools wheel \
- && find /opt/venv -name '__pycache__' -type d -prune -exec rm -rf {} + \
  && /opt/venv/bin/sigma-exporter --version
 
 FROM ${PYTHON_IMAGE}
@@ -40,8 +39,7 @@ LABEL org.opencontainers.image.title="sigma-exporter" \
 RUN groupadd --system --gid 65532 sigma \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin sigma \
- && mkdir -p /etc/sigma-exporter/references.d \
- && rm -rf /root/.cache
+ && mkdir -p /etc/sigma-exporter/references.d
 
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
