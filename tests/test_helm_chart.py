@@ -407,6 +407,23 @@ def test_the_validators_catch_mistakes() -> None:
         validate_manifest(monitor)
 
 
+def test_packaged_chart_renders_the_same(tmp_path: Path) -> None:
+    """`helm package` keeps files/ (alerts, dashboards) and ci/: the archive renders what the directory does."""
+    sdk = helm()
+    values = values_of("monitoring-values.yaml")
+    with sdk.Chart.load(str(CHART)) as chart:
+        archive = Path(chart.save(str(tmp_path)))
+        assert archive.name == f"sigma-exporter-{chart.version}.tgz"
+    with sdk.Chart.load_archive(archive.read_bytes()) as packaged:
+        names = {f["name"] for f in packaged.files}
+        assert {"files/alerts.yml", "README.md"} <= names and packaged.schema
+        assert any(name.startswith("files/dashboards/") for name in names)
+        rendered = packaged.render(values=values, name=RELEASE, namespace=NAMESPACE)
+    assert {k: v for k, v in rendered.items() if not k.endswith("NOTES.txt")} == {
+        k: v for k, v in render_raw(values).items() if not k.endswith("NOTES.txt")
+    }
+
+
 def test_values_schema_rejects_bad_values() -> None:
     sdk = helm()
     bad: list[dict[str, Any]] = [
