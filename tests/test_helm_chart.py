@@ -15,6 +15,7 @@ import fnmatch
 import functools
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -24,9 +25,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
-from tests.conftest import IN_CI, require_binary
+from sigma_exporter.simulator import Simulator
+from tests.conftest import CLIENT_ID, CLIENT_TOKEN, IN_CI, free_port, require_binary, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "sigma-exporter"
@@ -637,9 +640,11 @@ def _sigma_exporter_cli() -> list[str]:
     return [sys.executable, "-m", "sigma_exporter"]
 
 
-def _pod_files(manifests: list[Manifest], tmp_path: Path) -> tuple[Path, int]:
+def _pod_files(
+    manifests: list[Manifest], tmp_path: Path, credential: str = "credential-from-the-secret"
+) -> tuple[Path, int]:
     """The pod's /etc/sigma-exporter/ in a temporary directory: config.yml (paths rewritten), the credential
-    file, the reference files. Returns the config path and the number of references it names."""
+    file, the reference files and the web config. Returns the config path and the number of references."""
     root = tmp_path / "etc-sigma-exporter"
     config_text = next(m for m in by_kind(manifests, "ConfigMap") if m["metadata"]["name"] == FULLNAME)[
         "data"
@@ -650,7 +655,7 @@ def _pod_files(manifests: list[Manifest], tmp_path: Path) -> tuple[Path, int]:
     )
     local_credential = root / credential_path.relative_to(CONFIG_DIR)
     local_credential.parent.mkdir(parents=True)
-    local_credential.write_text("credential-from-the-secret\n")
+    local_credential.write_text(credential + "\n")
     (root / "references.d").mkdir()
     count = len(config["references"].get("reports") or []) + len(config["references"].get("groups") or [])
     for configmap in by_kind(manifests, "ConfigMap"):
@@ -659,6 +664,13 @@ def _pod_files(manifests: list[Manifest], tmp_path: Path) -> tuple[Path, int]:
                 (root / "references.d" / name).write_text(text)
                 content = yaml.safe_load(text)
                 count += len(content.get("reports") or []) + len(content.get("groups") or [])
+    for secret in by_kind(manifests, "Secret"):
+        if "web-config.yml" in secret.get("stringData", {}):
+            (root / "web").mkdir()
+            web_text = secret["stringData"]["web-config.yml"]
+            (root / "web" / "web-config.yml").write_text(
+                web_text.replace(str(CONFIG_DIR) + "/", str(root) + "/")
+            )
     assert str(CONFIG_DIR) + "/" in config_text
     config_file = root / "config.yml"
     config_file.write_text(config_text.replace(str(CONFIG_DIR) + "/", str(root) + "/"))
@@ -722,6 +734,116 @@ def test_rendered_config_passes_check_config(values_file: str, tmp_path: Path) -
             assert found and found.group(2, 3) == (str(index), str(shards)), shard.stdout
             counted += int(found.group(1))
         assert counted == expected_references  # every reference in exactly one shard
+
+
+SIMULATOR_CREDENTIALS = {"apikey": CLIENT_TOKEN, "basic": "sigma-password", "token": "fixed-access-token"}
+
+
+def _self_signed(directory: Path) -> None:
+    """tls.crt/tls.key for 127.0.0.1, as a kubernetes.io/tls Secret would mount them."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sigma-exporter")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True)
+    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+
+
+@pytest.mark.parametrize("values_file", [path.name for path in CI_VALUES])
+def test_pod_command_line_serves_the_probes(values_file: str, simulator: Simulator, tmp_path: Path) -> None:
+    """The container's args and env as rendered (paths mapped to a temporary directory, loopback port) start
+    the real exporter against the simulator; the probes' paths and scheme answer 200 without credentials."""
+    command = _sigma_exporter_cli()
+    values = values_of(values_file)
+    assert values is not None
+    values["config"]["sigma"]["url"] = simulator.url
+    auth = values["config"]["sigma"]["auth"]
+    auth.update({"apikey": {"client_id": CLIENT_ID}, "basic": {"username": "sigma"}}.get(auth["type"], {}))
+    manifests = render(values)
+    config_file, _ = _pod_files(manifests, tmp_path, SIMULATOR_CREDENTIALS[auth["type"]])
+    root = config_file.parent
+    main = container(manifests)
+    if any(m["mountPath"] == str(CONFIG_DIR / "tls") for m in main["volumeMounts"]):
+        _self_signed(root / "tls")
+    port = free_port()
+    args = []
+    for arg in main["args"]:
+        if arg.startswith("--web.listen-address="):
+            assert arg == f"--web.listen-address=:{main['ports'][0]['containerPort']}"
+            args.append(f"--web.listen-address=127.0.0.1:{port}")
+        else:
+            args.append(arg.replace(str(CONFIG_DIR) + "/", str(root) + "/"))
+    env = dict(os.environ)
+    shard_index = "1"
+    for variable in main["env"]:
+        if "value" in variable:
+            env[variable["name"]] = variable["value"]
+        else:  # the downward API: this pod is the StatefulSet's pod 1
+            assert variable["valueFrom"]["fieldRef"]["fieldPath"] == SHARD_INDEX_FIELD
+            env[variable["name"]] = shard_index
+    log = tmp_path / "exporter.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "serve", *args], stdout=output, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        scheme = main["readinessProbe"]["httpGet"]["scheme"].lower()
+        verify: str | bool = str(root / "tls" / "tls.crt") if scheme == "https" else True
+        base = f"{scheme}://127.0.0.1:{port}"
+
+        def probe(kind: str) -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"exporter exited {process.returncode}: {log.read_text()}")
+            path = main[kind]["httpGet"]["path"]
+            return requests.get(base + path, timeout=2, verify=verify).status_code == 200
+
+        wait_for(lambda: probe("readinessProbe"), timeout=20, what=f"readiness of {values_file}")
+        assert probe("livenessProbe")
+        web = values.get("webConfig", {})
+        credentials = (
+            ("prometheus", "scrape-password") if web.get("config", {}).get("basic_auth_users") else None
+        )
+        if credentials:
+            assert requests.get(base + "/metrics", timeout=5, verify=verify).status_code == 401
+        metrics = requests.get(base + "/metrics", timeout=5, verify=verify, auth=credentials)
+        assert metrics.status_code == 200
+        assert "sigma_up 1.0" in metrics.text, log.read_text()
+        shards = str(values.get("shards", 1))
+        index = shard_index if int(shards) > 1 else "0"
+        assert f'sigma_exporter_shard{{shard_count="{shards}",shard_index="{index}"}} 1.0' in metrics.text
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 # --- web config --------------------------------------------------------------------------------------------------
