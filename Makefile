@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit fuzz bench system-deps clean
+.PHONY: demo test lint unit fuzz bench system-deps sync-assets clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python grafana/generate.py --check
+	bash helm/sync-assets.sh --check
+
+# After changing prometheus/alerts.yml or the dashboards: regenerate and copy them into the chart.
+sync-assets: $(STAMP)
+	$(BIN)/python grafana/generate.py
+	bash helm/sync-assets.sh
 
 unit: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
