@@ -16,7 +16,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from sigma_exporter.collector import SnapshotCollector
+from sigma_exporter.collector import escape_value, families
 from sigma_exporter.snapshot import Snapshot
 
 TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
@@ -33,17 +33,33 @@ class Rendered:
     openmetrics_gzip: bytes
 
 
-def _registry(snapshot: Snapshot) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(snapshot))
-    return registry
+def _text_help(doc: str) -> str:
+    return doc.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def _om_help(doc: str) -> str:
+    return escape_value(doc)
 
 
 def render(snapshot: Snapshot) -> Rendered:
-    registry = _registry(snapshot)
-    text = generate_latest(registry)
-    openmetrics = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
-    openmetrics = openmetrics.removesuffix(OM_EOF)
+    """Both formats from one pass: the sample lines are shared, only the family headers differ (the text
+    format names a counter family `<name>_total`)."""
+    text_parts: list[bytes] = []
+    om_parts: list[bytes] = []
+    for family in families(snapshot):
+        body = "".join(family.lines).encode("utf-8")
+        family.lines = []  # let the strings go as soon as their bytes exist
+        name, kind = family.name, family.kind
+        text_name = f"{name}_total" if kind == "counter" else name
+        text_parts.append(
+            f"# HELP {text_name} {_text_help(family.documentation)}\n# TYPE {text_name} {kind}\n".encode()
+        )
+        text_parts.append(body)
+        om_parts.append(f"# HELP {name} {_om_help(family.documentation)}\n# TYPE {name} {kind}\n".encode())
+        om_parts.append(body)
+    text = b"".join(text_parts)
+    openmetrics = b"".join(om_parts)
+    del text_parts, om_parts
     return Rendered(
         text=text,
         text_gzip=gzip.compress(text, GZIP_LEVEL, mtime=0),
