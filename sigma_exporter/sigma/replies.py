@@ -47,6 +47,8 @@ FINAL_STATUSES: Final = frozenset(
 )
 #: Longest text kept from a reply for a label value or a message; longer is cut.
 MAX_TEXT: Final = 256
+#: Largest count or status code accepted; beyond it a number cannot be a float sample exactly (2**53).
+MAX_NUMBER: Final = 2**53
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def clean_text(value: str) -> str:
     """Trim stray spaces, make the text encodable as UTF-8 and bound its length."""
     text = value.strip()
     if len(text) > MAX_TEXT:
-        text = text[:MAX_TEXT]
+        text = text[:MAX_TEXT].rstrip()  # the cut may land just after a space
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
@@ -122,11 +124,15 @@ def parse_int(value: object, key: str, where: str) -> int | None:
             return None
         if not text.isascii() or not text.isdigit():
             raise WrongTypeError(f"{where}: field {key!r} should be a whole number, got {text[:32]!r}")
+        if len(text) > len(str(MAX_NUMBER)):  # int() refuses over 4300 digits; far less is absurd already
+            raise WrongTypeError(f"{where}: field {key!r} is implausibly large ({len(text)} digits)")
         number = int(text)
     else:
         raise WrongTypeError(f"{where}: field {key!r} should be a number, got {type(value).__name__}")
     if number < 0:
         raise WrongTypeError(f"{where}: field {key!r} should not be negative, got {number}")
+    if number > MAX_NUMBER:
+        raise WrongTypeError(f"{where}: field {key!r} is implausibly large")
     return number
 
 
@@ -179,6 +185,8 @@ def decode_header_map(body: bytes, where: str) -> dict[str, object]:
             raise MalformedJSONError(f"{where}: malformed JSON at offset {exc.pos}: {exc.msg}") from None
         kind = "an HTML page" if text[:1] == "<" else "not JSON"
         raise NotJSONError(f"{where}: reply is {kind}") from None
+    except ValueError:  # not a JSONDecodeError: an integer literal longer than int() accepts
+        raise MalformedJSONError(f"{where}: reply has a number too long to read") from None
     if not isinstance(document, dict):
         raise MissingHeaderMapError(f"{where}: reply is a JSON {type(document).__name__}, not an object")
     header = document.get("headerMap")
