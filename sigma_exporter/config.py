@@ -6,6 +6,7 @@ Secrets come from files (preferred), plain values or the environment, in that or
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -152,7 +153,7 @@ class Section:
             return default
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise self.error(name, f"should be a string, got {_kind(value)}")
-        return str(value).strip()
+        return utf8(str(value).strip(), self, name)
 
     def number(self, name: str, default: float, *, minimum: float, maximum: float | None = None) -> float:
         value = self.get(name)
@@ -160,6 +161,8 @@ class Section:
             return default
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(name, f"should be a number, got {_kind(value)}")
+        if not math.isfinite(value):
+            raise self.error(name, f"should be a finite number, got {value}")
         if value < minimum or (maximum is not None and value > maximum):
             bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
             raise self.error(name, f"should be {bound}, got {value:g}")
@@ -204,6 +207,16 @@ class Section:
             raise ConfigError(f"{self.source}: {self.key(unknown[0])}: unknown key")
 
 
+def utf8(text: str, section: Section, name: str) -> str:
+    """`text`, unless it cannot be written as UTF-8 (a lone surrogate from a YAML escape such as "\\ud800"
+    would make every exposition fail to encode)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise section.error(name, "is not valid UTF-8 text") from None
+    return text
+
+
 def _kind(value: object) -> str:
     names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "nothing"}
     return names.get(type(value), f"a {type(value).__name__}")
@@ -217,6 +230,8 @@ def read_secret_file(path: str, section: Section, name: str) -> Secret:
         raise section.error(name, f"secret file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise section.error(name, f"secret file {path} cannot be read ({type(exc).__name__})") from None
+    except ValueError:  # a NUL byte in the path
+        raise section.error(name, f"secret file {path!r} is not a valid path") from None
     if not value:
         raise section.error(name, f"secret file {path} is empty")
     return Secret(value)
@@ -266,7 +281,7 @@ def parse_auth(section: Section, environ: Mapping[str, str]) -> AuthConfig:
 # --- references --------------------------------------------------------------------------------------
 def parse_reference_entry(item: object, kind: str, where: str, source: str) -> Reference:
     if isinstance(item, (str, int)) and not isinstance(item, bool):
-        name = str(item).strip()
+        name = utf8(str(item).strip(), Section({}, where, source), "reference")
         labels: tuple[tuple[str, str], ...] = ()
     elif isinstance(item, dict):
         entry = Section(item, where, source)
@@ -282,7 +297,7 @@ def parse_reference_entry(item: object, kind: str, where: str, source: str) -> R
                 raise label_section.error(label_name, "is reserved for the exporter's own labels")
             if isinstance(value, (dict, list)) or value is None:
                 raise label_section.error(label_name, f"should be a plain value, got {_kind(value)}")
-            pairs.append((label_name, str(value).strip()))
+            pairs.append((label_name, utf8(str(value).strip(), label_section, label_name)))
         entry.done()
         labels = tuple(sorted(pairs))
     else:
@@ -321,7 +336,10 @@ def parse_reference_file(data: object, source: str) -> list[Reference]:
 # --- the whole file ------------------------------------------------------------------------------------
 def parse_url(section: Section) -> str:
     url = section.text("url", required=True) or ""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise section.error("url", f"is not a valid URL: {url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise section.error("url", f"should be an http:// or https:// URL with a host, got {url!r}")
     try:
