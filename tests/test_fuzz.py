@@ -1,0 +1,636 @@
+"""Property-based tests (hypothesis) of everything that reads outside input.
+
+- The reply parser (sigma/replies.py) on arbitrary (HTTP status, bytes) and on JSON documents built close
+  to the real reply shapes: it returns a typed reply or raises a `SigmaError`, nothing else; every value
+  that can become a label is a clean string; statuses are in ALL_STATUSES.
+- The config loader (config.py) on arbitrary YAML-shaped documents and arbitrary bytes: a `Config` or a
+  `ConfigError`, nothing else; what it accepts is within bounds.
+- The whole way from parsed replies to the exposition: the poller folds them into a snapshot, the
+  collector renders it, and prometheus_client's parsers read it back without duplicate series.
+
+Examples per test: $SIGMA_FUZZ_EXAMPLES (default 200; `make fuzz` runs 10000). Under CI=true the runs are
+derandomized so that a failure reproduces.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import string
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.openmetrics import parser as openmetrics_parser
+
+from sigma_exporter.apistats import ACTIONS, ApiStats
+from sigma_exporter.config import Config, ConfigError, PollConfig, Reference, load_config, parse_config
+from sigma_exporter.exposition import render
+from sigma_exporter.poller import Memory, Outcome, Poller
+from sigma_exporter.sigma.errors import SigmaError
+from sigma_exporter.sigma.replies import (
+    ALL_STATUSES,
+    DOCUMENTED_STATUSES,
+    MAX_NUMBER,
+    MAX_TEXT,
+    GroupReply,
+    ReportReply,
+    ReportResult,
+    parse_group_reply,
+    parse_report_reply,
+    parse_token_reply,
+)
+from sigma_exporter.snapshot import ExporterInfo, Snapshot
+from tests.conftest import IN_CI
+from tests.exporter_helpers import samples
+
+EXAMPLES = int(os.environ.get("SIGMA_FUZZ_EXAMPLES", "200"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=IN_CI,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+if IN_CI:
+    FUZZ = settings(FUZZ, database=None)
+REASONS = frozenset(
+    {
+        "timeout",
+        "connection",
+        "tls",
+        "unauthorized",
+        "bad_request",
+        "server_error",
+        "http_error",
+        "failure_reply",
+        "invalid_reply",
+        "reply_too_large",
+    }
+)
+PARSERS: dict[str, Callable[[int, bytes], object]] = {
+    "report": parse_report_reply,
+    "group": parse_group_reply,
+    "token": parse_token_reply,
+}
+
+
+# --- what every parsed value must be -------------------------------------------------------------------
+def assert_label_value(value: object, what: str) -> None:
+    assert isinstance(value, str), (what, value)
+    value.encode("utf-8")  # raises on lone surrogates
+    assert value == value.strip(), (what, value)
+    assert len(value) <= MAX_TEXT, (what, len(value))
+
+
+def assert_report(report: ReportResult) -> None:
+    for name in ("report_id", "report_name", "report_group_id", "error_code", "error_msg", "raw_status"):
+        assert_label_value(getattr(report, name), name)
+    assert report.status in ALL_STATUSES
+
+
+def assert_count(value: object) -> None:
+    assert value is None or (
+        isinstance(value, int) and 0 <= value <= MAX_NUMBER and math.isfinite(float(value))
+    )
+
+
+def assert_parsed(kind: str, result: object) -> None:
+    if kind == "token":
+        assert isinstance(result, str) and result and not any(c.isspace() for c in result)
+        result.encode("utf-8", "surrogatepass")
+    elif kind == "report":
+        assert isinstance(result, ReportReply)
+        assert_report(result.report)
+        if result.pending:
+            assert result.report.status == "PENDING"
+    else:
+        assert isinstance(result, GroupReply)
+        assert_label_value(result.report_group_id, "report_group_id")
+        for report in result.reports:
+            assert_report(report)
+        ids = [r.report_id for r in result.reports]
+        assert len(ids) == len(set(ids)), "duplicate member ids survive"
+        for count in (result.failure_count, result.success_count, result.member_count):
+            assert_count(count)
+
+
+def parse(kind: str, status: int, body: bytes) -> object | SigmaError:
+    """The parse result or the typed error; anything else propagates and fails the test."""
+    try:
+        result = PARSERS[kind](status, body)
+    except SigmaError as exc:
+        assert exc.reason in REASONS, exc.reason
+        assert str(exc), "an error without a message"
+        return exc
+    assert_parsed(kind, result)
+    return result
+
+
+# --- strategies close to the real replies --------------------------------------------------------------------
+spaces = st.text(alphabet=" \t\n\r\u00a0\u3000", max_size=3)
+texts = st.one_of(
+    st.text(max_size=40),
+    st.text(alphabet=string.ascii_letters + string.digits + "-_ ", max_size=40),
+    st.text(min_size=250, max_size=300),  # around MAX_TEXT: the cut must not leave a space at the end
+    st.builds(lambda a, t, b: a + t + b, spaces, st.text(max_size=30), spaces),
+    # lone surrogates: JSON's "\ud800" escapes decode to them
+    st.text(alphabet=st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010), min_size=1, max_size=4),
+)
+#: Text without surrogates, as a config holds (the config loader refuses them), trimmed as it trims.
+label_texts = st.text(max_size=30).map(str.strip)
+digit_strings = st.one_of(
+    st.from_regex(r"\A\s?[0-9]{1,20}\s?\Z"),
+    st.text(alphabet=string.digits, min_size=4000, max_size=4500),  # int() refuses > 4300 digits
+)
+scalars = st.one_of(
+    texts,
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=10**300, max_value=10**301),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    digit_strings,
+)
+anything = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+statuses = st.one_of(
+    st.sampled_from(DOCUMENTED_STATUSES),
+    st.builds(
+        lambda s, case, a, b: a + (s.lower() if case else s) + b,
+        st.sampled_from(DOCUMENTED_STATUSES),
+        st.booleans(),
+        spaces,
+        spaces,
+    ),
+    st.sampled_from(["IN_PROGRESS", "RUNNING", "", " ", "Notified"]),
+    texts,
+)
+status_codes = st.sampled_from(
+    ["200", 200, "204", 204, " 200 ", "400", 401, "401", "500", 503, "", None, 200.0, "2OO"]
+)
+reply_types = st.sampled_from(["SUCCESS", "success", " Success ", "FAILURE", "failure", "", None])
+successes = st.sampled_from(["true", "false", True, False, "TRUE", None])
+
+
+def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly the realistic value, sometimes anything at all."""
+    return st.one_of(strategy, strategy, strategy, anything)
+
+
+report_fields = {
+    "reportId": maybe(texts),
+    "reportName": maybe(texts),
+    "reportTitle": maybe(texts),
+    "reportStatus": maybe(statuses),
+    "errorCode": maybe(texts),
+    "errorMsg": maybe(texts),
+    "reportGroupId": maybe(texts),
+}
+envelope_fields = {
+    "replyType": maybe(reply_types),
+    "success": maybe(successes),
+    "statusCode": maybe(status_codes),
+    "errorCode": maybe(texts),
+    "errorMsg": maybe(texts),
+}
+count_values = maybe(
+    st.one_of(st.integers(min_value=0, max_value=50), st.from_regex(r"\A[0-9]{1,3}\Z"), digit_strings)
+)
+report_headers = st.fixed_dictionaries({}, optional={**envelope_fields, **report_fields})
+members = st.fixed_dictionaries({}, optional=report_fields)
+group_headers = st.fixed_dictionaries(
+    {},
+    optional={
+        **envelope_fields,
+        "reportGroupId": maybe(texts),
+        "referenceNumber": maybe(texts),
+        "reports": maybe(st.lists(maybe(members), max_size=6)),
+        "reportFailureCount": count_values,
+        "reportSuccessCount": count_values,
+        "noOfReports": count_values,
+    },
+)
+token_headers = st.fixed_dictionaries(
+    {},
+    optional={
+        **envelope_fields,
+        "accessToken": maybe(st.builds(lambda a, t, b: a + t + b, spaces, texts, spaces)),
+    },
+)
+HEADERS = {"report": report_headers, "group": group_headers, "token": token_headers}
+http_statuses = st.one_of(
+    st.sampled_from([200, 200, 200, 204, 400, 401, 404, 500, 502, 503]), st.integers(0, 999)
+)
+
+
+@st.composite
+def encoded(draw: st.DrawFn, header: Any) -> bytes:
+    """A document around `header`, serialised the ways a server might (or should not)."""
+    document = draw(st.one_of(st.just({"headerMap": header}), st.just({"headerMap": header}), anything))
+    text = json.dumps(document, ensure_ascii=draw(st.booleans()), indent=draw(st.sampled_from([None, 1])))
+    body = text.encode("utf-8", "surrogatepass")
+    mutation = draw(st.sampled_from(["none", "none", "truncate", "pad", "bom", "latin1"]))
+    if mutation == "truncate":
+        body = body[: draw(st.integers(0, max(len(body) - 1, 0)))]
+    elif mutation == "pad":
+        body = b" \r\n" + body + b"\n "
+    elif mutation == "bom":
+        body = b"\xef\xbb\xbf" + body
+    elif mutation == "latin1":
+        body = text.encode("latin-1", "replace")
+    return body
+
+
+@pytest.fixture(autouse=True, scope="module")
+def quiet_logs() -> Iterator[None]:
+    """The poller logs every failed check; thousands of examples would spend their time logging."""
+    logger = logging.getLogger("sigma_exporter")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    yield
+    logger.setLevel(level)
+
+
+# --- the reply parser ---------------------------------------------------------------------------------------------
+@FUZZ
+@given(kind=st.sampled_from(sorted(PARSERS)), status=http_statuses, body=st.binary(max_size=512))
+def test_parsers_on_arbitrary_bytes(kind: str, status: int, body: bytes) -> None:
+    parse(kind, status, body)
+
+
+@FUZZ
+@given(kind=st.sampled_from(sorted(PARSERS)), status=http_statuses, data=st.data())
+def test_parsers_on_reply_shaped_documents(kind: str, status: int, data: st.DataObject) -> None:
+    header = data.draw(HEADERS[kind])
+    parse(kind, status, data.draw(encoded(header)))
+
+
+@FUZZ
+@given(
+    status=st.one_of(st.sampled_from(DOCUMENTED_STATUSES), statuses.filter(lambda s: s.isprintable())),
+    report_id=st.text(max_size=40),
+    name=st.one_of(st.text(max_size=40), st.text(min_size=250, max_size=300)),
+    reply_type=st.sampled_from(["SUCCESS", "success", " Success "]),
+    code=st.sampled_from(["200", 200, " 200", None]),
+    cut=st.floats(0, 1, exclude_max=True),
+)
+def test_a_good_report_reply_parses_and_any_prefix_of_it_fails(
+    status: str, report_id: str, name: str, reply_type: str, code: object, cut: float
+) -> None:
+    header = {"replyType": reply_type, "reportId": report_id, "reportName": name, "reportStatus": status}
+    if code is not None:
+        header["statusCode"] = code  # type: ignore[assignment]
+    body = json.dumps({"headerMap": header}).encode("utf-8", "surrogatepass")
+    result = parse("report", 200, body)
+    if status.strip():
+        assert isinstance(result, ReportReply), result
+        assert result.report.report_id == report_id.strip()[:MAX_TEXT].rstrip()
+        wanted = status.strip().upper()
+        assert result.report.status == (wanted if wanted in DOCUMENTED_STATUSES else "UNKNOWN")
+        assert result.report.report_name == name.strip()[:MAX_TEXT].rstrip()
+    else:
+        assert isinstance(result, SigmaError), "a report without a status was accepted"
+    prefix = body[: int(len(body) * cut)]
+    assert isinstance(parse("report", 200, prefix), SigmaError), prefix
+
+
+@FUZZ
+@given(
+    member_statuses=st.lists(statuses, max_size=6),
+    ids=st.lists(st.sampled_from(["a", "b", " a ", "c", ""]), min_size=6, max_size=6),
+    counts=st.tuples(count_values, count_values, count_values),
+)
+def test_group_replies_keep_one_row_per_member(
+    member_statuses: list[str], ids: list[str], counts: tuple[object, object, object]
+) -> None:
+    header: dict[str, object] = {
+        "replyType": "SUCCESS",
+        "reportGroupId": " G ",
+        "reports": [{"reportId": i, "reportStatus": s} for i, s in zip(ids, member_statuses, strict=False)],
+        "reportFailureCount": counts[0],
+        "reportSuccessCount": counts[1],
+        "noOfReports": counts[2],
+    }
+    result = parse("group", 200, json.dumps({"headerMap": header}).encode("utf-8", "surrogatepass"))
+    if isinstance(result, GroupReply):
+        assert result.report_group_id == "G"
+        assert {r.report_id for r in result.reports} == {i.strip() for i in ids[: len(member_statuses)]}
+        assert all(r.report_group_id == "G" for r in result.reports)
+
+
+# --- the config loader -----------------------------------------------------------------------------------------------
+def config_key(names: list[str]) -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(names), st.text(max_size=12))
+
+
+numbers = st.one_of(
+    st.integers(-10, 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.05, 0.5, 60, 301, 86401]),
+)
+auth_docs = st.dictionaries(
+    config_key(
+        [
+            "type",
+            "client_id",
+            "client_token",
+            "client_token_file",
+            "username",
+            "password",
+            "password_file",
+            "token",
+            "token_file",
+        ]
+    ),
+    st.one_of(st.sampled_from(["apikey", "basic", "token", "x", "/nonexistent/secret", "a\x00b"]), scalars),
+    max_size=6,
+)
+reference_items = st.one_of(
+    texts,
+    st.integers(),
+    st.fixed_dictionaries(
+        {"reference": maybe(texts)},
+        optional={
+            "labels": maybe(
+                st.dictionaries(
+                    st.one_of(st.sampled_from(["team", "kind", "__x", "9a", "env"]), st.text(max_size=6)),
+                    scalars,
+                    max_size=3,
+                )
+            )
+        },
+    ),
+    anything,
+)
+config_docs = st.fixed_dictionaries(
+    {},
+    optional={
+        "sigma": maybe(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "url": maybe(
+                        st.sampled_from(
+                            [
+                                "http://sigma:9081/sigma/rest/reports",
+                                "https://h",
+                                "ftp://h",
+                                "http://u:p@h",
+                                "http://h:99999",
+                                "http://h/?q=1",
+                                "http://[::1",
+                            ]
+                        )
+                    ),
+                    "auth": maybe(auth_docs),
+                    "params_in": maybe(st.sampled_from(["body", "query", "form"])),
+                    "timeout_seconds": maybe(numbers),
+                    "max_reply_bytes": maybe(numbers),
+                    "tls": maybe(
+                        st.fixed_dictionaries(
+                            {}, optional={"ca_file": maybe(texts), "insecure_skip_verify": scalars}
+                        )
+                    ),
+                },
+            )
+        ),
+        "poll": maybe(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "interval_seconds": maybe(numbers),
+                    "concurrency": maybe(numbers),
+                    "final_recheck_seconds": maybe(numbers),
+                },
+            )
+        ),
+        "metrics": maybe(
+            st.fixed_dictionaries(
+                {}, optional={"status_series": maybe(st.sampled_from(["all", "current", "none"]))}
+            )
+        ),
+        "references": maybe(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "reports": maybe(st.lists(reference_items, max_size=4)),
+                    "groups": maybe(st.lists(reference_items, max_size=4)),
+                    "files": maybe(
+                        st.lists(maybe(st.sampled_from(["/nonexistent/*.yml", "", "a\x00*"])), max_size=2)
+                    ),
+                },
+            )
+        ),
+    },
+)
+environments = st.dictionaries(
+    st.sampled_from(["SIGMA_CLIENT_TOKEN", "SIGMA_PASSWORD", "SIGMA_TOKEN"]), st.text(max_size=12), max_size=3
+)
+
+
+def assert_config(config: Config) -> None:
+    poll: PollConfig = config.poll
+    for value in (config.sigma.timeout_seconds, poll.interval_seconds, poll.final_recheck_seconds):
+        assert math.isfinite(value) and value >= 0, value
+    assert 0.05 <= config.sigma.timeout_seconds <= poll.interval_seconds
+    assert 1 <= poll.concurrency <= 256
+    assert config.sigma.params_in in ("body", "query")
+    assert config.sigma.auth.type in ("apikey", "basic", "token")
+    assert config.sigma.auth.secrets(), "an auth type without its secret"
+    refs: list[Reference] = list(config.references.references)
+    assert refs or config.references.files
+    assert len({r.reference for r in refs}) == len(refs)
+    for ref in refs:
+        assert ref.kind in ("report", "group")
+        assert ref.reference and not any(c.isspace() for c in ref.reference)
+        ref.reference.encode("utf-8")
+        for label, label_value in ref.labels:
+            assert label not in ("reference", "kind", "status", "job", "instance")
+            label_value.encode("utf-8")
+
+
+def load(document: object, environ: dict[str, str]) -> Config | None:
+    try:
+        config = parse_config(document, "fuzz.yml", environ)
+    except ConfigError as exc:
+        assert str(exc).startswith("fuzz.yml: "), str(exc)
+        return None
+    assert_config(config)
+    return config
+
+
+@FUZZ
+@given(document=config_docs, environ=environments)
+def test_config_documents(document: object, environ: dict[str, str]) -> None:
+    load(document, environ)
+
+
+@FUZZ
+@given(document=anything, environ=environments)
+def test_config_of_any_shape(document: object, environ: dict[str, str]) -> None:
+    load(document, environ)
+
+
+YAML_PIECES = [
+    "sigma:\n", "  url: http://h\n", "  auth: {type: token, token: t}\n", "poll: {interval_seconds: .nan}\n",
+    "references:\n", "  reports: [a, b]\n", "  - x\n", "&a [*a]\n", "!!python/object:os.system ls\n", "key: 1\nkey: 2\n",
+    '"\\ud800"\n', "? [a]\n: b\n", "\t", "- - -\n", "{", "}", "%YAML 1.1\n---\n", "...\n", "<<: *x\n", ":\n",
+]  # fmt: skip
+
+
+@FUZZ
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.lists(st.sampled_from(YAML_PIECES), max_size=8).map(lambda p: "".join(p).encode()),
+    )
+)
+def test_load_config_on_arbitrary_bytes(body: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.yml"
+        path.write_bytes(body)
+        try:
+            config = load_config(str(path), environ={})
+        except ConfigError as exc:
+            assert str(exc).startswith(str(path)), str(exc)
+            return
+        assert_config(config)
+
+
+# --- parsed replies -> snapshot -> exposition --------------------------------------------------------------------
+class _NoClient:
+    def close(self) -> None:
+        pass
+
+
+@functools.cache
+def offline_poller() -> Poller:
+    """A poller that never calls Sigma: the test feeds outcomes to its `_apply`, with its own memories."""
+    config = parse_config(
+        {
+            "sigma": {
+                "url": "http://127.0.0.1:1/sigma/rest/reports",
+                "auth": {"type": "token", "token": "t"},
+            },
+            "poll": {"concurrency": 1},
+            "references": {"reports": ["placeholder"]},
+        },
+        "fuzz.yml",
+        {},
+    )
+    return Poller(config, _store(), client_factory=lambda _c: _NoClient())  # type: ignore[arg-type,return-value]
+
+
+def _store() -> Any:
+    from sigma_exporter.poller import initial_snapshot
+    from sigma_exporter.store import SnapshotStore
+
+    return SnapshotStore(initial_snapshot(ExporterInfo("fuzz", "3"), ApiStats()))
+
+
+reference_names = st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=20)
+
+
+@FUZZ
+@given(
+    data=st.data(),
+    refs=st.lists(
+        st.tuples(reference_names, st.sampled_from(["report", "group"])),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda r: r[0],
+    ),
+    sparse=st.booleans(),
+    rounds=st.integers(1, 2),
+)
+def test_parsed_replies_render_to_a_valid_exposition(
+    data: st.DataObject, refs: list[tuple[str, str]], sparse: bool, rounds: int
+) -> None:
+    references = [
+        Reference(
+            name,
+            kind,
+            tuple(
+                sorted(
+                    data.draw(
+                        st.dictionaries(st.sampled_from(["team", "env"]), label_texts, max_size=2)
+                    ).items()
+                )
+            ),
+        )
+        for name, kind in refs
+    ]
+    poller = offline_poller()
+    memories = {ref.key: Memory(ref) for ref in references}
+    stats = ApiStats()
+    for _ in range(rounds):
+        for ref in references:
+            status = data.draw(http_statuses)
+            # Plain JSON: the parser tests above already cover broken and mutated bodies.
+            body = json.dumps({"headerMap": data.draw(HEADERS[ref.kind])}).encode()
+            result = parse(ref.kind, status, body)
+            stats.observe(
+                ACTIONS[1] if ref.kind == "report" else ACTIONS[2],
+                str(status),
+                data.draw(st.floats(0, 100)),
+                result.reason if isinstance(result, SigmaError) else None,
+            )
+            outcome = Outcome(
+                ref,
+                None if isinstance(result, SigmaError) else result,  # type: ignore[arg-type]
+                result if isinstance(result, SigmaError) else None,
+                time.time(),
+                not isinstance(result, SigmaError),
+            )
+            poller._apply(memories[ref.key], outcome)
+    snapshot = Snapshot(
+        info=ExporterInfo("fuzz", "3", status_series="current" if sparse else "all"),
+        api=stats.freeze(),
+        references=tuple(Poller._state_of(m) for m in memories.values()),
+        up=True,
+        cycles=rounds,
+    )
+    rendered = render(snapshot)
+    text = rendered.text.decode("utf-8")
+    found = samples(text)  # the text parser: raises on anything it cannot read
+    lines = [line for line in text.split("\n") if line and not line.startswith("#")]  # not splitlines: \x1e
+    assert len(lines) == len(found), "duplicate series in the exposition"
+    openmetrics = rendered.openmetrics.decode("utf-8") + "# EOF\n"
+    families = list(openmetrics_parser.text_string_to_metric_families(openmetrics))  # type: ignore[no-untyped-call]
+    assert {f.name for f in families} >= {"sigma_up", "sigma_report_status", "sigma_reference_up"}
+    up = {
+        dict(labels)["reference"]
+        for (name, labels), value in found.items()
+        if name == "sigma_reference_up" and value == 1
+    }
+    for (name, labels), _ in found.items():
+        label_map = dict(labels)
+        if name == "sigma_report_status":
+            assert label_map["reference"] in up
+            assert label_map["status"] in ALL_STATUSES
+        for value in label_map.values():
+            assert value == value.strip(), (name, value)
+    if not sparse:
+        rows = [dict(labels) for (name, labels), _ in found.items() if name == "sigma_report_status"]
+        per_row: dict[tuple[str, ...], int] = {}
+        for row in rows:
+            key = (row["reference"], row["report_group_id"], row["report_id"], row["report_name"])
+            per_row[key] = per_row.get(key, 0) + 1
+        assert all(n == len(ALL_STATUSES) for n in per_row.values()), per_row
+
+
+def test_examples_setting_is_honoured() -> None:
+    assert FUZZ.max_examples == EXAMPLES >= 1
+    assert yaml.safe_load("a: 1") == {"a": 1}  # the YAML library the loader builds on is importable
