@@ -1,23 +1,29 @@
 """Transport to the Sigma reports API: tokens, status checks, timeouts, size caps, call statistics.
 
 Parsing lives in `replies` (pure); this module only moves bytes and turns transport failures into typed
-errors whose messages we write ourselves, because requests' exceptions carry full URLs (and with
+errors whose messages we write ourselves, because the HTTP library's exceptions carry full URLs (and with
 `params_in: query`, the access token in them).
+
+The transport is a urllib3 pool used directly: requests' per-call machinery (settings merged from the
+environment, a stat of ~/.netrc, hooks, cookies) cost more CPU than the rest of a check together. What
+requests took from the environment is resolved once, when the client is built, the way requests does it:
+HTTP(S)_PROXY / NO_PROXY, and REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE before certifi's bundle.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Final, Protocol, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-import requests
 import urllib3
-from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_environ_proxies, select_proxy
 
 from sigma_exporter import __version__
 from sigma_exporter.config import AuthConfig, SigmaConfig
@@ -147,13 +153,12 @@ class SigmaClient:
         self._base = config.url.rstrip("/")
         parts = urlsplit(config.url)
         self._where = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
-        session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1), max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.verify = config.tls.ca_file or not config.tls.insecure_skip_verify
-        session.headers.update({"User-Agent": f"sigma-exporter/{__version__}", "Accept": "application/json"})
-        self._session = session
+        self._pool = _pool_manager(config, pool_size)
+        self._headers = {
+            "User-Agent": f"sigma-exporter/{__version__}",
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",
+        }
         fixed = config.auth.token.reveal() if config.auth.type == "token" and config.auth.token else None
         params = token_params(config.auth)
         self._tokens = TokenProvider(
@@ -165,7 +170,7 @@ class SigmaClient:
         return f"SigmaClient(url={self._where!r}, auth={self._config.auth.type!r})"
 
     def close(self) -> None:
-        self._session.close()
+        self._pool.clear()
 
     # -- public calls --------------------------------------------------------------------------------
     def check_report(self, reference: str, timeout: float | None = None) -> ReportReply:
@@ -226,34 +231,50 @@ class SigmaClient:
         url = f"{self._base}/{endpoint}"
         deadline = time.monotonic() + timeout
         where = f"{action} {self._where}"
-        kwargs: dict[str, object] = (
-            {"json": dict(params)} if self._config.params_in == "body" else {"params": dict(params)}
-        )
-        # The typed error is raised outside the except blocks so that it carries no __context__: requests'
+        headers = self._headers
+        body: bytes | None = None
+        if self._config.params_in == "body":
+            body = json.dumps(dict(params)).encode("utf-8")
+            headers = {**headers, "Content-Type": "application/json"}
+        else:
+            url = f"{url}?{urlencode(dict(params))}"
+        # The typed error is raised outside the except blocks so that it carries no __context__: urllib3's
         # exceptions hold the full URL, query string (and so, with params_in: query, the token) included.
         error: SigmaError
         try:
-            with self._session.post(
+            response = self._pool.urlopen(
+                "POST",
                 url,
-                timeout=(timeout, timeout),
-                stream=True,
-                allow_redirects=False,
-                **kwargs,  # type: ignore[arg-type]
-            ) as response:
-                return response.status_code, self._read_capped(response, deadline, where)
-        except SigmaError:
-            raise
-        except requests.exceptions.SSLError:
+                body=body,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            )
+        except urllib3.exceptions.SSLError:
             error = SigmaTLSError(f"{where}: TLS handshake or certificate verification failed")
-        except requests.exceptions.Timeout:
-            error = SigmaTimeoutError(f"{where}: no reply within {timeout:.3g}s")
-        except requests.exceptions.ConnectionError:
+        except urllib3.exceptions.NewConnectionError:  # a ConnectTimeoutError subclass, but not a timeout
             error = SigmaConnectionError(f"{where}: connection failed or was reset")
-        except requests.exceptions.RequestException as exc:
+        except urllib3.exceptions.TimeoutError:
+            error = SigmaTimeoutError(f"{where}: no reply within {timeout:.3g}s")
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ProxyError, OSError):
+            error = SigmaConnectionError(f"{where}: connection failed or was reset")
+        except (urllib3.exceptions.HTTPError, ValueError) as exc:
             error = SigmaConnectionError(f"{where}: request failed ({type(exc).__name__})")
+        else:
+            done = False
+            try:
+                data = self._read_capped(response, deadline, where)
+                done = True
+                return response.status, data
+            finally:
+                if not done:
+                    response.close()  # a half-read connection must not be reused
+                response.release_conn()
         raise error
 
-    def _read_capped(self, response: requests.Response, deadline: float, where: str) -> bytes:
+    def _read_capped(self, response: urllib3.BaseHTTPResponse, deadline: float, where: str) -> bytes:
         cap = self._config.max_reply_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
@@ -264,8 +285,7 @@ class SigmaClient:
         try:
             # read1 returns whatever has arrived, so a body that trickles in is cut at the deadline
             # instead of blocking until 64 KiB or the end.
-            raw = response.raw
-            while chunk := raw.read1(65536, decode_content=True):
+            while chunk := response.read1(65536, decode_content=True):
                 size += len(chunk)
                 if size > cap:
                     raise ReplyTooLargeError(f"{where}: reply exceeds the cap of {cap} bytes")
@@ -283,3 +303,24 @@ class SigmaClient:
         if failure is not None:
             raise failure
         return b"".join(chunks)
+
+
+def _pool_manager(config: SigmaConfig, pool_size: int) -> urllib3.PoolManager:
+    """A keep-alive pool for Sigma's URL, through the environment's proxy if requests would use one."""
+    options: dict[str, object] = {"num_pools": 2, "maxsize": max(pool_size, 1), "retries": False}
+    if urlsplit(config.url).scheme == "https":
+        if config.tls.ca_file or not config.tls.insecure_skip_verify:
+            bundle = (
+                config.tls.ca_file
+                or os.environ.get("REQUESTS_CA_BUNDLE")
+                or os.environ.get("CURL_CA_BUNDLE")
+                or DEFAULT_CA_BUNDLE_PATH
+            )
+            options["cert_reqs"] = "CERT_REQUIRED"
+            options["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
+        else:
+            options["cert_reqs"] = "CERT_NONE"
+    proxy = select_proxy(config.url, get_environ_proxies(config.url))
+    if proxy:
+        return urllib3.ProxyManager(proxy, **options)  # type: ignore[arg-type]
+    return urllib3.PoolManager(**options)  # type: ignore[arg-type]
