@@ -17,7 +17,7 @@ import struct
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
@@ -69,6 +69,8 @@ class SimulatorState:
         self.calls: Counter[str] = Counter()
         self.by_reference: Counter[str] = Counter()
         self.param_sources: Counter[str] = Counter()
+        #: Request targets (path and query string) of the latest API calls, for tests to inspect.
+        self.request_targets: deque[str] = deque(maxlen=2000)
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -257,6 +259,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
+        with self.server.state.lock:
+            self.server.state.request_targets.append(self.path)
         if path.startswith("/_sim/"):
             self._admin(path)
             return
