@@ -74,11 +74,12 @@ class SimulatorState:
         self.in_flight = 0
         self.max_in_flight = 0
 
-    def stats(self) -> dict[str, object]:
+    def stats(self, brief: bool = False) -> dict[str, object]:
+        """Call statistics; `brief` leaves out the per-reference counts (cheap to ask for often)."""
         with self.lock:
             return {
                 "calls": dict(self.calls),
-                "by_reference": dict(self.by_reference),
+                **({} if brief else {"by_reference": dict(self.by_reference)}),
                 "param_sources": dict(self.param_sources),
                 "in_flight": self.in_flight,
                 "max_in_flight": self.max_in_flight,
@@ -196,9 +197,15 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "SigmaSimulator/1.0"
 
+    arrived = 0.0  # monotonic time the current request's line was read
+
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def parse_request(self) -> bool:
+        self.arrived = time.monotonic()
+        return super().parse_request()
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("simulator: " + format, *args)
@@ -251,7 +258,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/_sim/stats":
-            self._json(200, self.server.state.stats())
+            brief = dict(parse_qsl(urlsplit(self.path).query)).get("brief", "") not in ("", "0", "false")
+            self._json(200, self.server.state.stats(brief))
         elif path == "/-/healthy":
             self._send(200, b"ok", "text/plain")
         else:
@@ -393,7 +401,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             if faults.latency_jitter_seconds:
                 with state.lock:
                     delay += state.random.uniform(0, faults.latency_jitter_seconds)
-            if delay:
+            # The latency counts from the request's arrival, so the simulator's own work on the call does
+            # not add to it (benchmarks compare cycle times with N x latency / concurrency).
+            delay -= time.monotonic() - self.arrived
+            if delay > 0:
                 time.sleep(delay)
             self._answer_status(action, reference, params, faults)
         finally:
