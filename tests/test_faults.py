@@ -169,11 +169,18 @@ def fault_table() -> Iterator[dict[str, dict[str, object]]]:
     if not table:
         return
     OUT.parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for row in table.values():
+        row["measured_at"] = stamp
+    try:  # a partial run (-k) updates its rows and keeps the others
+        previous = json.loads(OUT.read_text()).get("faults", {})
+    except (OSError, ValueError, AttributeError):
+        previous = {}
     document = {
         "interval_seconds": INTERVAL,
         "timeout_seconds": TIMEOUT,
         "recovery_bound_seconds": RECOVERY_BOUND,
-        "faults": table,
+        "faults": {**previous, **table},
     }
     OUT.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\nfault suite (interval {INTERVAL}s, timeout {TIMEOUT}s), written to {OUT}:")

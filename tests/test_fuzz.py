@@ -62,6 +62,8 @@ FUZZ = settings(
 )
 if IN_CI:
     FUZZ = settings(FUZZ, database=None)
+#: pytest-timeout's default (120 s) is for one test; a fuzz test's time grows with its examples.
+pytestmark = pytest.mark.timeout(120 + EXAMPLES * 0.1)
 REASONS = frozenset(
     {
         "timeout",
@@ -549,7 +551,7 @@ reference_names = st.text(alphabet=string.ascii_letters + string.digits + "-_", 
     refs=st.lists(
         st.tuples(reference_names, st.sampled_from(["report", "group"])),
         min_size=1,
-        max_size=4,
+        max_size=3,
         unique_by=lambda r: r[0],
     ),
     sparse=st.booleans(),
