@@ -206,6 +206,7 @@ def exercise(setup: Setup, proc: ExporterProcess) -> None:
         lambda: metric(proc, 'sigma_reference_up{kind="group",reference="grp-ok"}') == 0.0, 10, what="garbage"
     )
     scrape_everything(setup, proc, "failing references")
+    assert "server error (500)" in requests.get(proc.url + "/", timeout=5).text  # the page shows errors
     sim.set_faults(reset=True, down=True)
     wait_for(lambda: metric(proc, "sigma_up") == 0.0, 10, what="sigma down")
     sim.set_faults(reset=True, latency_seconds=1.0)
@@ -231,6 +232,9 @@ def exercise(setup: Setup, proc: ExporterProcess) -> None:
         reply = requests.post(proc.url + "/-/reload", timeout=10)
         assert reply.status_code == 500
         setup.record("POST /-/reload (bad config)", reply.text)
+        page = requests.get(proc.url + "/", timeout=5).text
+        assert "FAILED" in page  # the page shows the reload error
+        setup.record("status page after a failed reload", page)
     setup.config.write_text(good)
     assert requests.post(proc.url + "/-/reload", timeout=10).status_code == 200
     proc.proc.send_signal(signal.SIGHUP)
