@@ -1,13 +1,14 @@
 """The exposition, rendered once per snapshot and reused by every scrape.
 
 A scrape only picks bytes: text or OpenMetrics (content negotiation), gzip or not. The small process_*
-part is rendered per scrape so that CPU and memory figures are current; gzip allows concatenated members,
-so the pre-compressed body and the per-scrape part are joined without recompressing.
+part is rendered apart, at most once a second, so that CPU and memory figures are current; gzip allows
+concatenated members, so the pre-compressed body and the process part are joined without recompressing.
 """
 
 from __future__ import annotations
 
 import gzip
+import time
 from dataclasses import dataclass
 from typing import Final
 
@@ -69,18 +70,27 @@ def render(snapshot: Snapshot) -> Rendered:
 
 
 class ProcessPart:
-    """process_* metrics of this process, rendered per scrape (a few hundred bytes)."""
+    """process_* metrics of this process (a few hundred bytes), rendered at most once per `max_age`
+    seconds for each of the four variants, so that a burst of scrapes does not read /proc once each."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_age: float = 1.0) -> None:
         self._registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._registry)
+        self._max_age = max_age
+        self._cache: dict[tuple[bool, bool], tuple[float, bytes]] = {}
 
     def body(self, openmetrics: bool, compress: bool) -> bytes:
+        now = time.monotonic()
+        cached = self._cache.get((openmetrics, compress))
+        if cached is not None and now - cached[0] < self._max_age:
+            return cached[1]
         if openmetrics:
             data = generate_openmetrics(self._registry).removesuffix(OM_EOF) + OM_EOF  # type: ignore[no-untyped-call]
         else:
             data = generate_latest(self._registry)
-        return gzip.compress(data, 1, mtime=0) if compress else data
+        body = gzip.compress(data, 1, mtime=0) if compress else data
+        self._cache[(openmetrics, compress)] = (now, body)  # one assignment: safe across threads
+        return body
 
 
 def wants_openmetrics(accept: str | None) -> bool:
