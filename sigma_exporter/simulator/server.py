@@ -14,6 +14,7 @@ import logging
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -510,6 +511,14 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up mid-reply (a timeout, a size cap, a reset fault) is routine here; anything
+        # else still gets socketserver's traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("simulator: client %s went away mid-reply", client_address)
+            return
+        super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], state: SimulatorState) -> None:
         self.state = state
