@@ -299,8 +299,8 @@ FAULTS = [
     ),
     Fault(
         "huge",
-        f"huge reply: 8 MiB, above max_reply_bytes {MAX_REPLY_BYTES}",
-        faults_on(huge_reply_bytes=1),
+        f"huge reply: 1 MiB, above max_reply_bytes {MAX_REPLY_BYTES}",
+        faults_on(huge_reply_bytes=1024 * 1024),
         faults_off,
         "reply_too_large",
         down=BODY_REFS,

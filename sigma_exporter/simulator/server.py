@@ -453,7 +453,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
                 )
             return
         if special == "huge" or faults.huge_reply_bytes:
-            header = {**header, "padding": "x" * max(faults.huge_reply_bytes, 8 * 1024 * 1024)}
+            header = {**header, "padding": "x" * (faults.huge_reply_bytes or 8 * 1024 * 1024)}
         body = json.dumps({"headerMap": header}).encode()
         if special == "truncated" or state.chance(faults.truncated_rate):
             head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
