@@ -325,7 +325,9 @@ def exporter_config(
     }
 
 
-def start_exporter(procs: Processes, config: dict[str, Any], name: str = "exporter") -> Exporter:
+def start_exporter(
+    procs: Processes, config: dict[str, Any], name: str = "exporter", env: dict[str, str] | None = None
+) -> Exporter:
     port = free_port()
     path = procs.workdir / f"{name}-{port}.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -341,6 +343,7 @@ def start_exporter(procs: Processes, config: dict[str, Any], name: str = "export
             "--web.listen-address",
             f"127.0.0.1:{port}",
         ],
+        env=env,
     )
     exporter = Exporter(child, port, path)
 

@@ -1,7 +1,7 @@
 """Load and soak tests of `sigma-exporter serve` against the simulator, both as child processes on loopback.
 
     .venv/bin/python benchmarks/load.py                 # 10,000 references, 50 concurrent scrapers, 60 s
-    .venv/bin/python benchmarks/load.py --soak          # short interval, churn, 5 minutes: is memory flat?
+    .venv/bin/python benchmarks/load.py --soak          # short interval, churn, 10 minutes: is memory flat?
 
 Load: the exporter watches 10,000 references and keeps polling them (final_recheck_seconds 0: every cycle
 checks everything) while 50 clients scrape /metrics back to back as Prometheus does (OpenMetrics Accept
@@ -10,8 +10,8 @@ exporter's memory and CPU sampled every second (summarised per window).
 
 Soak: many short poll cycles (interval 2 s) with churn: the simulator flips report statuses every few
 seconds and the reference list is rotated by a config reload (POST /-/reload) every 20 s, so series come
-and go; two scrapers keep reading. RSS is sampled every 2 s; the verdict compares the first and the last
-sampled fifth of the run (after a warm-up) and fits a slope.
+and go; two scrapers keep reading. RSS is sampled every second; the verdict follows its lower envelope
+(the lowest RSS of each 30 s window), comparing the first windows with the last and fitting a slope.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def run_load(args: argparse.Namespace, workdir: Path) -> str:
             concurrency=args.concurrency,
             final_recheck=0,
         )
-        exporter = start_exporter(procs, config)
+        exporter = start_exporter(procs, config, env=dict(args.exporter_env))
         sampler = Sampler(exporter.child, 1.0).start()
         log("load: waiting for the first poll cycle")
         exporter.wait_cycle_end(0.0, args.refs * args.latency / args.concurrency * 4 + 120, every=0.5)
@@ -208,9 +208,9 @@ def run_soak(args: argparse.Namespace, workdir: Path) -> str:
             final_recheck=args.soak_interval * 5,
             timeout=args.soak_interval,
         )
-        exporter = start_exporter(procs, config)
+        exporter = start_exporter(procs, config, env=dict(args.exporter_env))
         exporter.wait_cycle_end(0.0, 120, every=0.2)
-        sampler = Sampler(exporter.child, 2.0).start()
+        sampler = Sampler(exporter.child, 1.0).start()
         stop = threading.Event()
         scrape_results: list[ScrapeResult] = []
 
@@ -281,12 +281,21 @@ def soak_report(
     last_cycle: float,
     values: dict[str, float],
 ) -> str:
+    # RSS swings by several MB within a cycle (a render's transient buffers come and go), so the verdict
+    # follows the lower envelope: the lowest RSS of each 30-second window after the warm-up.
     warm = [s for s in samples if s[0] >= args.soak_duration * 0.1]
-    fifth = max(1, len(warm) // 5)
-    first = statistics.median(s[1] for s in warm[:fifth]) if warm else float("nan")
-    last = statistics.median(s[1] for s in warm[-fifth:]) if warm else float("nan")
+    troughs: list[tuple[float, float, float]] = []
+    start = warm[0][0] if warm else 0.0
+    while warm and start < warm[-1][0]:
+        inside = [s for s in warm if start <= s[0] < start + 30]
+        if len(inside) >= 10:
+            troughs.append(min(inside, key=lambda s: s[1]))
+        start += 30
+    k = max(1, min(3, len(troughs) // 3))
+    first = statistics.median(s[1] for s in troughs[:k]) if troughs else float("nan")
+    last = statistics.median(s[1] for s in troughs[-k:]) if troughs else float("nan")
     growth = last - first
-    slope = slope_mb_per_hour(warm)
+    slope = slope_mb_per_hour(troughs)
     latencies = [t for r in scrapes for t in r.latencies]
     errors = sum(r.errors for r in scrapes)
     cycles = args.soak_duration / args.soak_interval
@@ -299,18 +308,22 @@ def soak_report(
         f"2 scrapers: {len(latencies):,} scrapes, {errors} errors, p99 {fmt_ms(percentile(latencies, 99))} ms. "
         f"Last cycle {last_cycle:.2f} s, {values.get('sigma_poll_checks_skipped_total', 0):.0f} checks skipped.",
         "",
-        f"RSS (sampled every 2 s) after a warm-up of 10 % of the run: median of the first fifth {first:.1f} MB, "
-        f"of the last fifth {last:.1f} MB, change {growth:+.1f} MB; least-squares slope {slope:+.1f} MB/hour "
-        f"(RSS swings by a few MB within each cycle, so a short run's slope is mostly noise); "
-        f"min {min(s[1] for s in warm):.1f} MB, max {max(s[1] for s in warm):.1f} MB, peak (VmHWM) {peak:.0f} MB. "
+        f"RSS sampled every second; it swings by several MB within a cycle, so the verdict follows the lowest "
+        f"RSS of each 30 s window after a warm-up of 10 % of the run ({len(troughs)} windows): first "
+        f"{k} {first:.1f} MB, last {k} {last:.1f} MB, change {growth:+.1f} MB, slope {slope:+.1f} MB/hour. "
+        f"All samples after the warm-up: min {min((s[1] for s in warm), default=float('nan')):.1f} MB, "
+        f"max {max((s[1] for s in warm), default=float('nan')):.1f} MB; peak (VmHWM) {peak:.0f} MB. "
         f"Verdict: {'FLAT' if flat else 'GROWING'} (flat means within max(2 MB, 3 %)).",
         "",
-        "| t | RSS |",
-        "|---|---|",
+        "| 30 s window starting at | lowest RSS | highest RSS |",
+        "|---|---|---|",
     ]
-    step = max(1, len(samples) // 15)
-    for t, rss, _ in samples[::step]:
-        out.append(f"| {t:.0f} s | {rss:.1f} MB |")
+    start = 0.0
+    while samples and start < samples[-1][0]:
+        rss = [sample[1] for sample in samples if start <= sample[0] < start + 30]
+        if rss:
+            out.append(f"| {start:.0f} s | {min(rss):.1f} MB | {max(rss):.1f} MB |")
+        start += 30
     return "\n".join(out) + "\n"
 
 
@@ -327,9 +340,17 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--identity", action="store_true", help="scrape without gzip")
     parser.add_argument("--soak-refs", type=int, default=2000)
-    parser.add_argument("--soak-duration", type=float, default=300.0)
+    parser.add_argument("--soak-duration", type=float, default=600.0)
     parser.add_argument("--soak-interval", type=float, default=2.0)
     parser.add_argument("--soak-latency", type=float, default=0.001)
+    parser.add_argument(
+        "--exporter-env",
+        action="append",
+        default=[],
+        type=lambda text: tuple(text.split("=", 1)),
+        metavar="NAME=VALUE",
+        help="an environment variable for the exporter process (e.g. MALLOC_ARENA_MAX=2); repeatable",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the Markdown report here")
     args = parser.parse_args()
     info = machine()
