@@ -1,7 +1,7 @@
 """sigma-exporter benchmark: one command, one table, every figure beside the naive exporter's.
 
-    .venv/bin/python benchmarks/run.py            # N = 100, 1,000, 10,000 (about 8 minutes)
-    .venv/bin/python benchmarks/run.py --large    # adds N = 50,000 (about 15 more minutes)
+    .venv/bin/python benchmarks/run.py            # N = 100, 1,000, 10,000 (about 7 minutes)
+    .venv/bin/python benchmarks/run.py --large    # adds N = 50,000 (about 25 more minutes)
 
 For each N the simulator runs as its own process with N generated report references (90 % of them in a
 final status) and a fixed per-call latency. Then, one after the other on the same simulator:
@@ -413,6 +413,28 @@ def markdown(results: dict[str, Any], args: argparse.Namespace, wall: float) -> 
                 f"| {s['one_plain']['count']}/{s['one_gzip']['count']}/{s['twenty_gzip']['count']} "
                 f"| {sum(s[k]['errors'] for k in s)} | {data['peak_rss_mb']:.0f} MB |"
             )
+    ratio_rows = [(n, row) for n, row in results["sizes"].items() if row.get("naive")]
+    if ratio_rows:
+        out += [
+            "",
+            "### Ratios: naive exporter / sigma-exporter (above 1: sigma-exporter is better by that factor)",
+            "",
+            "| N | cycle time | CPU per check | 1 scraper identity p50 / p99 | 1 scraper gzip p50 / p99 "
+            "| 20 scrapers gzip p50 / p99 | peak RSS |",
+            "|" + "---|" * 7,
+        ]
+        for n, row in ratio_rows:
+            ours, naive = row["ours"], row["naive"]
+            cells = [
+                f"{ratio(naive['scrapes'][k]['p50'], ours['scrapes'][k]['p50'])} / "
+                f"{ratio(naive['scrapes'][k]['p99'], ours['scrapes'][k]['p99'])}"
+                for k in ("one_plain", "one_gzip", "twenty_gzip")
+            ]
+            out.append(
+                f"| {int(n):,} | {ratio(naive['cycle'], ours['cycle'])} "
+                f"| {ratio(ours['checks_per_cpu'], naive['checks_per_cpu'])} | {' | '.join(cells)} "
+                f"| {ratio(naive['peak_rss_mb'], ours['peak_rss_mb'])} |"
+            )
     steady = results.get("steady")
     if steady:
         out += [
@@ -539,7 +561,14 @@ def main() -> int:
     parser.add_argument("--skip-steady", action="store_true")
     parser.add_argument("--markdown", type=Path, help="also write the Markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
+    parser.add_argument("--from-json", type=Path, help="only print the report of figures saved by --json")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        args.latency = saved.get("latency", args.latency)
+        args.concurrency = saved.get("concurrency", args.concurrency)
+        print(markdown(saved, args, float(saved.get("wall_seconds", 0.0))), end="")
+        return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if args.large and 50_000 not in sizes:
         sizes.append(50_000)
@@ -547,6 +576,8 @@ def main() -> int:
     results: dict[str, Any] = {
         "machine": machine(),
         "command": " ".join(["benchmarks/run.py", *sys.argv[1:]]),
+        "latency": args.latency,
+        "concurrency": args.concurrency,
         "sizes": {},
     }
     with tempfile.TemporaryDirectory(prefix="sigma-bench-") as tmp, processes(Path(tmp)) as procs:
@@ -579,7 +610,8 @@ def main() -> int:
         except BenchError as exc:
             log(f"benchmark failed: {exc}")
             return 1
-    report = markdown(results, args, time.monotonic() - began)
+    results["wall_seconds"] = time.monotonic() - began
+    report = markdown(results, args, results["wall_seconds"])
     print(report)
     if args.markdown:
         args.markdown.write_text(report)
