@@ -23,11 +23,9 @@ from prometheus_client.openmetrics.exposition import generate_latest as om_gener
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
 from prometheus_client.parser import text_string_to_metric_families as text_parse
 
-from sigma_exporter.apistats import ApiStats
-from sigma_exporter.config import Reference
-from sigma_exporter.exposition import OM_EOF, render
-from sigma_exporter.sigma.replies import ALL_STATUSES
-from sigma_exporter.snapshot import (
+from sigma_exporter.config.load import Reference
+from sigma_exporter.metrics.exposition import OM_EOF, render
+from sigma_exporter.metrics.snapshot import (
     ExporterInfo,
     GroupCounts,
     ReferenceState,
@@ -35,6 +33,8 @@ from sigma_exporter.snapshot import (
     ReportRow,
     Snapshot,
 )
+from sigma_exporter.sigma.replies import ALL_STATUSES
+from sigma_exporter.sigma.stats import ApiStats
 
 ODD = ["", "plain", 'quo"te', "back\\slash", "new\nline", "tab\tstop", "ünïcödé ✓", " spaced ", "a,b=c{d}"]
 

@@ -14,16 +14,13 @@ from typing import Any, Final
 import click
 
 from sigma_exporter import __version__
-from sigma_exporter.apistats import ApiStats
-from sigma_exporter.config import Config, ConfigError, load_config
-from sigma_exporter.exposition import ProcessPart
+from sigma_exporter.app import build_core, build_exporter
+from sigma_exporter.config.load import Config, ConfigError, load_config
 from sigma_exporter.logsetup import FORMATS, LEVELS, Redactor, setup_logging
-from sigma_exporter.poller import Poller, initial_snapshot
-from sigma_exporter.references import ReferenceFiles, in_shard, merge_references
-from sigma_exporter.snapshot import ExporterInfo
-from sigma_exporter.store import SnapshotStore
-from sigma_exporter.web import HEALTH_PATHS, ListenAddressError, WebApp, parse_listen_address, start_server
-from sigma_exporter.webconfig import WebConfigSecurity
+from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references
+from sigma_exporter.web.listen import ListenAddressError, parse_listen_address
+from sigma_exporter.web.server import Limits
+from sigma_exporter.web.webconfig import parse_go_duration, validate_web_config_file
 
 log = logging.getLogger("sigma_exporter")
 
@@ -109,41 +106,24 @@ def check_shard(index: int, count: int) -> None:
         fail(f"--shard.index must be in [0, --shard.count); got index {index} of {count}")
 
 
-def build(
-    config: Config, shard_index: int, shard_count: int, redactor: Redactor
-) -> tuple[Poller, SnapshotStore]:
-    stats = ApiStats()
-    info = ExporterInfo(
-        version=__version__,
-        python_version=sys.version.split()[0],
-        shard_index=shard_index,
-        shard_count=shard_count,
-        status_series=config.metrics.status_series,
-    )
-    store = SnapshotStore(initial_snapshot(info, stats))
-    try:
-        poller = Poller(
-            config,
-            store,
-            shard_index=shard_index,
-            shard_count=shard_count,
-            stats=stats,
-            on_secret=redactor.add,
-        )
-    except ConfigError as exc:
-        fail(str(exc))
-        raise AssertionError from exc
-    return poller, store
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """A Go/Prometheus duration (30s, 1m30s, 500ms) or plain seconds."""
 
+    name = "duration"
 
-def load_security(path: str | None, open_health: bool) -> WebConfigSecurity | None:
-    if not path:
-        return None
-    try:
-        return WebConfigSecurity.from_file(path, HEALTH_PATHS if open_health else ())
-    except ValueError as exc:
-        fail(str(exc))
-        raise AssertionError from exc
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip()
+        seconds = parse_go_duration(text)
+        if seconds is None:
+            try:
+                seconds = float(text)
+            except ValueError:
+                self.fail(f"{value!r} is not a duration (examples: 30s, 1m30s, 500ms)", param, ctx)
+        if not seconds > 0:  # also NaN
+            self.fail(f"{value!r} must be above zero", param, ctx)
+        return seconds
 
 
 def serve_until_stopped(
@@ -156,6 +136,7 @@ def serve_until_stopped(
     shard_count: int = 1,
     web_config_file: str | None = None,
     open_health: bool = False,
+    limits: Limits | None = None,
     ready: Callable[[str], None] | None = None,
 ) -> None:
     try:
@@ -163,32 +144,31 @@ def serve_until_stopped(
     except ListenAddressError as exc:
         fail(str(exc))
         return
-    poller, store = build(config, shard_index, shard_count, redactor)
-    security = load_security(web_config_file, open_health)
-
-    def reload() -> tuple[bool, str]:
-        def load() -> Config:
-            new = load_config(config_file)
-            redactor.add(*new.secrets())
-            return new
-
-        if security is not None:
-            security.watcher.reload()
-        return poller.reload(load)
-
-    app = WebApp(store=store, reload=reload, process=ProcessPart(), security=security)
     try:
-        server, _ = start_server(address, app)
+        exporter = build_exporter(
+            config_file,
+            config,
+            address,
+            redactor.add,
+            shard_index=shard_index,
+            shard_count=shard_count,
+            web_config_file=web_config_file,
+            open_health=open_health,
+            limits=limits,
+        )
+    except ConfigError as exc:
+        fail(str(exc))
+        return
     except OSError as exc:
         fail(f"cannot listen on {listen}: {exc.strerror or exc}")
         return
-    scheme = "https" if security is not None and security.tls_enabled else "http"
-    bound = f"{address[0]}:{server.server_address[1]}"
+    exporter.start()
+    scheme = "https" if exporter.tls else "http"
     log.info(
         "sigma-exporter started",
         extra={
             "version": __version__,
-            "listen": f"{scheme}://{bound}",
+            "listen": f"{scheme}://{exporter.bound}",
             "config": config_file,
             "shard": f"{shard_index}/{shard_count}",
         },
@@ -197,25 +177,18 @@ def serve_until_stopped(
 
     def on_signal(signum: int, _frame: object) -> None:
         if signum == signal.SIGHUP:
-            threading.Thread(target=reload, name="sigma-reload", daemon=True).start()
+            threading.Thread(target=exporter.reload, name="sigma-reload", daemon=True).start()
         else:
             log.info("shutting down", extra={"signal": signal.Signals(signum).name})
             stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    poll_thread = threading.Thread(target=poller.run_forever, name="sigma-poller", daemon=True)
-    poll_thread.start()
     if ready is not None:
-        ready(bound)
+        ready(exporter.bound)
     while not stop.wait(0.5):
         pass
-    poller.stop()
-    closer = threading.Thread(target=server.shutdown, daemon=True)
-    closer.start()
-    closer.join(SHUTDOWN_SECONDS / 2)
-    server.server_close()
-    poll_thread.join(SHUTDOWN_SECONDS / 4)
+    exporter.stop(SHUTDOWN_SECONDS)
     log.info("stopped")
 
 
@@ -251,6 +224,28 @@ def main() -> None:
     default=False,
     help="Serve /-/healthy and /-/ready without basic auth (for Kubernetes probes).",
 )
+@option(
+    "--web.read-timeout",
+    "read_timeout",
+    default="30s",
+    type=Duration(),
+    help="A request must arrive whole (head and body) within this of its first byte, or the connection is closed.",
+)
+@option(
+    "--web.idle-timeout",
+    "idle_timeout",
+    default="2m",
+    type=Duration(),
+    help="A keep-alive connection with no request in flight is closed after this.",
+)
+@option(
+    "--web.max-connections",
+    "max_connections",
+    default=Limits.max_connections,
+    type=click.IntRange(min=16),
+    help="Open connections beyond this are closed as soon as they are accepted (counted in "
+    "sigma_web_requests_rejected_total).",
+)
 @shard_index_option
 @shard_count_option
 @with_logging
@@ -259,6 +254,9 @@ def serve(
     listen: str,
     web_config_file: str | None,
     open_health: bool,
+    read_timeout: float,
+    idle_timeout: float,
+    max_connections: int,
     shard_index: int,
     shard_count: int,
     log_level: str,
@@ -279,20 +277,30 @@ def serve(
         shard_count=shard_count,
         web_config_file=web_config_file,
         open_health=open_health,
+        limits=Limits(read_timeout=read_timeout, idle_timeout=idle_timeout, max_connections=max_connections),
     )
 
 
 @main.command("check-config")
 @config_option
+@option(
+    "--web.config.file",
+    "web_config_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also validate this web config (and load the certificates it names).",
+)
 @shard_index_option
 @shard_count_option
-def check_config(config_file: str, shard_index: int, shard_count: int) -> None:
-    """Validate the configuration and its reference files; exit 0, or 1 with a message naming the
-    file, the key and what is wrong."""
+def check_config(config_file: str, web_config_file: str | None, shard_index: int, shard_count: int) -> None:
+    """Validate the configuration and its reference files (and the web config when given); exit 0, or 1
+    with a message naming the file, the key and what is wrong."""
     try:
         config = load_config(config_file)
         files = ReferenceFiles(config.references.files)
         files.refresh(strict=True)
+        if web_config_file:
+            validate_web_config_file(web_config_file)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
@@ -308,6 +316,7 @@ def check_config(config_file: str, shard_index: int, shard_count: int) -> None:
     click.echo(
         f"{config_file}: OK: {len(mine)} references{shard}: {reports} reports, {len(mine) - reports} groups; "
         f"{len(files.paths())} reference files; Sigma {config.sigma.url} with {config.sigma.auth.type} auth"
+        + (f"; web config {web_config_file} OK" if web_config_file else "")
     )
 
 
@@ -319,10 +328,14 @@ def once(config_file: str, log_level: str, log_format: str) -> None:
     redactor = Redactor()
     setup_logging(log_level, log_format, redactor)
     config = load_or_fail(config_file, redactor)
-    poller, store = build(config, 0, 1, redactor)
-    snapshot = poller.run_cycle()
-    poller.stop()
-    sys.stdout.buffer.write(store.current().rendered.text)
+    try:
+        core = build_core(config, on_secret=redactor.add)
+    except ConfigError as exc:
+        fail(str(exc))
+        return
+    snapshot = core.poller.run_cycle()
+    core.poller.stop()
+    sys.stdout.buffer.write(core.store.current().rendered.text)
     sys.stdout.flush()
     raise SystemExit(0 if snapshot.up else 1)
 

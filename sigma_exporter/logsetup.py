@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Final, TextIO
 
-from sigma_exporter.secret import MASK
+from sigma_exporter.config.secret import MASK
 
 #: LogRecord attributes that are not `extra` fields.
 _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

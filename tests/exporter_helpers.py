@@ -8,11 +8,10 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from sigma_exporter.apistats import ApiStats
-from sigma_exporter.config import Config, parse_config
-from sigma_exporter.poller import Poller, initial_snapshot
-from sigma_exporter.snapshot import ExporterInfo
-from sigma_exporter.store import SnapshotStore
+from sigma_exporter.app import build_core
+from sigma_exporter.config.load import Config, parse_config
+from sigma_exporter.metrics.store import SnapshotStore
+from sigma_exporter.poll.loop import Poller
 from tests.conftest import config_text
 
 
@@ -23,16 +22,8 @@ def make_config(url: str, reports: list[Any], groups: list[Any] | None = None, *
 
 
 def make_poller(config: Config, **kwargs: Any) -> tuple[Poller, SnapshotStore]:
-    stats = ApiStats()
-    info = ExporterInfo(
-        version="test",
-        python_version="3",
-        shard_index=kwargs.get("shard_index", 0),
-        shard_count=kwargs.get("shard_count", 1),
-        status_series=config.metrics.status_series,
-    )
-    store = SnapshotStore(initial_snapshot(info, stats))
-    return Poller(config, store, stats=stats, **kwargs), store
+    core = build_core(config, **kwargs)
+    return core.poller, core.store
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from sigma_exporter.apistats import ApiStats
-from sigma_exporter.config import Config, parse_config
+from sigma_exporter.config.load import Config, parse_config
 from sigma_exporter.sigma import errors as e
 from sigma_exporter.sigma.client import SigmaClient
+from sigma_exporter.sigma.stats import ApiStats
 from sigma_exporter.simulator import Simulator
 from tests.conftest import CLIENT_ID, CLIENT_TOKEN, free_port
 

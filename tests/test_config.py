@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sigma_exporter.config import ConfigError, load_config, parse_config
+from sigma_exporter.config.load import ConfigError, load_config, parse_config
 from tests.conftest import EXPORTER
 
 GOOD: dict[str, Any] = {

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from sigma_exporter.metrics.store import SnapshotStore
 from sigma_exporter.sigma.replies import ALL_STATUSES
 from sigma_exporter.simulator import Simulator
-from sigma_exporter.statuspage import render_status_page
-from sigma_exporter.store import SnapshotStore
+from sigma_exporter.web.statuspage import render_status_page
 from tests.conftest import CLIENT_ID
 from tests.exporter_helpers import make_config, make_poller, normalise, samples, select
 
@@ -178,15 +178,16 @@ def test_reference_removed_by_reload_loses_its_series(simulator: Simulator) -> N
 
 
 def test_bad_reload_keeps_the_last_good_config(simulator: Simulator) -> None:
-    from sigma_exporter.config import ConfigError
+    from sigma_exporter.config.load import ConfigError
 
     poller, store = make_poller(make_config(simulator.url, REPORTS, GROUPS))
     poller.run_cycle()
 
     def bad() -> object:
-        raise ConfigError("c.yml: poll.concurrency: should be between 1 and 256, got 0")
+        raise ConfigError("c.yml", "poll.concurrency", "should be between 1 and 256, got 0")
 
     ok, message = poller.reload(bad)  # type: ignore[arg-type]
+    poller.apply_pending()  # the poll thread publishes the outcome
     assert not ok and "poll.concurrency" in message
     assert select(text_of(store), "sigma_config_last_reload_successful") == {(): 0.0}
     poller.run_cycle()

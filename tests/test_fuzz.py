@@ -32,10 +32,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.openmetrics import parser as openmetrics_parser
 
-from sigma_exporter.apistats import ACTIONS, ApiStats
-from sigma_exporter.config import Config, ConfigError, PollConfig, Reference, load_config, parse_config
-from sigma_exporter.exposition import render
-from sigma_exporter.poller import Memory, Outcome, Poller
+from sigma_exporter.app import build_core
+from sigma_exporter.config.load import Config, ConfigError, Reference, load_config, parse_config
+from sigma_exporter.config.model import PollConfig
+from sigma_exporter.metrics.exposition import render
+from sigma_exporter.metrics.snapshot import ExporterInfo, Snapshot
+from sigma_exporter.poll.loop import Memory, Outcome, Poller
 from sigma_exporter.sigma.errors import SigmaError
 from sigma_exporter.sigma.replies import (
     ALL_STATUSES,
@@ -49,7 +51,7 @@ from sigma_exporter.sigma.replies import (
     parse_report_reply,
     parse_token_reply,
 )
-from sigma_exporter.snapshot import ExporterInfo, Snapshot
+from sigma_exporter.sigma.stats import ACTIONS, ApiStats
 from tests.conftest import IN_CI
 from tests.exporter_helpers import samples
 
@@ -532,14 +534,7 @@ def offline_poller() -> Poller:
         "fuzz.yml",
         {},
     )
-    return Poller(config, _store(), client_factory=lambda _c: _NoClient())  # type: ignore[arg-type,return-value]
-
-
-def _store() -> Any:
-    from sigma_exporter.poller import initial_snapshot
-    from sigma_exporter.store import SnapshotStore
-
-    return SnapshotStore(initial_snapshot(ExporterInfo("fuzz", "3"), ApiStats()))
+    return build_core(config, client_factory=lambda _c: _NoClient()).poller  # type: ignore[arg-type,return-value]
 
 
 reference_names = st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=20)

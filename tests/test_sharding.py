@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from sigma_exporter.config import Reference
-from sigma_exporter.references import in_shard, shard_of
+from sigma_exporter.config.load import Reference
+from sigma_exporter.runs.references import in_shard, shard_of
 from sigma_exporter.simulator import Simulator
 from tests.conftest import ExporterProcess, config_text
 from tests.exporter_helpers import select

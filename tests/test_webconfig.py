@@ -1,5 +1,5 @@
 """`--web.config.file` (exporter-toolkit format): parsing, bcrypt basic auth, SSL contexts, and a real
-loopback TLS server built from http.server.ThreadingHTTPServer + TLSServerMixin.
+loopback TLS server: the exporter's own WebServer and request middleware.
 
 Certificates are generated per test session with the `cryptography` package into tmp dirs.
 """
@@ -10,13 +10,11 @@ import base64
 import contextlib
 import datetime
 import http.client
-import http.server
 import ipaddress
 import logging
 import os
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,18 +22,22 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from sigma_exporter.webconfig import (
+from sigma_exporter.metrics.exposition import ProcessPart
+from sigma_exporter.web.routes import Routes
+from sigma_exporter.web.server import Limits, WebServer
+from sigma_exporter.web.stats import ServerStats
+from sigma_exporter.web.webconfig import (
     ALLOWED_HEADERS,
     BasicAuthenticator,
     RateLimitConfig,
     RateLimiter,
     TLSServerConfig,
-    TLSThreadingHTTPServer,
     WebConfig,
     WebConfigError,
     WebConfigSecurity,
@@ -51,7 +53,7 @@ from sigma_exporter.webconfig import (
     validate_web_config_file,
 )
 
-LOGGER = "sigma_exporter.webconfig"
+LOGGER = "sigma_exporter.web.webconfig"
 DEADLINE = 10.0
 
 # --------------------------------------------------------------------------------------------------
@@ -389,7 +391,7 @@ INVALID = [
     (
         "tls_server_config:\n  cert_file: [a]\n  key_file: b\n",
         "tls_server_config.cert_file",
-        "must be a string",
+        "should be a string",
     ),
     (
         TLS + "  client_auth_type: Whatever\n",
@@ -474,7 +476,7 @@ INVALID = [
         "http_server_config.headers.Content-Security-Policy",
         "printable ASCII",
     ),
-    ("http_server_config:\n  headers: [a]\n", "http_server_config.headers", "must be a mapping"),
+    ("http_server_config:\n  headers: [a]\n", "http_server_config.headers", "should be a mapping"),
     ("basic_auth_users:\n  alice: hunter2\n", "basic_auth_users.alice", "not a bcrypt hash"),
     ("basic_auth_users:\n  alice:\n", "basic_auth_users.alice", "not a bcrypt hash"),
     (f"basic_auth_users:\n  alice: '{GOOD_HASH[:-1]}'\n", "basic_auth_users.alice", "not a bcrypt hash"),
@@ -483,12 +485,12 @@ INVALID = [
         "basic_auth_users.alice",
         "bcrypt",
     ),
-    (f"basic_auth_users:\n  - alice: {GOOD_HASH}\n", "basic_auth_users", "must be a mapping"),
+    (f"basic_auth_users:\n  - alice: {GOOD_HASH}\n", "basic_auth_users", "should be a mapping"),
     ("rate_limit:\n  interval: soon\n  burst: 1\n", "rate_limit.interval", "invalid duration"),
-    ("rate_limit:\n  interval: 1s\n  burst: many\n", "rate_limit.burst", "must be an integer"),
-    ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst", "must not be negative"),
-    ("tls_server_config: [a]\n", "tls_server_config", "must be a mapping"),
-    ("- a\n- b\n", "", "must be a mapping"),
+    ("rate_limit:\n  interval: 1s\n  burst: many\n", "rate_limit.burst", "should be a whole number"),
+    ("rate_limit:\n  interval: 1s\n  burst: -1\n", "rate_limit.burst", "should be between 0 and"),
+    ("tls_server_config: [a]\n", "tls_server_config", "should be a mapping"),
+    ("- a\n- b\n", "", "should be a mapping"),
     ("basic_auth_users: {}\nbasic_auth_users: {}\n", "", "duplicate key"),
     ("tls_server_config:\n  cert_file: 'a\n", "", "invalid YAML"),
 ]
@@ -760,53 +762,29 @@ def test_client_sans_allowed_compares_like_go(tls_dir: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# A real loopback server: ThreadingHTTPServer + TLSServerMixin
+# A real loopback server: the exporter's WebServer and request middleware, with a test endpoint
 # --------------------------------------------------------------------------------------------------
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    """What web.py is expected to do per request (headers, rate limit, basic auth)."""
-
-    server: TLSThreadingHTTPServer
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        watcher = self.server.web_config_watcher
-        active = watcher.current()
-        if not watcher.allow_request():
-            self._reply(429, b"Too Many Requests\n", active.config)
-            return
-        if not watcher.check_basic_auth(self.headers.get("Authorization"), active.config):
-            self._reply(401, b"Unauthorized\n", active.config, {"WWW-Authenticate": 'Basic realm="test"'})
-            return
-        self._reply(200, b"hello\n", active.config)
-
-    def _reply(self, code: int, body: bytes, config: WebConfig, extra: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        for name, value in {**config.headers, **(extra or {})}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+async def hello(request: web.Request) -> web.Response:
+    return web.Response(text="hello\n")
 
 
 @contextlib.contextmanager
-def serving(watcher: WebConfigWatcher) -> Iterator[TLSThreadingHTTPServer]:
-    server = TLSThreadingHTTPServer(("127.0.0.1", 0), Handler, web_config_watcher=watcher)
-    server.tls_handshake_timeout = 2.0
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+def serving(watcher: WebConfigWatcher) -> Iterator[WebServer]:
+    stats = ServerStats()
+    routes = Routes(None, ProcessPart(), list, WebConfigSecurity(watcher), stats)  # type: ignore[arg-type]
+    app = web.Application(middlewares=[routes.middleware])
+    app.router.add_get("/metrics", hello)
+    app.router.add_get("/", hello)
+    server = WebServer(
+        app, ("127.0.0.1", 0), limits=Limits(tls_handshake_timeout=2.0), stats=stats, watcher=watcher
+    ).start()
     try:
         yield server
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(DEADLINE)
-        assert not thread.is_alive()
+        server.stop(DEADLINE)
+        assert not server._thread.is_alive()
 
 
 def client_context(ca: Issued, tmp: Path, cert: Issued | None = None) -> ssl.SSLContext:
@@ -822,7 +800,7 @@ def client_context(ca: Issued, tmp: Path, cert: Issued | None = None) -> ssl.SSL
 
 
 def https_get(
-    server: TLSThreadingHTTPServer, ctx: ssl.SSLContext, headers: dict[str, str] | None = None
+    server: WebServer, ctx: ssl.SSLContext, headers: dict[str, str] | None = None
 ) -> tuple[int, bytes, http.client.HTTPMessage]:
     host, port = server.server_address[:2]
     conn = http.client.HTTPSConnection(str(host), int(port), context=ctx, timeout=5)
@@ -834,7 +812,7 @@ def https_get(
         conn.close()
 
 
-def fails_tls(server: TLSThreadingHTTPServer, ctx: ssl.SSLContext) -> bool:
+def fails_tls(server: WebServer, ctx: ssl.SSLContext) -> bool:
     """True when no HTTP answer comes back (with TLS 1.3 a refused client cert shows on first read)."""
     try:
         https_get(server, ctx)
@@ -958,7 +936,7 @@ def test_basic_auth_over_tls(tls_dir: Path, pki: PKI) -> None:
         ctx = client_context(pki.server_ca, tls_dir)
         status, _, headers = https_get(server, ctx)
         assert status == 401
-        assert headers["WWW-Authenticate"] == 'Basic realm="test"'
+        assert headers["WWW-Authenticate"] == 'Basic realm="sigma-exporter"'
         assert https_get(server, ctx, {"Authorization": basic("alice", "nope")})[0] == 401
         assert https_get(server, ctx, {"Authorization": basic("alice", "wonderland")})[0] == 200
 

@@ -26,7 +26,7 @@ import urllib3
 from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_environ_proxies, select_proxy
 
 from sigma_exporter import __version__
-from sigma_exporter.config import AuthConfig, SigmaConfig
+from sigma_exporter.config.model import AuthConfig, SigmaConfig
 from sigma_exporter.sigma.errors import (
     ReplyTooLargeError,
     SigmaConnectionError,

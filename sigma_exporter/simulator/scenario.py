@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Final
 
-from sigma_exporter.config import ConfigError, Section, read_yaml_file
+from sigma_exporter.config.walker import ConfigError, Section, read_yaml_file
 from sigma_exporter.sigma.replies import ALL_STATUSES, UNKNOWN
 
 #: Statuses a timeline may use: the documented ones, PENDING (no status yet), UNKNOWN (an undocumented
@@ -129,7 +129,7 @@ def _timeline(section: Section, name: str) -> tuple[Step, ...]:
         steps.append(Step(status, float(seconds) if seconds is not None else None))
     for step_ in steps[:-1]:
         if step_.seconds is None:
-            raise ConfigError(f"{section.source}: {section.key(name)}: only the last step may last forever")
+            raise section.error(name, "only the last step may last forever")
     return tuple(steps)
 
 
@@ -233,7 +233,7 @@ def parse_runs(top: Section) -> list[RunSpec]:
     seen: set[str] = set()
     for run in runs:
         if run.reference in seen:
-            raise ConfigError(f"{top.source}: reference {run.reference} appears twice")
+            raise ConfigError(top.source, "", f"reference {run.reference} appears twice")
         seen.add(run.reference)
     return runs
 
@@ -297,7 +297,7 @@ def load_scenario(path: str | Path) -> Scenario:
 def builtin_scenario(name: str) -> Path:
     path = Path(__file__).parent / "scenarios" / f"{name}.yml"
     if not path.is_file():
-        raise ConfigError(f"no built-in scenario {name!r}")
+        raise ConfigError(name, "", "no such built-in scenario")
     return path
 
 

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-from sigma_exporter.config import Section
+from sigma_exporter.config.walker import Section
 from sigma_exporter.simulator.scenario import (
     Faults,
     ReportSpec,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -17,9 +18,10 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import Collector
 
-from sigma_exporter.collector import escape_value, families
-from sigma_exporter.snapshot import Snapshot
+from sigma_exporter.metrics.collector import escape_value, families
+from sigma_exporter.metrics.snapshot import Snapshot
 
 TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 OM_CONTENT_TYPE: Final = OPENMETRICS_CONTENT_TYPE
@@ -91,12 +93,15 @@ def render(snapshot: Snapshot) -> Rendered:
 
 
 class ProcessPart:
-    """process_* metrics of this process (a few hundred bytes), rendered at most once per `max_age`
-    seconds for each of the four variants, so that a burst of scrapes does not read /proc once each."""
+    """process_* metrics of this process and the live `collectors` (the HTTP server's counters: a few
+    hundred bytes), rendered at most once per `max_age` seconds for each of the four variants, so that a
+    burst of scrapes does not read /proc once each."""
 
-    def __init__(self, max_age: float = 1.0) -> None:
+    def __init__(self, max_age: float = 1.0, collectors: Iterable[Collector] = ()) -> None:
         self._registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._registry)
+        for collector in collectors:
+            self._registry.register(collector)
         self._max_age = max_age
         self._cache: dict[tuple[bool, bool], tuple[float, bytes]] = {}
         # gzip bodies joined with the current process part, reused until either changes (a few hundred

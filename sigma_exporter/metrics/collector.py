@@ -19,7 +19,7 @@ from typing import Final
 from prometheus_client.openmetrics.exposition import escape_label_name
 from prometheus_client.utils import floatToGoString
 
-from sigma_exporter.apistats import ACTIONS, LATENCY_BUCKETS
+from sigma_exporter.metrics.snapshot import ReferenceState, Snapshot
 from sigma_exporter.sigma.errors import (
     BadRequestError,
     FailureReplyError,
@@ -33,7 +33,7 @@ from sigma_exporter.sigma.errors import (
     UnauthorizedError,
 )
 from sigma_exporter.sigma.replies import ALL_STATUSES
-from sigma_exporter.snapshot import ReferenceState, Snapshot
+from sigma_exporter.sigma.stats import ACTIONS, LATENCY_BUCKETS
 
 #: Every `reason` an API error can have; each is exported from zero so rates work from the start.
 ERROR_REASONS = tuple(

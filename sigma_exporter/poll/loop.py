@@ -4,16 +4,23 @@ never runs past its interval, and publishes one immutable snapshot."""
 from __future__ import annotations
 
 import logging
-import platform
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from sigma_exporter import __version__
-from sigma_exporter.apistats import ApiStats
-from sigma_exporter.config import Config, ConfigError, Reference
-from sigma_exporter.references import ReferenceFiles, in_shard, merge_references
+from sigma_exporter.config.load import Config, ConfigError, Reference
+from sigma_exporter.metrics.snapshot import (
+    ExporterInfo,
+    GroupCounts,
+    ReferenceState,
+    ReloadState,
+    ReportRow,
+    Snapshot,
+)
+from sigma_exporter.metrics.store import SnapshotStore
+from sigma_exporter.poll.workers import WorkerPool
+from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references
 from sigma_exporter.sigma.client import SigmaClient
 from sigma_exporter.sigma.errors import BadRequestError, FailureReplyError, SigmaError
 from sigma_exporter.sigma.replies import (
@@ -24,16 +31,7 @@ from sigma_exporter.sigma.replies import (
     ReportReply,
     ReportResult,
 )
-from sigma_exporter.snapshot import (
-    ExporterInfo,
-    GroupCounts,
-    ReferenceState,
-    ReloadState,
-    ReportRow,
-    Snapshot,
-)
-from sigma_exporter.store import SnapshotStore
-from sigma_exporter.workers import WorkerPool
+from sigma_exporter.sigma.stats import ApiStats
 
 log = logging.getLogger(__name__)
 
@@ -90,20 +88,23 @@ class Poller:
         config: Config,
         store: SnapshotStore,
         *,
-        shard_index: int = 0,
-        shard_count: int = 1,
+        info: ExporterInfo,
+        stats: ApiStats,
         client_factory: ClientFactory | None = None,
-        stats: ApiStats | None = None,
         on_secret: Callable[[str], None] | None = None,
     ) -> None:
-        self.stats = stats or ApiStats()
+        self.stats = stats
         self.store = store
-        self.shard_index = shard_index
-        self.shard_count = shard_count
+        self._info = info
+        self.shard_index = info.shard_index
+        self.shard_count = info.shard_count
         self._on_secret = on_secret
         self._client_factory = client_factory or self._default_client
-        self._lock = threading.Lock()  # guards _pending_config
+        self._lock = threading.Lock()  # guards the pending reload
         self._pending_config: Config | None = None
+        self._pending_reload: ReloadState | None = None
+        self._applied = threading.Event()
+        self._applied.set()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._memory: dict[tuple[str, str], Memory] = {}
@@ -128,13 +129,7 @@ class Poller:
         )
 
     def info(self) -> ExporterInfo:
-        return ExporterInfo(
-            version=__version__,
-            python_version=platform.python_version(),
-            shard_index=self.shard_index,
-            shard_count=self.shard_count,
-            status_series=self.config.metrics.status_series,
-        )
+        return replace(self._info, status_series=self.config.metrics.status_series)
 
     def _apply_references(self) -> None:
         merged, notes = merge_references(self.config, self._files)
@@ -164,31 +159,50 @@ class Poller:
 
     # -- reload ----------------------------------------------------------------------------------------
     def reload(self, load: Callable[[], Config]) -> tuple[bool, str]:
-        """Load a new config (and its reference files) now; keep the old one when it is bad."""
+        """Load a new config (and its reference files) now, on the caller's thread; a good one is queued
+        for the poll thread, a bad one leaves the old one in force. Either way the poll thread publishes
+        the outcome (see `wait_applied`)."""
         now = time.time()
         try:
             config = load()
             ReferenceFiles(config.references.files).refresh(strict=True)
         except ConfigError as exc:
-            self._set_reload(ReloadState(False, self._reload.last_success, now, str(exc)))
             log.error("configuration reload failed; keeping the last good one", extra={"error": str(exc)})
+            self._queue(None, ReloadState(False, self._reload.last_success, now, str(exc)))
             return False, str(exc)
-        with self._lock:
-            self._pending_config = config
-        self._set_reload(ReloadState(True, now, now, ""))
         log.info("configuration reloaded", extra={"file": config.source})
-        self._wake.set()
+        self._queue(config, ReloadState(True, now, now, ""))
         return True, ""
+
+    def _queue(self, config: Config | None, state: ReloadState) -> None:
+        with self._lock:
+            if config is not None:
+                self._pending_config = config
+            self._pending_reload = state
+            self._applied.clear()
+        self._wake.set()
+
+    def wait_applied(self, timeout: float) -> bool:
+        """Wait until the poll thread has taken the last queued reload (True) or `timeout` passed."""
+        return self._applied.wait(timeout)
+
+    def apply_pending(self) -> bool:
+        """Poll thread: take a queued config and publish the reload outcome. True when a config came."""
+        with self._lock:
+            config, self._pending_config = self._pending_config, None
+            state, self._pending_reload = self._pending_reload, None
+        if config is not None:
+            self._use_config(config)
+        if state is not None:
+            self._set_reload(state)
+        self._applied.set()
+        return config is not None
 
     def _set_reload(self, state: ReloadState) -> None:
         self._reload = state
-        self.store.publish(lambda current: replace(current, reload=state))
+        self.store.publish(lambda current: replace(current, info=self.info(), reload=state))
 
-    def _take_pending_config(self) -> None:
-        with self._lock:
-            config, self._pending_config = self._pending_config, None
-        if config is None:
-            return
+    def _use_config(self, config: Config) -> None:
         old = self.config
         self.config = config
         if config.sigma != old.sigma or config.poll.concurrency != old.poll.concurrency:
@@ -209,9 +223,13 @@ class Poller:
                 self.run_cycle()
             except Exception:  # the loop must survive anything, and say so
                 log.exception("poll cycle failed unexpectedly")
-            delay = self.config.poll.interval_seconds - (time.monotonic() - started)
-            if delay > 0 and self._wake.wait(delay):
+            while not self._stop.is_set():
+                delay = self.config.poll.interval_seconds - (time.monotonic() - started)
+                if delay <= 0 or not self._wake.wait(delay):
+                    break
                 self._wake.clear()
+                if self._stop.is_set() or self.apply_pending():
+                    break  # a new config: check its references now
 
     def stop(self) -> None:
         self._stop.set()
@@ -252,7 +270,7 @@ class Poller:
         return outcome.reached
 
     def run_cycle(self) -> Snapshot:
-        self._take_pending_config()
+        self.apply_pending()
         changed, errors = self._files.refresh()
         for error in errors:
             log.error("reference file is invalid; keeping its last good references", extra={"error": error})
@@ -408,7 +426,3 @@ class Poller:
         memory.since = since
         memory.rows = tuple(rows)
         return changes
-
-
-def initial_snapshot(info: ExporterInfo, stats: ApiStats) -> Snapshot:
-    return Snapshot(info=info, api=stats.freeze())

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sigma_exporter.config import Config, ConfigError, Reference, parse_reference_file, read_yaml_file
+from sigma_exporter.config.load import Config, ConfigError, Reference, parse_reference_file, read_yaml_file
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,12 @@ and the collector, the exposition and the status page read it without locks."""
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass, field
 
-from sigma_exporter.apistats import ApiStatsSnapshot
-from sigma_exporter.config import Reference
+from sigma_exporter import __version__
+from sigma_exporter.config.load import Reference
+from sigma_exporter.sigma.stats import ApiStats, ApiStatsSnapshot
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,12 @@ class ExporterInfo:
     shard_count: int = 1
     status_series: str = "all"
 
+    @classmethod
+    def of_this_process(
+        cls, shard_index: int = 0, shard_count: int = 1, status_series: str = "all"
+    ) -> ExporterInfo:
+        return cls(__version__, platform.python_version(), shard_index, shard_count, status_series)
+
 
 @dataclass(frozen=True)
 class ReloadState:
@@ -68,3 +76,7 @@ class Snapshot:
     last_poll: float = 0.0
     skipped_checks_total: int = 0
     reload: ReloadState = field(default_factory=ReloadState)
+
+
+def initial_snapshot(info: ExporterInfo, stats: ApiStats) -> Snapshot:
+    return Snapshot(info=info, api=stats.freeze())

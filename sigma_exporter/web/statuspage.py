@@ -6,7 +6,7 @@ import time
 from html import escape
 from typing import Final
 
-from sigma_exporter.snapshot import ReferenceState, Snapshot
+from sigma_exporter.metrics.snapshot import ReferenceState, Snapshot
 
 COLOURS: Final = {
     "GENERATED": "#1f77b4",

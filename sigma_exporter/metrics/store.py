@@ -6,8 +6,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sigma_exporter.exposition import Rendered, render
-from sigma_exporter.snapshot import Snapshot
+from sigma_exporter.metrics.exposition import Rendered, render
+from sigma_exporter.metrics.snapshot import Snapshot
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,227 @@
+"""The configuration file: typed, validated, with errors that name the file, the key and the problem.
+
+Secrets come from files (preferred), plain values or the environment, in that order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sigma_exporter.config.model import (
+    KINDS,
+    LABEL_NAME,
+    RESERVED_LABELS,
+    SECRET_ENV,
+    AuthConfig,
+    Config,
+    MetricsConfig,
+    PollConfig,
+    Reference,
+    ReferencesConfig,
+    SigmaConfig,
+    TLSConfig,
+)
+from sigma_exporter.config.secret import Secret
+from sigma_exporter.config.walker import ConfigError, Section, kind_of, read_yaml_file, utf8
+
+__all__ = ["KINDS", "Config", "ConfigError", "Reference", "load_config", "parse_config", "read_yaml_file"]
+
+
+# --- secrets -------------------------------------------------------------------------------------------
+def read_secret_file(path: str, section: Section, name: str) -> Secret:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise section.error(name, f"secret file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise section.error(name, f"secret file {path} cannot be read ({type(exc).__name__})") from None
+    except ValueError:  # a NUL byte in the path
+        raise section.error(name, f"secret file {path!r} is not a valid path") from None
+    if not value:
+        raise section.error(name, f"secret file {path} is empty")
+    return Secret(value)
+
+
+def resolve_secret(section: Section, name: str, environ: Mapping[str, str]) -> Secret | None:
+    """`name_file` (preferred), then the plain `name`, then the environment twin."""
+    path = section.text(f"{name}_file")
+    plain = section.get(name)
+    if path:
+        return read_secret_file(path, section, f"{name}_file")
+    if plain is not None:
+        if not isinstance(plain, (str, int)) or isinstance(plain, bool) or not str(plain).strip():
+            raise section.error(name, "should be a non-empty string")
+        return Secret(str(plain).strip())
+    env = environ.get(SECRET_ENV[name], "").strip()
+    return Secret(env) if env else None
+
+
+def parse_auth(section: Section, environ: Mapping[str, str]) -> AuthConfig:
+    kind = section.choice("type", "apikey", ("apikey", "basic", "token"))
+    client_token = resolve_secret(section, "client_token", environ)
+    password = resolve_secret(section, "password", environ)
+    token = resolve_secret(section, "token", environ)
+    client_id = section.text("client_id", "") or ""
+    username = section.text("username", "") or ""
+    section.done()
+    needs = {
+        "apikey": (("client_id", client_id), ("client_token", client_token)),
+        "basic": (("username", username), ("password", password)),
+        "token": (("token", token),),
+    }[kind]
+    for name, value in needs:
+        if not value:
+            hint = f" (or {name}_file, or ${SECRET_ENV[name]})" if name in SECRET_ENV else ""
+            raise section.error(name, f"is required for type {kind}{hint}")
+    return AuthConfig(
+        type=kind,
+        client_id=client_id,
+        client_token=client_token if kind == "apikey" else None,
+        username=username,
+        password=password if kind == "basic" else None,
+        token=token if kind == "token" else None,
+    )
+
+
+# --- references --------------------------------------------------------------------------------------
+def parse_reference_entry(item: object, kind: str, where: str, source: str) -> Reference:
+    if isinstance(item, (str, int)) and not isinstance(item, bool):
+        name = utf8(str(item).strip(), Section({}, where, source), "reference")
+        labels: tuple[tuple[str, str], ...] = ()
+    elif isinstance(item, dict):
+        entry = Section(item, where, source)
+        name = entry.text("reference", required=True) or ""
+        label_section = entry.section("labels")
+        pairs = []
+        for label, value in label_section.data.items():
+            label_name = str(label)
+            label_section.get(label_name)
+            if not LABEL_NAME.match(label_name) or label_name.startswith("__"):
+                raise label_section.error(label_name, "is not a valid Prometheus label name")
+            if label_name in RESERVED_LABELS:
+                raise label_section.error(label_name, "is reserved for the exporter's own labels")
+            if isinstance(value, (dict, list)) or value is None:
+                raise label_section.error(label_name, f"should be a plain value, got {kind_of(value)}")
+            pairs.append((label_name, utf8(str(value).strip(), label_section, label_name)))
+        entry.done()
+        labels = tuple(sorted(pairs))
+    else:
+        raise ConfigError(source, where, f"should be a reference number or a mapping, got {kind_of(item)}")
+    if not name:
+        raise ConfigError(source, where, "reference number is empty")
+    if any(ch.isspace() for ch in name) or len(name) > 256:
+        raise ConfigError(source, where, f"{name[:64]!r} is not a reference number")
+    return Reference(reference=name, kind=kind, labels=labels)
+
+
+def parse_reference_lists(section: Section) -> list[Reference]:
+    """The `reports:` and `groups:` lists of a section; duplicates are an error."""
+    result: list[Reference] = []
+    seen: dict[str, str] = {}
+    for kind, name in (("report", "reports"), ("group", "groups")):
+        for index, item in enumerate(section.items(name)):
+            ref = parse_reference_entry(item, kind, f"{section.key(name)}[{index}]", section.source)
+            if ref.reference in seen:
+                raise section.error(
+                    f"{name}[{index}]",
+                    f"reference {ref.reference} is listed twice (also in {seen[ref.reference]})",
+                )
+            seen[ref.reference] = f"{name}[{index}]"
+            result.append(ref)
+    return result
+
+
+def parse_reference_file(data: object, source: str) -> list[Reference]:
+    section = Section(data, "", source)
+    refs = parse_reference_lists(section)
+    section.done()
+    return refs
+
+
+# --- the whole file ------------------------------------------------------------------------------------
+def parse_url(section: Section) -> str:
+    url = section.text("url", required=True) or ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise section.error("url", f"is not a valid URL: {url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise section.error("url", f"should be an http:// or https:// URL with a host, got {url!r}")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise section.error("url", f"has an invalid port: {url!r}") from None
+    if parts.username or parts.password:
+        raise section.error("url", "must not carry credentials; use sigma.auth")
+    if parts.query or parts.fragment:
+        raise section.error("url", "must not have a query string or fragment")
+    return url.rstrip("/")
+
+
+def parse_config(data: object, source: str, environ: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if environ is None else environ
+    top = Section(data, "", source)
+    sigma = top.section("sigma")
+    url = parse_url(sigma)
+    auth = parse_auth(sigma.section("auth"), env)
+    tls_section = sigma.section("tls")
+    ca_file = tls_section.text("ca_file")
+    if ca_file and not Path(ca_file).is_file():
+        raise tls_section.error("ca_file", f"file {ca_file} does not exist")
+    tls = TLSConfig(
+        ca_file=ca_file or None, insecure_skip_verify=tls_section.flag("insecure_skip_verify", False)
+    )
+    tls_section.done()
+    sigma_config = SigmaConfig(
+        url=url,
+        auth=auth,
+        params_in=sigma.choice("params_in", "body", ("body", "query")),
+        timeout_seconds=sigma.number("timeout_seconds", 10.0, minimum=0.05, maximum=300),
+        tls=tls,
+        max_reply_bytes=sigma.integer("max_reply_bytes", 4 * 1024 * 1024, minimum=1024, maximum=1 << 30),
+    )
+    sigma.done()
+
+    poll = top.section("poll")
+    poll_config = PollConfig(
+        interval_seconds=poll.number("interval_seconds", 60.0, minimum=0.1, maximum=86400),
+        concurrency=poll.integer("concurrency", 8, minimum=1, maximum=256),
+        final_recheck_seconds=poll.number("final_recheck_seconds", 900.0, minimum=0, maximum=7 * 86400),
+    )
+    poll.done()
+    if sigma_config.timeout_seconds > poll_config.interval_seconds:
+        raise sigma.error(
+            "timeout_seconds",
+            f"{sigma_config.timeout_seconds:g} exceeds poll.interval_seconds {poll_config.interval_seconds:g}",
+        )
+
+    metrics = top.section("metrics")
+    metrics_config = MetricsConfig(status_series=metrics.choice("status_series", "all", ("all", "current")))
+    metrics.done()
+
+    refs = top.section("references")
+    inline = parse_reference_lists(refs)
+    patterns = []
+    for index, pattern in enumerate(refs.items("files")):
+        if not isinstance(pattern, str) or not pattern.strip():
+            raise ConfigError(source, f"references.files[{index}]", "should be a file path or glob")
+        patterns.append(pattern.strip())
+    refs.done()
+    if not inline and not patterns:
+        raise ConfigError(source, "references", "no reports, groups or files to watch")
+    top.done()
+    return Config(
+        source=source,
+        sigma=sigma_config,
+        poll=poll_config,
+        metrics=metrics_config,
+        references=ReferencesConfig(references=tuple(inline), files=tuple(patterns)),
+    )
+
+
+def load_config(path: str, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the config file at `path`; ConfigError says what is wrong and where."""
+    return parse_config(read_yaml_file(path, "config file"), path, environ)

@@ -1,0 +1,185 @@
+"""The endpoints: /metrics, /, /-/healthy, /-/ready, /-/reload, and the middleware every request passes
+(read deadline for the body, rate limit, basic auth, the web config's response headers, plain-text errors).
+
+Scrapes only pick pre-rendered bytes from the published snapshot: they never wait on Sigma or on a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+from aiohttp.http import HttpVersion10, HttpVersion11
+
+from sigma_exporter.metrics.exposition import (
+    OM_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    ProcessPart,
+    accepts_gzip,
+    body_for,
+    wants_openmetrics,
+)
+from sigma_exporter.metrics.store import SnapshotStore
+from sigma_exporter.web import stats as reasons
+from sigma_exporter.web.server import LimitedHandler, Limits
+from sigma_exporter.web.stats import ServerStats
+from sigma_exporter.web.statuspage import render_status_page
+from sigma_exporter.web.webconfig import WebConfigSecurity
+
+log = logging.getLogger(__name__)
+
+HEALTH_PATHS: Final = frozenset({"/-/healthy", "/-/ready"})
+PLAIN: Final = "text/plain; charset=utf-8"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class FileReload:
+    """The result of re-reading one file on /-/reload or SIGHUP; `error` is empty when it loaded."""
+
+    what: str  # "config", "web config"
+    path: str
+    error: str = ""
+
+
+def text(status: int, body: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=body.encode(), headers={"Content-Type": PLAIN, **(headers or {})})
+
+
+class Routes:
+    def __init__(
+        self,
+        store: SnapshotStore,
+        live: ProcessPart,
+        reload: Callable[[], list[FileReload]],
+        security: WebConfigSecurity | None,
+        stats: ServerStats,
+    ) -> None:
+        self.store = store
+        self.live = live
+        self.reload = reload
+        self.security = security
+        self.stats = stats
+        self.max_body_bytes = 0
+
+    def application(self, limits: Limits) -> web.Application:
+        self.max_body_bytes = limits.max_body_bytes
+        app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[self.middleware])
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/", self.status_page)
+        app.router.add_get("/-/healthy", self.healthy)
+        app.router.add_get("/-/ready", self.ready)
+        app.router.add_post("/-/reload", self.do_reload)
+        app.router.add_put("/-/reload", self.do_reload)
+        return app
+
+    # -- every request ----------------------------------------------------------------------------------
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        protocol = request.protocol
+        deadline = protocol.request_started() if isinstance(protocol, LimitedHandler) else 0.0
+        try:
+            response = await self._guarded(request, handler, deadline)
+        finally:
+            if isinstance(protocol, LimitedHandler):
+                protocol.request_finished()
+        if self.security is not None:
+            response.headers.update(self.security.extra_headers())
+        response.headers["Server"] = "sigma-exporter"
+        return response
+
+    async def _guarded(self, request: web.Request, handler: Handler, deadline: float) -> web.StreamResponse:
+        if request.version not in (HttpVersion10, HttpVersion11):
+            self.stats.reject(reasons.VERSION)
+            return text(505, "HTTP version not supported: use HTTP/1.1.\n", {"Connection": "close"})
+        security = self.security
+        if security is not None:
+            if not security.allow_request():
+                self.stats.reject(reasons.RATE_LIMITED)
+                return text(429, "Too many requests\n")
+            if (
+                security.watcher.current().config.users
+                and not await asyncio.get_running_loop().run_in_executor(
+                    None, security.authorised, request.path, request.headers.get("Authorization")
+                )
+            ):
+                self.stats.reject(reasons.UNAUTHORIZED)
+                return text(401, "Unauthorized\n", {"WWW-Authenticate": 'Basic realm="sigma-exporter"'})
+        try:
+            if request.body_exists:
+                await self._read_body(request, deadline)
+            return await handler(request)
+        except web.HTTPMethodNotAllowed as exc:
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            return text(405, "Method not allowed.\n", {"Allow": allowed})
+        except web.HTTPNotFound:
+            return text(404, "Not found. See / for the endpoints.\n")
+        except web.HTTPException as exc:
+            return text(
+                exc.status, f"{exc.reason}.\n", {"Connection": "close"} if exc.status >= 400 else None
+            )
+        except Exception as exc:  # a bug: answer, say so in one line, never a traceback on stderr
+            log.error(
+                "request failed unexpectedly", extra={"path": request.path, "error": type(exc).__name__}
+            )
+            return text(500, "Internal error.\n")
+
+    async def _read_body(self, request: web.Request, deadline: float) -> None:
+        limit = self.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            self.stats.reject(reasons.TOO_LARGE)
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(request.read(), max(0.0, deadline - loop.time()) if deadline else None)
+        except asyncio.TimeoutError:
+            self.stats.reject(reasons.READ_TIMEOUT)
+            raise web.HTTPRequestTimeout() from None
+        except web.HTTPRequestEntityTooLarge:
+            self.stats.reject(reasons.TOO_LARGE)
+            raise
+
+    # -- endpoints --------------------------------------------------------------------------------------
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        openmetrics = wants_openmetrics(request.headers.get("Accept"))
+        compress = accepts_gzip(request.headers.get("Accept-Encoding"))
+        body = body_for(self.store.current().rendered, self.live, openmetrics=openmetrics, compress=compress)
+        headers = {
+            "Content-Type": OM_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE,
+            "Vary": "Accept, Accept-Encoding",
+        }
+        if compress:
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body, headers=headers)
+
+    async def status_page(self, request: web.Request) -> web.StreamResponse:
+        snapshot = self.store.current().snapshot
+        page = await asyncio.get_running_loop().run_in_executor(None, render_status_page, snapshot)
+        return web.Response(body=page.encode("utf-8"), headers={"Content-Type": "text/html; charset=utf-8"})
+
+    async def healthy(self, request: web.Request) -> web.StreamResponse:
+        return text(200, "Healthy.\n")
+
+    async def ready(self, request: web.Request) -> web.StreamResponse:
+        if self.store.current().snapshot.cycles > 0:
+            return text(200, "Ready.\n")
+        return text(503, "Not ready: the first poll cycle has not finished.\n")
+
+    async def do_reload(self, request: web.Request) -> web.StreamResponse:
+        results = await asyncio.get_running_loop().run_in_executor(None, self.reload)
+        return reload_reply(results)
+
+
+def reload_reply(results: list[FileReload]) -> web.Response:
+    """200 when every file loaded; otherwise 500, each failed file with its key and problem."""
+    failed = [r for r in results if r.error]
+    lines = [
+        f"{r.what} {r.path}: " + (f"failed, the previous version stays: {r.error}" if r.error else "reloaded")
+        for r in results
+    ]
+    head = "Reload failed.\n" if failed else "Reloaded.\n"
+    return text(500 if failed else 200, head + "".join(f"{line}\n" for line in lines))
