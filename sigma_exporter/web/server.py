@@ -51,7 +51,7 @@ ERROR_TEXT: Final = {
 class Limits:
     read_timeout: float = 30.0
     idle_timeout: float = 120.0
-    max_connections: int = 1024
+    max_connections: int = 4096
     workers: int = 4
     max_body_bytes: int = 64 * 1024
     max_line_bytes: int = 8190  # a request line or one header line
@@ -191,6 +191,7 @@ class WebServer:
         self._thread = threading.Thread(target=self._run, name="sigma-web", daemon=True)
         self._started = threading.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._adopting = 0  # accepted, not yet handed to a protocol
 
     @property
     def tls_handshake_failures(self) -> int:
@@ -268,17 +269,19 @@ class WebServer:
                 log.warning("cannot accept a connection", extra={"error": exc.strerror or str(exc)})
                 await asyncio.sleep(0.1)
                 continue
-            if self.stats.open_connections + len(self._tasks) >= self.limits.max_connections:
+            if self.stats.open_connections + self._adopting >= self.limits.max_connections:
                 self.stats.reject(reasons.CONNECTION_LIMIT)
                 conn.close()
                 continue
             conn.setblocking(False)
+            self._adopting += 1
             task = loop.create_task(self._adopt(conn, protocol))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _adopt(self, conn: socket.socket, protocol: Callable[[], LimitedHandler]) -> None:
         loop = self._loop
+        context = None
         try:
             context = self.gate.ssl_context()
             if context is None:
@@ -301,6 +304,8 @@ class WebServer:
             if context is not None:
                 self._handshake_failed(ssl_problem_of(exc))
             conn.close()
+        finally:
+            self._adopting -= 1  # from here on it is counted in open_connections, or gone
 
     def _handshake_failed(self, problem: str) -> None:
         self.stats.reject(reasons.TLS_HANDSHAKE)
