@@ -37,7 +37,8 @@ from sigma_exporter.config.load import Config, ConfigError, Reference, load_conf
 from sigma_exporter.config.model import PollConfig
 from sigma_exporter.metrics.exposition import render
 from sigma_exporter.metrics.snapshot import ExporterInfo, Snapshot
-from sigma_exporter.poll.loop import Memory, Outcome, Poller
+from sigma_exporter.poll.loop import Poller
+from sigma_exporter.poll.memory import Memory, Outcome
 from sigma_exporter.sigma.errors import SigmaError
 from sigma_exporter.sigma.replies import (
     ALL_STATUSES,

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from sigma_exporter.config.load import Config, ConfigError, Reference
 from sigma_exporter.metrics.snapshot import (
@@ -15,16 +15,15 @@ from sigma_exporter.metrics.snapshot import (
     GroupCounts,
     ReferenceState,
     ReloadState,
-    ReportRow,
     Snapshot,
 )
 from sigma_exporter.metrics.store import SnapshotStore
+from sigma_exporter.poll.memory import Memory, Outcome, row_of
 from sigma_exporter.poll.workers import WorkerPool
 from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references
 from sigma_exporter.sigma.client import SigmaClient
 from sigma_exporter.sigma.errors import BadRequestError, FailureReplyError, SigmaError
 from sigma_exporter.sigma.replies import (
-    FINAL_STATUSES,
     PENDING,
     UNKNOWN,
     GroupReply,
@@ -39,47 +38,6 @@ log = logging.getLogger(__name__)
 PROBE_REFERENCE = "sigma-exporter-probe"
 
 ClientFactory = Callable[[Config], SigmaClient]
-
-
-@dataclass
-class Memory:
-    """What the poller remembers of one reference between cycles (owned by the poll thread)."""
-
-    ref: Reference
-    up: bool = False
-    last_check: float | None = None  # wall clock
-    last_success: float | None = None  # monotonic
-    last_error: str = ""
-    last_error_reason: str = ""
-    rows: tuple[ReportRow, ...] = ()
-    group: GroupCounts | None = None
-    since: dict[str, tuple[str, float]] = field(default_factory=dict)  # report_id -> (status, since)
-    unknown_logged: set[str] = field(default_factory=set)
-
-    @property
-    def final(self) -> bool:
-        return self.up and bool(self.rows) and all(row.status in FINAL_STATUSES for row in self.rows)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    ref: Reference
-    reply: ReportReply | GroupReply | None
-    error: SigmaError | None
-    checked_at: float
-    reached: bool  # Sigma answered as an authenticated API (even if the answer was "no such reference")
-
-
-def _row(report: ReportResult, since: float) -> ReportRow:
-    return ReportRow(
-        report_group_id=report.report_group_id,
-        report_id=report.report_id,
-        report_name=report.report_name,
-        status=report.status,
-        since=since,
-        error_code=report.error_code,
-        error_msg=report.error_msg,
-    )
 
 
 class Poller:
@@ -422,7 +380,7 @@ class Poller:
                         "raw_status": report.raw_status,
                     },
                 )
-            rows.append(_row(report, since[report.report_id][1]))
+            rows.append(row_of(report, since[report.report_id][1]))
         memory.since = since
         memory.rows = tuple(rows)
         return changes
