@@ -867,6 +867,7 @@ def test_web_config_secret_tls_and_https_scraping() -> None:
     web_config = yaml.safe_load(secret["stringData"][entry])
     assert web_config == values["webConfig"]["config"]
     from sigma_exporter.web import webconfig
+
     # The exporter's own parser accepts it.
     parsed = webconfig.parse_web_config_text(secret["stringData"][entry], str(web_path))
     assert parsed.tls is not None and set(parsed.users) == {"prometheus"}
