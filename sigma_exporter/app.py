@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import resource
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sigma_exporter import __version__
 from sigma_exporter.config.load import Config, ConfigError, load_config
 from sigma_exporter.metrics.exposition import ProcessPart
 from sigma_exporter.metrics.snapshot import ExporterInfo, initial_snapshot
@@ -24,6 +26,8 @@ log = logging.getLogger("sigma_exporter")
 
 #: How long /-/reload waits for the poll thread to publish the reload's outcome.
 RELOAD_PUBLISH_SECONDS = 5.0
+#: How long a stop waits for the poll thread and open requests.
+SHUTDOWN_SECONDS = 2.0
 
 
 @dataclass
@@ -160,4 +164,43 @@ def build_exporter(
     return Exporter(config_file, core, address, on_secret, web_config_file, open_health, limits or Limits())
 
 
-__all__ = ["ConfigError", "Core", "Exporter", "build_core", "build_exporter"]
+def run_until_signalled(
+    exporter: Exporter,
+    ready: Callable[[str], None] | None = None,
+    *,
+    config_file: str,
+    shard: str,
+    shutdown_seconds: float = SHUTDOWN_SECONDS,
+) -> None:
+    """Start the exporter and serve until SIGTERM or SIGINT; SIGHUP reloads, as /-/reload does."""
+    exporter.start()
+    scheme = "https" if exporter.tls else "http"
+    log.info(
+        "sigma-exporter started",
+        extra={
+            "version": __version__,
+            "listen": f"{scheme}://{exporter.bound}",
+            "config": config_file,
+            "shard": shard,
+        },
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if signum == signal.SIGHUP:
+            threading.Thread(target=exporter.reload, name="sigma-reload", daemon=True).start()
+        else:
+            log.info("shutting down", extra={"signal": signal.Signals(signum).name})
+            stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    if ready is not None:
+        ready(exporter.bound)
+    while not stop.wait(0.5):
+        pass
+    exporter.stop(shutdown_seconds)
+    log.info("stopped")
+
+
+__all__ = ["ConfigError", "Core", "Exporter", "build_core", "build_exporter", "run_until_signalled"]

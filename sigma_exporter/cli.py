@@ -14,8 +14,9 @@ from typing import Any, Final
 import click
 
 from sigma_exporter import __version__
-from sigma_exporter.app import build_core, build_exporter
+from sigma_exporter.app import build_core, build_exporter, run_until_signalled
 from sigma_exporter.config.load import Config, ConfigError, load_config
+from sigma_exporter.demo import demo_banner, write_demo_config
 from sigma_exporter.logsetup import FORMATS, LEVELS, Redactor, setup_logging
 from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references
 from sigma_exporter.web.listen import ListenAddressError, parse_listen_address
@@ -27,7 +28,6 @@ log = logging.getLogger("sigma_exporter")
 ENV_PREFIX: Final = "SIGMA_EXPORTER_"
 DEFAULT_CONFIG: Final = "/etc/sigma-exporter/config.yml"
 DEFAULT_LISTEN: Final = ":9842"
-SHUTDOWN_SECONDS: Final = 2.0
 
 
 def env(name: str) -> str:
@@ -162,34 +162,7 @@ def serve_until_stopped(
     except OSError as exc:
         fail(f"cannot listen on {listen}: {exc.strerror or exc}")
         return
-    exporter.start()
-    scheme = "https" if exporter.tls else "http"
-    log.info(
-        "sigma-exporter started",
-        extra={
-            "version": __version__,
-            "listen": f"{scheme}://{exporter.bound}",
-            "config": config_file,
-            "shard": f"{shard_index}/{shard_count}",
-        },
-    )
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if signum == signal.SIGHUP:
-            threading.Thread(target=exporter.reload, name="sigma-reload", daemon=True).start()
-        else:
-            log.info("shutting down", extra={"signal": signal.Signals(signum).name})
-            stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    if ready is not None:
-        ready(exporter.bound)
-    while not stop.wait(0.5):
-        pass
-    exporter.stop(SHUTDOWN_SECONDS)
-    log.info("stopped")
+    run_until_signalled(exporter, ready, config_file=config_file, shard=f"{shard_index}/{shard_count}")
 
 
 # --- commands ------------------------------------------------------------------------------------------
@@ -375,31 +348,6 @@ def simulate(listen: str, scenario: str, log_level: str, log_format: str) -> Non
     sim.stop()
 
 
-DEMO_CONFIG: Final = """\
-sigma:
-  url: {url}
-  auth:
-    type: apikey
-    client_id: 8HIG1002H6
-    client_token_file: {token_file}
-  timeout_seconds: 2
-poll:
-  interval_seconds: 5
-  concurrency: 4
-  final_recheck_seconds: 30
-references:
-  reports:
-    - {{reference: sample2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd, labels: {{team: finance}}}}
-    - {{reference: demo-daily-balances, labels: {{team: treasury}}}}
-    - {{reference: demo-loan-book, labels: {{team: lending}}}}
-    - {{reference: demo-fx-exposure, labels: {{team: treasury}}}}
-    - demo-dormant-accounts
-  groups:
-    - {{reference: grp-2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd, labels: {{team: finance}}}}
-    - {{reference: demo-month-end, labels: {{team: finance}}}}
-"""
-
-
 @main.command()
 @option("--web.listen-address", "listen", default="127.0.0.1:9842", help="Where the exporter serves.")
 @with_logging
@@ -412,24 +360,11 @@ def demo(listen: str, log_level: str, log_format: str) -> None:
     setup_logging(log_level, log_format, redactor)
     sim = Simulator(load_scenario(builtin_scenario("demo"))).start()
     workdir = Path(tempfile.mkdtemp(prefix="sigma-exporter-demo-"))
-    token_file = workdir / "client-token"
-    token_file.write_text("sample72695bf9-3932-4f60-88b5-2f-2hjd\n")
-    token_file.chmod(0o600)
-    config_file = workdir / "config.yml"
-    config_file.write_text(DEMO_CONFIG.format(url=sim.url, token_file=token_file))
+    config_file = write_demo_config(workdir, sim.url)
     config = load_or_fail(str(config_file), redactor)
 
     def announce(bound: str) -> None:
-        base = f"http://{bound}"
-        click.echo(
-            "\nsigma-exporter demo is running (Ctrl-C stops it):\n"
-            f"  status page   {base}/\n"
-            f"  metrics       {base}/metrics\n"
-            f"  readiness     {base}/-/ready\n"
-            f"  simulator     {sim.url}  (stats: {sim.base_url}/_sim/stats)\n"
-            f"  config        {config_file}\n"
-            "Reports change status every few seconds; some fail and recover.\n"
-        )
+        click.echo(demo_banner(bound, sim.url, sim.base_url, config_file))
 
     try:
         serve_until_stopped(config, str(config_file), listen, redactor, ready=announce)

@@ -39,6 +39,7 @@ from sigma_exporter.metrics.exposition import render
 from sigma_exporter.metrics.snapshot import ExporterInfo, Snapshot
 from sigma_exporter.poll.loop import Poller
 from sigma_exporter.poll.memory import Memory, Outcome
+from sigma_exporter.sigma.actions import POLLED_ACTIONS as ACTIONS
 from sigma_exporter.sigma.errors import SigmaError
 from sigma_exporter.sigma.replies import (
     ALL_STATUSES,
@@ -52,7 +53,7 @@ from sigma_exporter.sigma.replies import (
     parse_report_reply,
     parse_token_reply,
 )
-from sigma_exporter.sigma.stats import ACTIONS, ApiStats
+from sigma_exporter.sigma.stats import ApiStats
 from tests.conftest import IN_CI
 from tests.exporter_helpers import samples
 

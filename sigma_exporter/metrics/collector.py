@@ -20,41 +20,11 @@ from prometheus_client.openmetrics.exposition import escape_label_name
 from prometheus_client.utils import floatToGoString
 
 from sigma_exporter.metrics.snapshot import ReferenceState, Snapshot
-from sigma_exporter.sigma.errors import (
-    BadRequestError,
-    FailureReplyError,
-    HTTPStatusError,
-    InvalidReplyError,
-    ReplyTooLargeError,
-    ServerError,
-    SigmaConnectionError,
-    SigmaTimeoutError,
-    SigmaTLSError,
-    UnauthorizedError,
-)
+from sigma_exporter.sigma.actions import POLLED_ACTIONS
+from sigma_exporter.sigma.errors import ERROR_REASONS
 from sigma_exporter.sigma.replies import ALL_STATUSES
-from sigma_exporter.sigma.stats import ACTIONS, LATENCY_BUCKETS
+from sigma_exporter.sigma.stats import LATENCY_BUCKETS
 
-#: Every `reason` an API error can have; each is exported from zero so rates work from the start.
-ERROR_REASONS = tuple(
-    sorted(
-        {
-            cls.reason
-            for cls in (
-                SigmaTimeoutError,
-                SigmaConnectionError,
-                SigmaTLSError,
-                ReplyTooLargeError,
-                UnauthorizedError,
-                BadRequestError,
-                ServerError,
-                HTTPStatusError,
-                FailureReplyError,
-                InvalidReplyError,
-            )
-        }
-    )
-)
 STATUS_LABELS = ["reference", "report_group_id", "report_id", "report_name", "status"]
 _LEGACY_NAME: Final = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
@@ -241,7 +211,7 @@ def _api_families(snapshot: Snapshot) -> Iterator[Family]:
     duration = Family(
         "sigma_api_request_duration_seconds", "Latency of Sigma API calls.", "histogram", ["action"]
     )
-    for action in sorted(set(ACTIONS) | set(api.durations)):
+    for action in sorted(set(POLLED_ACTIONS) | set(api.durations)):
         hist = api.durations.get(action)
         counts = hist.counts if hist is not None else (0,) * (len(LATENCY_BUCKETS) + 1)
         cumulative = 0
@@ -254,7 +224,7 @@ def _api_families(snapshot: Snapshot) -> Iterator[Family]:
     for (action, code), value in sorted(api.requests.items()):
         requests.add([action, code], float(value), "_total")
     errors = counter("sigma_api_request_errors", "Failed Sigma API calls by reason.", ["action", "reason"])
-    known = {(action, reason) for action in ACTIONS for reason in ERROR_REASONS} | set(api.errors)
+    known = {(action, reason) for action in POLLED_ACTIONS for reason in ERROR_REASONS} | set(api.errors)
     for action, reason in sorted(known):
         errors.add([action, reason], float(api.errors.get((action, reason), 0)), "_total")
     yield from (duration, requests, errors)

@@ -27,6 +27,7 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_environ_proxies, select_p
 
 from sigma_exporter import __version__
 from sigma_exporter.config.model import AuthConfig, SigmaConfig
+from sigma_exporter.sigma.actions import GENERATE_TOKEN, GROUP_CHECK, REPORT_CHECK
 from sigma_exporter.sigma.errors import (
     ReplyTooLargeError,
     SigmaConnectionError,
@@ -60,9 +61,6 @@ _pool_log = logging.getLogger("urllib3.connectionpool")
 if not any(isinstance(f, _NoQueryStrings) for f in _pool_log.filters):
     _pool_log.addFilter(_NoQueryStrings())
 
-GENERATE_TOKEN: Final = "GENERATE_TOKEN"  # noqa: S105 - an action name
-REPORT_CHECK: Final = "REPORT_INSTANCE_STATUS_CHECK"
-GROUP_CHECK: Final = "REPORT_GROUP_INSTANCE_STATUS_CHECK"
 #: After a failed token request, callers within this many seconds get the same error without a call.
 TOKEN_FAILURE_HOLD_SECONDS: Final = 2.0
 

@@ -118,3 +118,25 @@ class FailureReplyError(SigmaError):
         super().__init__(message)
         self.error_code = error_code
         self.status_code = status_code
+
+
+#: Every `reason` an API error can have; the metrics export each from zero so rates work from the start.
+ERROR_REASONS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            cls.reason
+            for cls in (
+                SigmaTimeoutError,
+                SigmaConnectionError,
+                SigmaTLSError,
+                ReplyTooLargeError,
+                UnauthorizedError,
+                BadRequestError,
+                ServerError,
+                HTTPStatusError,
+                FailureReplyError,
+                InvalidReplyError,
+            )
+        }
+    )
+)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from sigma_exporter.sigma.actions import GENERATE_TOKEN, GROUP_CHECK, REPORT_CHECK
 from sigma_exporter.sigma.errors import (
     BadRequestError,
     EmptyReplyError,
@@ -254,7 +255,7 @@ def check_envelope(http_status: int, body: bytes, where: str) -> dict[str, objec
 # --- the three replies ------------------------------------------------------------------------------
 def parse_token_reply(http_status: int, body: bytes) -> str:
     """The access token of a GENERATE_TOKEN reply, trimmed."""
-    where = "GENERATE_TOKEN"
+    where = GENERATE_TOKEN
     header = check_envelope(http_status, body, where)
     if header is None:
         raise MissingFieldError(f"{where}: reply has no access token (204)")
@@ -292,7 +293,7 @@ def _report(item: Mapping[str, object], where: str, group_id: str, *, member: bo
 
 def parse_report_reply(http_status: int, body: bytes) -> ReportReply:
     """A REPORT_INSTANCE_STATUS_CHECK reply."""
-    where = "REPORT_INSTANCE_STATUS_CHECK"
+    where = REPORT_CHECK
     header = check_envelope(http_status, body, where)
     if header is None:
         return ReportReply(report=PENDING_REPORT, pending=True)
@@ -301,7 +302,7 @@ def parse_report_reply(http_status: int, body: bytes) -> ReportReply:
 
 def parse_group_reply(http_status: int, body: bytes) -> GroupReply:
     """A REPORT_GROUP_INSTANCE_STATUS_CHECK reply. Duplicate member ids keep their first entry."""
-    where = "REPORT_GROUP_INSTANCE_STATUS_CHECK"
+    where = GROUP_CHECK
     header = check_envelope(http_status, body, where)
     if header is None:
         return GroupReply(report_group_id="", reports=(), pending=True)

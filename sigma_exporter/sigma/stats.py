@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from sigma_exporter.sigma.actions import POLLED_ACTIONS
+
 #: Upper bounds (seconds) of the latency histogram buckets; +Inf is implied.
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-ACTIONS: Final = ("GENERATE_TOKEN", "REPORT_INSTANCE_STATUS_CHECK", "REPORT_GROUP_INSTANCE_STATUS_CHECK")
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,8 @@ class ApiStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._buckets: dict[str, list[int]] = {a: [0] * (len(LATENCY_BUCKETS) + 1) for a in ACTIONS}
-        self._sums: dict[str, float] = dict.fromkeys(ACTIONS, 0.0)
+        self._buckets: dict[str, list[int]] = {a: [0] * (len(LATENCY_BUCKETS) + 1) for a in POLLED_ACTIONS}
+        self._sums: dict[str, float] = dict.fromkeys(POLLED_ACTIONS, 0.0)
         self._requests: dict[tuple[str, str], int] = {}
         self._errors: dict[tuple[str, str], int] = {}
 
