@@ -39,7 +39,8 @@ LABEL org.opencontainers.image.title="sigma-exporter" \
 RUN groupadd --system --gid 65532 sigma \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin sigma \
- && mkdir -p /etc/sigma-exporter/references.d
+ && mkdir -p /etc/sigma-exporter/references.d \
+ && install -d -o 65532 -g 65532 -m 0750 /data
 
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
@@ -47,7 +48,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1
 
 USER 65532:65532
+# The state store's default, sqlite:///data/sigma-exporter.db, is relative to the working directory.
 WORKDIR /
+VOLUME ["/data"]
 EXPOSE 9842
 ENTRYPOINT ["/opt/venv/bin/sigma-exporter", "serve"]
 CMD ["--config.file=/etc/sigma-exporter/config.yml"]

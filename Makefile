@@ -16,15 +16,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/sigma-exporter demo
 
-# Debian's prometheus (promtool) and alertmanager, when we are root with apt-get; otherwise the
-# tests that need them skip with a reason (and fail under CI=true).
+# Debian's prometheus (promtool), alertmanager and postgresql (a throwaway cluster per test session), when we
+# are root with apt-get; otherwise the tests that need them skip with a reason (and fail under CI=true).
 system-deps:
-	@if command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null; then :; \
+	@if command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null \
+	    && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian packages prometheus prometheus-alertmanager"; \
+	  echo "installing Debian packages prometheus prometheus-alertmanager postgresql"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	     prometheus prometheus-alertmanager >/dev/null) || echo "warning: apt-get install failed"; \
-	else echo "note: promtool/alertmanager missing and not root: their tests will skip"; fi
+	     prometheus prometheus-alertmanager postgresql >/dev/null) || echo "warning: apt-get install failed"; \
+	else echo "note: promtool/alertmanager/postgresql missing and not root: their tests will skip"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -342,6 +342,8 @@ def start_exporter(
             str(path),
             "--web.listen-address",
             f"127.0.0.1:{port}",
+            "--storage.path",
+            str(path.parent / f"state-{port}"),
         ],
         env=env,
     )

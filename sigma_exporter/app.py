@@ -11,12 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sigma_exporter import __version__
-from sigma_exporter.config.load import Config, ConfigError, load_config
+from sigma_exporter.config.load import Config, ConfigError, load_config, watch_problem
 from sigma_exporter.metrics.exposition import ProcessPart
 from sigma_exporter.metrics.snapshot import ExporterInfo, initial_snapshot
 from sigma_exporter.metrics.store import SnapshotStore
 from sigma_exporter.poll.loop import ClientFactory, Poller
+from sigma_exporter.runs.registry import Registry
+from sigma_exporter.runs.store import StateStore, StoreError, open_store
+from sigma_exporter.runs.store.writer import StateWriter
 from sigma_exporter.sigma.stats import ApiStats
+from sigma_exporter.web.api.handlers import Api
 from sigma_exporter.web.routes import HEALTH_PATHS, FileReload, Routes
 from sigma_exporter.web.server import Limits, WebServer
 from sigma_exporter.web.stats import ServerStats, WebCollector
@@ -32,12 +36,21 @@ SHUTDOWN_SECONDS = 2.0
 
 @dataclass
 class Core:
-    """What polls Sigma and publishes snapshots: no HTTP."""
+    """What holds runs, polls Sigma and publishes snapshots: no HTTP."""
 
     config: Config
     stats: ApiStats
     store: SnapshotStore
     poller: Poller
+    state: StateStore
+    writer: StateWriter
+    registry: Registry
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """After the poll thread: write what is pending, then let the store go."""
+        self.registry.stop()
+        self.writer.close(timeout)
+        self.state.close()
 
 
 def build_core(
@@ -47,13 +60,48 @@ def build_core(
     shard_count: int = 1,
     on_secret: Callable[[str], None] | None = None,
     client_factory: ClientFactory | None = None,
+    storage_path: str | None = None,
+    state: StateStore | None = None,
 ) -> Core:
-    """Raises ConfigError when a reference file named by the config is invalid."""
+    """Raises ConfigError when a reference file named by the config is invalid or the state store cannot
+    be opened (`state.url`)."""
+    if state is None:
+        try:
+            state = open_store(config.state, storage_path)
+        except StoreError as exc:
+            raise ConfigError(config.source, "state.url", str(exc)) from None
+    if state.description == "memory:":
+        log.warning(
+            "state.url is memory: runs registered through the API and report history are lost on restart"
+        )
+    try:
+        loaded = state.load()
+    except StoreError as exc:
+        raise ConfigError(config.source, "state.url", str(exc)) from None
+    writer = StateWriter(state)
+    registry = Registry(
+        state,
+        writer,
+        max_runs=config.retention.max_runs,
+        shard_index=shard_index,
+        shard_count=shard_count,
+        cursor=loaded.cursor,
+    )
     stats = ApiStats()
     info = ExporterInfo.of_this_process(shard_index, shard_count, config.metrics.status_series)
     store = SnapshotStore(initial_snapshot(info, stats))
-    poller = Poller(config, store, info=info, stats=stats, client_factory=client_factory, on_secret=on_secret)
-    return Core(config, stats, store, poller)
+    poller = Poller(
+        config,
+        store,
+        info=info,
+        stats=stats,
+        registry=registry,
+        loaded=loaded,
+        client_factory=client_factory,
+        on_secret=on_secret,
+    )
+    registry.start()
+    return Core(config, stats, store, poller, state, writer, registry)
 
 
 def raise_open_files_limit() -> int:
@@ -88,6 +136,11 @@ class Exporter:
             if self.watcher is not None
             else None
         )
+        problem = watch_problem(
+            self.core.config, web_users=self.watcher is not None and bool(self.watcher.current().config.users)
+        )
+        if problem is not None:
+            raise problem
         files_limit = raise_open_files_limit()
         limits = self.limits
         if limits.max_connections > files_limit - 64:
@@ -98,7 +151,14 @@ class Exporter:
             )
         self.server_stats = ServerStats()
         live = ProcessPart(collectors=(WebCollector(self.server_stats, self.watcher),))
-        routes = Routes(self.core.store, live, self.reload, security, self.server_stats)
+        watcher = self.watcher
+        api = Api(
+            self.core.store,
+            self.core.registry,
+            token=lambda: self.core.poller.config.api.token,
+            basic_users=lambda: watcher is not None and bool(watcher.current().config.users),
+        )
+        routes = Routes(self.core.store, live, self.reload, security, self.server_stats, api)
         self.server = WebServer(
             routes.application(limits),
             self.address,
@@ -124,6 +184,7 @@ class Exporter:
         self.core.poller.stop()
         self.server.stop(timeout / 2)
         self._poll_thread.join(timeout / 4)
+        self.core.stop(timeout / 4)
 
     def reload(self) -> list[FileReload]:
         """Re-read the config (with its reference files) and the web config; each good file takes effect,
@@ -158,9 +219,16 @@ def build_exporter(
     web_config_file: str | None = None,
     open_health: bool = False,
     limits: Limits | None = None,
+    storage_path: str | None = None,
 ) -> Exporter:
-    """Raises ConfigError (a bad reference file or web config) or OSError (cannot listen)."""
-    core = build_core(config, shard_index=shard_index, shard_count=shard_count, on_secret=on_secret)
+    """Raises ConfigError (a bad reference file, web config or state store) or OSError (cannot listen)."""
+    core = build_core(
+        config,
+        shard_index=shard_index,
+        shard_count=shard_count,
+        on_secret=on_secret,
+        storage_path=storage_path,
+    )
     return Exporter(config_file, core, address, on_secret, web_config_file, open_health, limits or Limits())
 
 

@@ -15,7 +15,7 @@ import click
 
 from sigma_exporter import __version__
 from sigma_exporter.app import build_core, build_exporter, run_until_signalled
-from sigma_exporter.config.load import Config, ConfigError, load_config
+from sigma_exporter.config.load import Config, ConfigError, load_config, watch_problem
 from sigma_exporter.demo import demo_banner, write_demo_config
 from sigma_exporter.logsetup import FORMATS, LEVELS, Redactor, setup_logging
 from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references
@@ -138,6 +138,7 @@ def serve_until_stopped(
     open_health: bool = False,
     limits: Limits | None = None,
     ready: Callable[[str], None] | None = None,
+    storage_path: str | None = None,
 ) -> None:
     try:
         address = parse_listen_address(listen)
@@ -155,6 +156,7 @@ def serve_until_stopped(
             web_config_file=web_config_file,
             open_health=open_health,
             limits=limits,
+            storage_path=storage_path,
         )
     except ConfigError as exc:
         fail(str(exc))
@@ -219,6 +221,14 @@ def main() -> None:
     help="Open connections beyond this are closed as soon as they are accepted (counted in "
     "sigma_web_requests_rejected_total).",
 )
+@option(
+    "--storage.path",
+    "storage_path",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Directory of the embedded SQLite state store (default data/ in the working directory, as "
+    "Prometheus). Ignored when the config sets state.url.",
+)
 @shard_index_option
 @shard_count_option
 @with_logging
@@ -230,6 +240,7 @@ def serve(
     read_timeout: float,
     idle_timeout: float,
     max_connections: int,
+    storage_path: str | None,
     shard_index: int,
     shard_count: int,
     log_level: str,
@@ -251,6 +262,7 @@ def serve(
         web_config_file=web_config_file,
         open_health=open_health,
         limits=Limits(read_timeout=read_timeout, idle_timeout=idle_timeout, max_connections=max_connections),
+        storage_path=storage_path,
     )
 
 
@@ -272,8 +284,10 @@ def check_config(config_file: str, web_config_file: str | None, shard_index: int
         config = load_config(config_file)
         files = ReferenceFiles(config.references.files)
         files.refresh(strict=True)
-        if web_config_file:
-            validate_web_config_file(web_config_file)
+        web_users = bool(validate_web_config_file(web_config_file).users) if web_config_file else False
+        problem = watch_problem(config, web_users=web_users)
+        if problem is not None:
+            raise problem
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None

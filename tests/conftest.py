@@ -102,6 +102,18 @@ def scenario_from(text: str) -> Any:
     return parse_scenario(yaml.safe_load(text), "test-scenario")
 
 
+#: Where the exporter keeps its SQLite state store in a test: every process a test starts inherits it.
+STORAGE_ENV = "SIGMA_EXPORTER_STORAGE_PATH"
+
+
+@pytest.fixture(autouse=True)
+def state_directory(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh state store directory per test (never data/ in the checkout)."""
+    path = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv(STORAGE_ENV, str(path))
+    return path
+
+
 @pytest.fixture
 def simulator() -> Iterator[Simulator]:
     with Simulator(scenario_from(VENDOR_SCENARIO)) as sim:
@@ -209,3 +221,11 @@ def exporter_process(tmp_path: Path) -> Iterator[Callable[..., ExporterProcess]]
     yield start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One throwaway PostgreSQL cluster for the session (see tests/postgres.py)."""
+    from tests.postgres import start_cluster
+
+    yield from start_cluster(tmp_path_factory.mktemp("postgres"))

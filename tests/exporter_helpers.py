@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -22,6 +23,7 @@ def make_config(url: str, reports: list[Any], groups: list[Any] | None = None, *
 
 
 def make_poller(config: Config, **kwargs: Any) -> tuple[Poller, SnapshotStore]:
+    kwargs.setdefault("storage_path", os.environ.get("SIGMA_EXPORTER_STORAGE_PATH"))
     core = build_core(config, **kwargs)
     return core.poller, core.store
 
@@ -46,6 +48,7 @@ def select(text: str, name: str, **labels: str) -> dict[tuple[tuple[str, str], .
 VOLATILE = re.compile(
     r"^(sigma_report_status_since_timestamp_seconds|sigma_poll_duration_seconds|sigma_last_poll_timestamp_seconds"
     r"|sigma_api_request_duration_seconds_(bucket|sum|count)|sigma_config_last_reload_success_timestamp_seconds"
+    r"|sigma_report_last_(?:success|failure)_timestamp_seconds|sigma_report_last_run_duration_seconds"
     r")(\{.*\})? .*$"
 )
 

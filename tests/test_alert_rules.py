@@ -105,6 +105,7 @@ def test_required_alerts_exist() -> None:
         "SigmaApiLatencyHigh",
         "SigmaPollsStalled",
         "SigmaConfigReloadFailed",
+        "SigmaStateStoreWriteFailing",
     }
     assert required <= _alert_names()
 

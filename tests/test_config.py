@@ -110,11 +110,6 @@ def test_defaults() -> None:
         ),
         ("sigma.timeout_seconds", 120, "c.yml: sigma.timeout_seconds: 120 exceeds poll.interval_seconds 30"),
         ("metrics.status_series", "some", "c.yml: metrics.status_series: should be one of all, current"),
-        (
-            "references",
-            {"reports": [], "groups": []},
-            "c.yml: references: no reports, groups or files to watch",
-        ),
         ("references.reports", "ref-1", "c.yml: references.reports: should be a list, got a string"),
         ("references.reports", ["a b"], "c.yml: references.reports[0]: 'a b' is not a reference number"),
         ("references.reports", ["a", "a"], "c.yml: references.reports[1]: reference a is listed twice"),
@@ -242,3 +237,24 @@ def test_help_documents_every_option_and_its_environment_variable() -> None:
         assert flag in result.stdout
         env = "SIGMA_EXPORTER_" + flag.lstrip("-").upper().replace(".", "_").replace("-", "_")
         assert env in result.stdout.replace("\n", " ").replace(" ", "") or env in result.stdout
+
+
+def test_nothing_to_watch_is_valid_only_when_runs_can_be_registered(tmp_path: Path) -> None:
+    from sigma_exporter.config.load import watch_problem
+
+    base = {
+        "sigma": {"url": "http://sigma:9081/r", "auth": {"type": "token", "token": "t"}},
+        "references": {"reports": [], "groups": []},
+    }
+    empty = parse_config(base, "c.yml", {})
+    problem = watch_problem(empty, web_users=False)
+    assert problem is not None and str(problem) == (
+        "c.yml: references: no reports, groups or files to watch, and no way to register runs "
+        "(set api.token_file, or basic_auth_users in --web.config.file)"
+    )
+    assert watch_problem(empty, web_users=True) is None
+    token = tmp_path / "api-token"
+    token.write_text("0123456789abcdef-api\n")
+    with_api = parse_config({**base, "api": {"token_file": str(token)}}, "c.yml", {})
+    assert watch_problem(with_api, web_users=False) is None
+    assert with_api.api.token is not None and "0123456789abcdef" not in repr(with_api)

@@ -323,3 +323,22 @@ def test_parser_reads_continuations_and_stages() -> None:
         (1, "FROM", "c"),
         (1, "USER", "1"),
     ]
+
+
+def test_the_state_store_default_lands_on_the_declared_volume_the_chart_mounts() -> None:
+    (volume,) = final("VOLUME")
+    declared = [PurePosixPath(p) for p in json.loads(volume.args)]
+    workdirs = final("WORKDIR")
+    workdir = PurePosixPath(workdirs[-1].args)
+    from sigma_exporter.config.model import StateConfig
+    from sigma_exporter.config.state import sqlite_path
+
+    database = workdir / sqlite_path(StateConfig().url)
+    assert database.parent in declared, (database, declared)
+    runs = " ".join(i.args for i in final("RUN"))
+    user = final("USER")[0].args.split(":")[0]
+    assert f"install -d -o {user} -g {user}" in runs and str(database.parent) in runs  # writable by the user
+    from tests.test_helm_chart import mount_for, render_file
+
+    mount, _ = mount_for(render_file(None), database)
+    assert PurePosixPath(mount["mountPath"]) == database.parent

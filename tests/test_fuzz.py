@@ -14,7 +14,6 @@ derandomized so that a failure reproduces.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -32,11 +31,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.openmetrics import parser as openmetrics_parser
 
-from sigma_exporter.app import build_core
 from sigma_exporter.config.load import Config, ConfigError, Reference, load_config, parse_config
 from sigma_exporter.config.model import PollConfig
 from sigma_exporter.metrics.exposition import render
 from sigma_exporter.metrics.snapshot import ExporterInfo, Snapshot
+from sigma_exporter.poll.apply import fold
 from sigma_exporter.poll.loop import Poller
 from sigma_exporter.poll.memory import Memory, Outcome
 from sigma_exporter.sigma.actions import POLLED_ACTIONS as ACTIONS
@@ -516,29 +515,6 @@ def test_load_config_on_arbitrary_bytes(body: bytes) -> None:
 
 
 # --- parsed replies -> snapshot -> exposition --------------------------------------------------------------------
-class _NoClient:
-    def close(self) -> None:
-        pass
-
-
-@functools.cache
-def offline_poller() -> Poller:
-    """A poller that never calls Sigma: the test feeds outcomes to its `_apply`, with its own memories."""
-    config = parse_config(
-        {
-            "sigma": {
-                "url": "http://127.0.0.1:1/sigma/rest/reports",
-                "auth": {"type": "token", "token": "t"},
-            },
-            "poll": {"concurrency": 1},
-            "references": {"reports": ["placeholder"]},
-        },
-        "fuzz.yml",
-        {},
-    )
-    return build_core(config, client_factory=lambda _c: _NoClient()).poller  # type: ignore[arg-type,return-value]
-
-
 reference_names = st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1, max_size=20)
 
 
@@ -571,7 +547,6 @@ def test_parsed_replies_render_to_a_valid_exposition(
         )
         for name, kind in refs
     ]
-    poller = offline_poller()
     memories = {ref.key: Memory(ref) for ref in references}
     stats = ApiStats()
     for _ in range(rounds):
@@ -593,7 +568,7 @@ def test_parsed_replies_render_to_a_valid_exposition(
                 time.time(),
                 not isinstance(result, SigmaError),
             )
-            poller._apply(memories[ref.key], outcome)
+            fold(memories[ref.key], outcome)
     snapshot = Snapshot(
         info=ExporterInfo("fuzz", "3", status_series="current" if sparse else "all"),
         api=stats.freeze(),

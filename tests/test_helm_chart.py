@@ -53,7 +53,15 @@ STANDARD_LABELS = (
     "app.kubernetes.io/managed-by",
     "helm.sh/chart",
 )
-CORE_KINDS = {"ConfigMap", "Deployment", "Secret", "Service", "ServiceAccount", "StatefulSet"}
+CORE_KINDS = {
+    "ConfigMap",
+    "Deployment",
+    "PersistentVolumeClaim",
+    "Secret",
+    "Service",
+    "ServiceAccount",
+    "StatefulSet",
+}
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 CREDENTIAL = {  # auth type -> (values key under sigma.auth, file name in the mount, config key)
     "apikey": ("clientToken", "client-token", "client_token_file"),
@@ -600,6 +608,76 @@ def test_existing_secret_uses_the_given_name_and_key() -> None:
     assert "checksum/secret" not in workload(manifests)["spec"]["template"]["metadata"]["annotations"]
 
 
+API_TOKEN = "chart-test-api-token-0123456789"
+DATA_DIR = PurePosixPath("/data")
+
+
+def test_state_volume_is_an_empty_dir_by_default_at_the_image_data_directory() -> None:
+    manifests = render_file(None)
+    mount, volume = mount_for(manifests, DATA_DIR / "sigma-exporter.db")
+    assert PurePosixPath(mount["mountPath"]) == DATA_DIR and volume["emptyDir"] == {"sizeLimit": "1Gi"}
+    assert not by_kind(manifests, "PersistentVolumeClaim")
+    assert "state" not in exporter_config(manifests)  # the exporter's default, sqlite:///data/...
+
+
+def test_persistent_state_gets_a_claim_and_a_recreate_rollout() -> None:
+    manifests = render_file("state-persistent-values.yaml")
+    claim = one(manifests, "PersistentVolumeClaim")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    _, volume = mount_for(manifests, DATA_DIR / "sigma-exporter.db")
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert workload(manifests)["spec"]["strategy"] == {"type": "Recreate"}
+    token_path = PurePosixPath(exporter_config(manifests)["api"]["token_file"])
+    _, token_volume = mount_for(manifests, token_path)
+    assert token_volume["secret"]["secretName"] == "sigma-exporter-api-token"
+    assert token_volume["secret"]["items"] == [{"key": "token", "path": token_path.name}]
+    values = values_of("state-persistent-values.yaml")
+    assert values is not None
+    del values["api"]  # shards with the API on need PostgreSQL (below); without it, a claim per shard
+    sharded = render({**values, "shards": 2})
+    assert not by_kind(sharded, "PersistentVolumeClaim")
+    (template,) = workload(sharded)["spec"]["volumeClaimTemplates"]
+    assert template["metadata"]["name"] == "state"
+    mounts = container(sharded)["volumeMounts"]
+    assert {"name": "state", "mountPath": "/data"} in mounts
+
+
+def test_sharded_postgresql_state_points_every_shard_at_the_database() -> None:
+    manifests = render_file("sharded-postgresql-values.yaml")
+    state = exporter_config(manifests)["state"]
+    assert state["url"] == "postgresql://sigma@postgres.databases:5432/sigma"
+    _, volume = mount_for(manifests, PurePosixPath(state["password_file"]))
+    assert volume["secret"] == {
+        "secretName": "sigma-exporter-db",
+        "defaultMode": 0o440,
+        "items": [{"key": "password", "path": "password"}],
+    }
+    assert workload(manifests)["kind"] == "StatefulSet"
+
+
+def test_shards_with_the_api_on_and_no_postgresql_refuse_to_render() -> None:
+    sdk = helm()
+    values = values_of("sharded-postgresql-values.yaml")
+    assert values is not None
+    del values["state"]
+    with sdk.Chart.load(str(CHART)) as chart, pytest.raises(sdk.HelmError, match=r"needs state\.postgresql"):
+        chart.render(values=values, name=RELEASE, namespace=NAMESPACE)
+    del values["api"]  # without the API each shard may keep its own SQLite file
+    assert workload(render(values))["kind"] == "StatefulSet"
+
+
+def test_plain_state_and_api_secrets_in_config_are_refused() -> None:
+    sdk = helm()
+    for section, key in (("state", "password"), ("api", "token_file")):
+        values = {
+            "config": {"sigma": {"url": "http://s:1/r", "auth": {"type": "token"}}, section: {key: "x"}}
+        }
+        with sdk.Chart.load(str(CHART)) as chart, pytest.raises(sdk.HelmError, match=f"config.{section}"):
+            chart.render(values=values, name=RELEASE, namespace=NAMESPACE)
+
+
 def test_plain_credentials_in_config_are_refused() -> None:
     sdk = helm()
     values = {"config": {"sigma": {"url": "http://s:1/r", "auth": {"type": "token", "token_file": "/x"}}}}
@@ -671,6 +749,14 @@ def _pod_files(
             (root / "web" / "web-config.yml").write_text(
                 web_text.replace(str(CONFIG_DIR) + "/", str(root) + "/")
             )
+    from tests.postgres import PASSWORD
+
+    for section, key, content in (("api", "token_file", API_TOKEN), ("state", "password_file", PASSWORD)):
+        path = (config.get(section) or {}).get(key)
+        if path:
+            local = root / PurePosixPath(path).relative_to(CONFIG_DIR)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_text(content + "\n")
     assert str(CONFIG_DIR) + "/" in config_text
     config_file = root / "config.yml"
     config_file.write_text(config_text.replace(str(CONFIG_DIR) + "/", str(root) + "/"))
@@ -776,13 +862,18 @@ def _self_signed(directory: Path) -> None:
 
 
 @pytest.mark.parametrize("values_file", [path.name for path in CI_VALUES])
-def test_pod_command_line_serves_the_probes(values_file: str, simulator: Simulator, tmp_path: Path) -> None:
+def test_pod_command_line_serves_the_probes(
+    values_file: str, simulator: Simulator, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """The container's args and env as rendered (paths mapped to a temporary directory, loopback port) start
-    the real exporter against the simulator; the probes' paths and scheme answer 200 without credentials."""
+    the real exporter against the simulator; the probes' paths and scheme answer 200 without credentials.
+    A values file with state.postgresql gets a database of the test session's PostgreSQL cluster."""
     command = _sigma_exporter_cli()
     values = values_of(values_file)
     assert values is not None
     values["config"]["sigma"]["url"] = simulator.url
+    if values.get("state", {}).get("postgresql", {}).get("enabled"):
+        values["state"]["postgresql"]["url"] = request.getfixturevalue("postgres_cluster").create_database()
     auth = values["config"]["sigma"]["auth"]
     auth.update({"apikey": {"client_id": CLIENT_ID}, "basic": {"username": "sigma"}}.get(auth["type"], {}))
     manifests = render(values)
@@ -837,6 +928,17 @@ def test_pod_command_line_serves_the_probes(values_file: str, simulator: Simulat
         shards = str(values.get("shards", 1))
         index = shard_index if int(shards) > 1 else "0"
         assert f'sigma_exporter_shard{{shard_count="{shards}",shard_index="{index}"}} 1.0' in metrics.text
+        if values.get("api", {}).get("token", {}).get("existingSecret"):
+            # The token mounted from the Secret is the one the API takes.
+            registered = requests.post(
+                base + "/api/v1/runs",
+                json={"reference": "from-the-chart-test", "kind": "report"},
+                headers={"Authorization": f"Bearer {API_TOKEN}"},
+                timeout=10,
+                verify=verify,
+            )
+            assert registered.status_code == 201, registered.text
+        assert "sigma_state_up 1.0" in metrics.text
     finally:
         process.terminate()
         try:

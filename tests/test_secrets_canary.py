@@ -205,8 +205,13 @@ def exercise(setup: Setup, proc: ExporterProcess) -> None:
     wait_for(
         lambda: metric(proc, 'sigma_reference_up{kind="group",reference="grp-ok"}') == 0.0, 10, what="garbage"
     )
+    # The page shows errors (the 500 may come a cycle after the garbage: the faults can land mid-cycle).
+    wait_for(
+        lambda: "server error (500)" in requests.get(proc.url + "/", timeout=5).text,
+        10,
+        what="the 500 on the page",
+    )
     scrape_everything(setup, proc, "failing references")
-    assert "server error (500)" in requests.get(proc.url + "/", timeout=5).text  # the page shows errors
     sim.set_faults(reset=True, down=True)
     wait_for(lambda: metric(proc, "sigma_up") == 0.0, 10, what="sigma down")
     sim.set_faults(reset=True, latency_seconds=1.0)

@@ -775,6 +775,7 @@ def serving(watcher: WebConfigWatcher) -> Iterator[WebServer]:
     stats = ServerStats()
     routes = Routes(None, ProcessPart(), list, WebConfigSecurity(watcher), stats)  # type: ignore[arg-type]
     app = web.Application(middlewares=[routes.middleware])
+    app.on_response_prepare.append(routes.add_headers)
     app.router.add_get("/metrics", hello)
     app.router.add_get("/", hello)
     server = WebServer(

@@ -12,8 +12,6 @@ from urllib.parse import urlsplit
 
 from sigma_exporter.config.model import (
     KINDS,
-    LABEL_NAME,
-    RESERVED_LABELS,
     SECRET_ENV,
     AuthConfig,
     Config,
@@ -23,11 +21,22 @@ from sigma_exporter.config.model import (
     ReferencesConfig,
     SigmaConfig,
     TLSConfig,
+    label_name_problem,
 )
 from sigma_exporter.config.secret import Secret
+from sigma_exporter.config.state import parse_api, parse_buckets, parse_retention, parse_state
 from sigma_exporter.config.walker import ConfigError, Section, kind_of, read_yaml_file, utf8
 
-__all__ = ["KINDS", "Config", "ConfigError", "Reference", "load_config", "parse_config", "read_yaml_file"]
+__all__ = [
+    "KINDS",
+    "Config",
+    "ConfigError",
+    "Reference",
+    "load_config",
+    "parse_config",
+    "read_yaml_file",
+    "watch_problem",
+]
 
 
 # --- secrets -------------------------------------------------------------------------------------------
@@ -45,7 +54,9 @@ def read_secret_file(path: str, section: Section, name: str) -> Secret:
     return Secret(value)
 
 
-def resolve_secret(section: Section, name: str, environ: Mapping[str, str]) -> Secret | None:
+def resolve_secret(
+    section: Section, name: str, environ: Mapping[str, str], env_name: str | None = None
+) -> Secret | None:
     """`name_file` (preferred), then the plain `name`, then the environment twin."""
     path = section.text(f"{name}_file")
     plain = section.get(name)
@@ -55,7 +66,7 @@ def resolve_secret(section: Section, name: str, environ: Mapping[str, str]) -> S
         if not isinstance(plain, (str, int)) or isinstance(plain, bool) or not str(plain).strip():
             raise section.error(name, "should be a non-empty string")
         return Secret(str(plain).strip())
-    env = environ.get(SECRET_ENV[name], "").strip()
+    env = environ.get(env_name or SECRET_ENV[name], "").strip()
     return Secret(env) if env else None
 
 
@@ -99,10 +110,9 @@ def parse_reference_entry(item: object, kind: str, where: str, source: str) -> R
         for label, value in label_section.data.items():
             label_name = str(label)
             label_section.get(label_name)
-            if not LABEL_NAME.match(label_name) or label_name.startswith("__"):
-                raise label_section.error(label_name, "is not a valid Prometheus label name")
-            if label_name in RESERVED_LABELS:
-                raise label_section.error(label_name, "is reserved for the exporter's own labels")
+            problem = label_name_problem(label_name)
+            if problem:
+                raise label_section.error(label_name, problem)
             if isinstance(value, (dict, list)) or value is None:
                 raise label_section.error(label_name, f"should be a plain value, got {kind_of(value)}")
             pairs.append((label_name, utf8(str(value).strip(), label_section, label_name)))
@@ -199,7 +209,10 @@ def parse_config(data: object, source: str, environ: Mapping[str, str] | None = 
         )
 
     metrics = top.section("metrics")
-    metrics_config = MetricsConfig(status_series=metrics.choice("status_series", "all", ("all", "current")))
+    metrics_config = MetricsConfig(
+        status_series=metrics.choice("status_series", "all", ("all", "current")),
+        duration_buckets=parse_buckets(metrics, "duration_buckets"),
+    )
     metrics.done()
 
     refs = top.section("references")
@@ -210,8 +223,9 @@ def parse_config(data: object, source: str, environ: Mapping[str, str] | None = 
             raise ConfigError(source, f"references.files[{index}]", "should be a file path or glob")
         patterns.append(pattern.strip())
     refs.done()
-    if not inline and not patterns:
-        raise ConfigError(source, "references", "no reports, groups or files to watch")
+    state = parse_state(top.section("state"), env)
+    retention = parse_retention(top.section("retention"))
+    api = parse_api(top.section("api"), env)
     top.done()
     return Config(
         source=source,
@@ -219,9 +233,26 @@ def parse_config(data: object, source: str, environ: Mapping[str, str] | None = 
         poll=poll_config,
         metrics=metrics_config,
         references=ReferencesConfig(references=tuple(inline), files=tuple(patterns)),
+        state=state,
+        retention=retention,
+        api=api,
     )
 
 
 def load_config(path: str, environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate the config file at `path`; ConfigError says what is wrong and where."""
     return parse_config(read_yaml_file(path, "config file"), path, environ)
+
+
+def watch_problem(config: Config, *, web_users: bool) -> ConfigError | None:
+    """A config with nothing to watch is valid only when runs can be registered: through the API with a
+    token (api.token_file) or a basic-auth user of the web config."""
+    refs = config.references
+    if refs.references or refs.files or config.api.token is not None or web_users:
+        return None
+    return ConfigError(
+        config.source,
+        "references",
+        "no reports, groups or files to watch, and no way to register runs "
+        "(set api.token_file, or basic_auth_users in --web.config.file)",
+    )

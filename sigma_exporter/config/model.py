@@ -31,6 +31,23 @@ SECRET_ENV: Final = {
     "token": "SIGMA_TOKEN",
 }
 KINDS: Final = ("report", "group")
+#: Where a run comes from (the `source` label and the API's `source` field).
+SOURCES: Final = ("config", "file", "api", "schedule")
+#: Sources whose runs are retired by `retention:` (config and file runs leave when they are removed).
+RETAINED_SOURCES: Final = frozenset({"api", "schedule"})
+#: Longest label value accepted from the API and from files.
+MAX_LABEL_VALUE: Final = 1024
+#: Default buckets of sigma_report_run_duration_seconds: 10 s to 4 h.
+DEFAULT_DURATION_BUCKETS: Final = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0)
+
+
+def label_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an operator's label, or None when it can."""
+    if not LABEL_NAME.match(name) or name.startswith("__"):
+        return "is not a valid Prometheus label name"
+    if name in RESERVED_LABELS:
+        return "is reserved for the exporter's own labels"
+    return None
 
 
 @dataclass(frozen=True)
@@ -72,15 +89,22 @@ class PollConfig:
 @dataclass(frozen=True)
 class MetricsConfig:
     status_series: str = "all"
+    duration_buckets: tuple[float, ...] = DEFAULT_DURATION_BUCKETS
 
 
 @dataclass(frozen=True)
 class Reference:
-    """A watched run: its reference number, kind (report/group) and the operator's own labels."""
+    """A run the exporter holds: its reference number, kind (report/group), the operator's own labels,
+    where it came from, and what its registration said (report ids, when it was submitted)."""
 
     reference: str
     kind: str
     labels: tuple[tuple[str, str], ...] = ()
+    source: str = "config"
+    report_id: str = ""
+    report_group_id: str = ""
+    submitted_at: float | None = None
+    registered_at: float = 0.0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -94,12 +118,37 @@ class ReferencesConfig:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    """Where runs and per-identity history are kept: `sqlite:///PATH`, `postgresql://...` or `memory:`."""
+
+    url: str = "sqlite:///data/sigma-exporter.db"
+    password: Secret | None = None
+    explicit: bool = False  # `state.url` was written in the config (so --storage.path does not apply)
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    final_seconds: float = 86400.0
+    abandon_after_seconds: float = 172800.0
+    max_runs: int = 100000
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    token: Secret | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     sigma: SigmaConfig
     poll: PollConfig = field(default_factory=PollConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     references: ReferencesConfig = field(default_factory=ReferencesConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     def secrets(self) -> tuple[str, ...]:
-        return self.sigma.auth.secrets()
+        extra = (self.state.password, self.api.token)
+        return self.sigma.auth.secrets() + tuple(s.reveal() for s in extra if s)

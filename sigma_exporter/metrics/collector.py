@@ -281,6 +281,8 @@ def _exporter_families(snapshot: Snapshot) -> Iterator[Family]:
 
 
 def families(snapshot: Snapshot) -> list[Family]:
+    from sigma_exporter.metrics.identities import identity_families, registry_families  # they build on Family
+
     """Every metric family the snapshot implies, in a stable order."""
     sparse = snapshot.info.status_series == "current"
     return [
@@ -288,5 +290,7 @@ def families(snapshot: Snapshot) -> list[Family]:
         *_group_families(snapshot, sparse),
         *_reference_families(snapshot),
         *_api_families(snapshot),
+        *identity_families(snapshot),
+        *registry_families(snapshot),
         *_exporter_families(snapshot),
     ]

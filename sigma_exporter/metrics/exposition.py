@@ -168,5 +168,10 @@ def body_for(rendered: Rendered, process: ProcessPart, *, openmetrics: bool, com
         return process.gzip_joined(
             rendered.openmetrics_gzip if openmetrics else rendered.text_gzip, openmetrics
         )
+    return b"".join(parts_for(rendered, process, openmetrics=openmetrics))  # one copy of the body
+
+
+def parts_for(rendered: Rendered, process: ProcessPart, *, openmetrics: bool) -> tuple[bytes, ...]:
+    """The uncompressed body as its pre-rendered parts, for a server that writes them without joining."""
     parts = rendered.openmetrics_parts if openmetrics else rendered.text_parts
-    return b"".join((*parts, process.body(openmetrics, compress)))  # one copy of the body
+    return (*parts, process.body(openmetrics, False))

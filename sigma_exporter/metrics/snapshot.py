@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sigma_exporter import __version__
 from sigma_exporter.config.load import Reference
+from sigma_exporter.runs.store.records import IdentityRecord
 from sigma_exporter.sigma.stats import ApiStats, ApiStatsSnapshot
 
 
@@ -40,6 +41,29 @@ class ReferenceState:
     last_error_reason: str = ""
     reports: tuple[ReportRow, ...] = ()
     group: GroupCounts | None = None
+    first_seen_at: float | None = None
+    final_at: float | None = None
+    outcome: str = ""
+
+
+@dataclass(frozen=True)
+class IdentityState:
+    """A report identity as exported: its history (from the state store) and the runs held now."""
+
+    record: IdentityRecord
+    active: int = 0
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    """The run registry's counts: runs held by (source, state), registrations by (source, result),
+    retirements by reason, and whether the state store took the last write."""
+
+    held: tuple[tuple[tuple[str, str], int], ...] = ()
+    registered: tuple[tuple[tuple[str, str], int], ...] = ()
+    retired: tuple[tuple[str, int], ...] = ()
+    state_up: bool = True
+    duration_bounds: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +100,8 @@ class Snapshot:
     last_poll: float = 0.0
     skipped_checks_total: int = 0
     reload: ReloadState = field(default_factory=ReloadState)
+    identities: tuple[IdentityState, ...] = ()
+    registry: RegistryState = field(default_factory=RegistryState)
 
 
 def initial_snapshot(info: ExporterInfo, stats: ApiStats) -> Snapshot:

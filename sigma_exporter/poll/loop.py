@@ -1,5 +1,6 @@
-"""The poll loop: the only writer. Each cycle checks the due references with bounded concurrency,
-never runs past its interval, and publishes one immutable snapshot."""
+"""The poll loop: the only writer. It checks the runs that are due (earliest first, with bounded
+concurrency, never past its interval), counts runs at their first final status, retires what retention
+says, hands what changed to the state store's writer and publishes one immutable snapshot per cycle."""
 
 from __future__ import annotations
 
@@ -12,32 +13,33 @@ from dataclasses import replace
 from sigma_exporter.config.load import Config, ConfigError, Reference
 from sigma_exporter.metrics.snapshot import (
     ExporterInfo,
-    GroupCounts,
     ReferenceState,
     ReloadState,
     Snapshot,
 )
 from sigma_exporter.metrics.store import SnapshotStore
-from sigma_exporter.poll.memory import Memory, Outcome, row_of
+from sigma_exporter.poll import accounting
+from sigma_exporter.poll.apply import fold
+from sigma_exporter.poll.holdings import Holdings
+from sigma_exporter.poll.memory import Memory, Outcome
 from sigma_exporter.poll.workers import WorkerPool
-from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references
+from sigma_exporter.runs.references import ReferenceFiles
+from sigma_exporter.runs.registry import Registry
+from sigma_exporter.runs.store.records import Loaded
 from sigma_exporter.sigma.client import SigmaClient
 from sigma_exporter.sigma.errors import BadRequestError, FailureReplyError, SigmaError
-from sigma_exporter.sigma.replies import (
-    PENDING,
-    UNKNOWN,
-    GroupReply,
-    ReportReply,
-    ReportResult,
-)
+from sigma_exporter.sigma.replies import GroupReply, ReportReply
 from sigma_exporter.sigma.stats import ApiStats
 
 log = logging.getLogger(__name__)
 
 #: Reference number used to probe reachability and authentication when nothing else is watched.
 PROBE_REFERENCE = "sigma-exporter-probe"
+#: After a registration wakes the loop, it waits this long for more before checking (first check < 1 s).
+GATHER_SECONDS = 0.2
 
 ClientFactory = Callable[[Config], SigmaClient]
+Key = tuple[str, str]
 
 
 class Poller:
@@ -48,11 +50,14 @@ class Poller:
         *,
         info: ExporterInfo,
         stats: ApiStats,
+        registry: Registry,
+        loaded: Loaded | None = None,
         client_factory: ClientFactory | None = None,
         on_secret: Callable[[str], None] | None = None,
     ) -> None:
         self.stats = stats
         self.store = store
+        self.registry = registry
         self._info = info
         self.shard_index = info.shard_index
         self.shard_count = info.shard_count
@@ -65,19 +70,20 @@ class Poller:
         self._applied.set()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._memory: dict[tuple[str, str], Memory] = {}
         self._cycles = 0
         self._skipped_total = 0
         self._last_failures = 0
         self._reload = ReloadState(successful=True, last_success=time.time(), last_attempt=time.time())
         self.config = config
+        self.holdings = Holdings(registry, config.metrics.duration_buckets, loaded or Loaded())
         self._files = ReferenceFiles(config.references.files)
         self._files.refresh(strict=True)
-        self._references: tuple[Reference, ...] = ()
         self._file_error = ""  # the reference-file error the reload state currently shows, if any
         self._apply_references()
+        self.holdings.forget_restored()
         self._client = self._client_factory(config)
         self._pool = WorkerPool(config.poll.concurrency)
+        registry.on_arrival(self._wake.set)
         self._set_reload(self._reload)
 
     # -- construction helpers ----------------------------------------------------------------------
@@ -90,30 +96,7 @@ class Poller:
         return replace(self._info, status_series=self.config.metrics.status_series)
 
     def _apply_references(self) -> None:
-        merged, notes = merge_references(self.config, self._files)
-        for note in notes:
-            log.warning(note)
-        refs = in_shard(merged, self.shard_index, self.shard_count)
-        keep = {ref.key for ref in refs}
-        for key in list(self._memory):
-            if key not in keep:
-                del self._memory[key]
-        for ref in refs:
-            memory = self._memory.get(ref.key)
-            if memory is None:
-                self._memory[ref.key] = Memory(ref)
-            elif memory.ref != ref:
-                memory.ref = ref  # labels changed
-        if refs != self._references:
-            log.info(
-                "watching references",
-                extra={
-                    "references": len(refs),
-                    "total": len(merged),
-                    "shard": f"{self.shard_index}/{self.shard_count}",
-                },
-            )
-        self._references = refs
+        self.holdings.apply_references(self.config, self._files, self.shard_index, self.shard_count)
 
     # -- reload ----------------------------------------------------------------------------------------
     def reload(self, load: Callable[[], Config]) -> tuple[bool, str]:
@@ -126,13 +109,13 @@ class Poller:
             ReferenceFiles(config.references.files).refresh(strict=True)
         except ConfigError as exc:
             log.error("configuration reload failed; keeping the last good one", extra={"error": str(exc)})
-            self._queue(None, ReloadState(False, self._reload.last_success, now, str(exc)))
+            self._queue_reload(None, ReloadState(False, self._reload.last_success, now, str(exc)))
             return False, str(exc)
         log.info("configuration reloaded", extra={"file": config.source})
-        self._queue(config, ReloadState(True, now, now, ""))
+        self._queue_reload(config, ReloadState(True, now, now, ""))
         return True, ""
 
-    def _queue(self, config: Config | None, state: ReloadState) -> None:
+    def _queue_reload(self, config: Config | None, state: ReloadState) -> None:
         with self._lock:
             if config is not None:
                 self._pending_config = config
@@ -172,22 +155,40 @@ class Poller:
         self._files = ReferenceFiles(config.references.files)
         self._files.refresh()
         self._apply_references()
+        for key in self.holdings.memory:  # a new interval or re-check period applies now
+            self.holdings.queue.set(key, 0.0)
 
     # -- the loop --------------------------------------------------------------------------------------
     def run_forever(self) -> None:
+        last_full = 0.0
         while not self._stop.is_set():
             started = time.monotonic()
+            full = started - last_full >= self.config.poll.interval_seconds
             try:
-                self.run_cycle()
+                self.run_cycle(due_only=not full)
             except Exception:  # the loop must survive anything, and say so
                 log.exception("poll cycle failed unexpectedly")
+            if full:
+                last_full = started
             while not self._stop.is_set():
-                delay = self.config.poll.interval_seconds - (time.monotonic() - started)
-                if delay <= 0 or not self._wake.wait(delay):
+                now = time.monotonic()
+                wait = last_full + self.config.poll.interval_seconds - now
+                next_due = self.holdings.queue.next_due()
+                if next_due is not None:
+                    wait = min(wait, next_due - time.time())
+                if wait <= 0 or not self._wake.wait(wait):
                     break
                 self._wake.clear()
-                if self._stop.is_set() or self.apply_pending():
-                    break  # a new config: check its references now
+                if self._stop.is_set():
+                    break
+                config_came = self.apply_pending()
+                if self.holdings.take_arrivals() and not config_came:
+                    self._stop.wait(GATHER_SECONDS)  # let a burst of registrations arrive together
+                    self.holdings.take_arrivals()
+                    break
+                if config_came:
+                    last_full = 0.0  # a new config: check its references now
+                    break
 
     def stop(self) -> None:
         self._stop.set()
@@ -195,18 +196,36 @@ class Poller:
         self._pool.close()
         self._client.close()
 
-    def _due(self, now: float) -> list[Memory]:
-        recheck = self.config.poll.final_recheck_seconds
-        due = [
-            m
-            for m in self._memory.values()
-            if not m.final or m.last_success is None or now - m.last_success >= recheck
-        ]
-        if not due and self._memory:
+    def _select(self, due_only: bool) -> list[Memory]:
+        """The runs to check now. A full cycle (as `run_cycle()` alone, and the loop once per interval)
+        takes every run that is not final and every final one due for its re-check; between full cycles
+        only runs whose due time has come (new registrations)."""
+        now = time.time()
+        memory = self.holdings.memory
+        keys = self.holdings.queue.pop_due(now)
+        if not due_only:
+            recheck = self.config.poll.final_recheck_seconds
+            mono = time.monotonic()
+            extra = [
+                k
+                for k, m in memory.items()
+                if k not in keys
+                and (not m.final or m.last_success is None or mono - m.last_success >= recheck)
+            ]
+            keys = keys + extra
+        due = [memory[k] for k in keys if k in memory]
+        if not due and memory and not due_only:
             # Everything is final and fresh: still check one reference, so that sigma_up keeps
             # telling whether Sigma is reachable and accepts our credentials.
-            due = [min(self._memory.values(), key=lambda m: m.last_check or 0.0)]
+            due = [min(memory.values(), key=lambda m: m.last_check or 0.0)]
         return due
+
+    def _reschedule(self, memory: Memory, cycle_started: float) -> None:
+        poll = self.config.poll
+        step = (
+            max(poll.final_recheck_seconds, poll.interval_seconds) if memory.final else poll.interval_seconds
+        )
+        self.holdings.queue.set(memory.ref.key, cycle_started + step)
 
     def _check(self, ref: Reference, budget: float) -> Outcome:
         checked_at = time.time()
@@ -227,8 +246,7 @@ class Poller:
         outcome = self._check(Reference(PROBE_REFERENCE, "report"), budget)
         return outcome.reached
 
-    def run_cycle(self) -> Snapshot:
-        self.apply_pending()
+    def _refresh_files(self) -> None:
         changed, errors = self._files.refresh()
         for error in errors:
             log.error("reference file is invalid; keeping its last good references", extra={"error": error})
@@ -241,19 +259,35 @@ class Poller:
         self._file_error = errors[0] if errors else ""
         if changed:
             self._apply_references()
+
+    def run_cycle(self, *, due_only: bool = False) -> Snapshot:
+        self.apply_pending()
+        self.holdings.take_arrivals()
+        self._refresh_files()
         started = time.monotonic()
+        wall_started = time.time()
         deadline = started + self.config.poll.interval_seconds
-        now = started
-        due = self._due(now)
+        due = self._select(due_only)
         batch = self._pool.run([m.ref for m in due], self._check, deadline)
         changes = 0
+        checked: set[Key] = set()
+        held = self.holdings.memory
         for outcome in batch.results:
-            memory = self._memory.get(outcome.ref.key)
-            if memory is not None:
-                changes += self._apply(memory, outcome)
+            memory = held.get(outcome.ref.key)
+            if memory is None:
+                continue
+            checked.add(memory.ref.key)
+            changes += self._account(memory, outcome)
+            self._reschedule(memory, wall_started)
+        for memory in due:
+            if memory.ref.key not in checked and memory.ref.key in held:
+                self.holdings.queue.set(memory.ref.key, wall_started)  # left for the next cycle: still due
+        self.holdings.apply_retention(self.config)
         reached = [o.reached for o in batch.results]
-        if not self._memory:
+        if not held:
             up = self._probe(min(self.config.sigma.timeout_seconds, self.config.poll.interval_seconds))
+        elif not batch.results and due_only:
+            up = self.store.current().snapshot.up
         else:
             up = any(reached)
         skipped = batch.skipped + batch.abandoned
@@ -281,7 +315,23 @@ class Poller:
                 "duration_seconds": round(duration, 3),
             },
         )
-        snapshot_refs = tuple(self._state_of(m) for m in self._memory.values())
+        self.registry.writer.submit(self.holdings.changes())
+        return self._publish(up, duration)
+
+    def _account(self, memory: Memory, outcome: Outcome) -> int:
+        seen_before = bool(memory.since)
+        changes = fold(memory, outcome)
+        if outcome.error is None:
+            accounting.touch_identities(memory, self.holdings.identities)
+            accounting.count_if_final(memory, self.holdings.identities, seen_before, outcome.checked_at)
+        elif isinstance(outcome.error, BadRequestError):
+            accounting.count_lost(memory, self.holdings.identities, outcome.checked_at)
+        return changes
+
+    def _publish(self, up: bool, duration: float) -> Snapshot:
+        snapshot_refs = tuple(self._state_of(m) for m in self.holdings)
+        identities = self.holdings.identity_states()
+        registry = self.holdings.registry_state(self.registry.writer.up)
         info = self.info()
         api = self.stats.freeze()
         cycles, skipped_total, end = self._cycles, self._skipped_total, time.time()
@@ -296,6 +346,8 @@ class Poller:
                 last_poll=end,
                 skipped_checks_total=skipped_total,
                 reload=current.reload,
+                identities=identities,
+                registry=registry,
             )
         )
 
@@ -309,78 +361,7 @@ class Poller:
             last_error_reason=memory.last_error_reason,
             reports=memory.rows if memory.up else (),
             group=memory.group if memory.up else None,
+            first_seen_at=memory.first_seen_at,
+            final_at=memory.final_at,
+            outcome=memory.outcome,
         )
-
-    def _apply(self, memory: Memory, outcome: Outcome) -> int:
-        """Fold one check's outcome into the reference's memory; returns the number of status changes."""
-        ref = outcome.ref
-        memory.last_check = outcome.checked_at
-        if outcome.error is not None:
-            # Warn when a reference starts failing or fails differently; repeats go to DEBUG.
-            level = logging.WARNING if memory.last_error_reason != outcome.error.reason else logging.DEBUG
-            log.log(
-                level,
-                "check failed",
-                extra={
-                    "reference": ref.reference,
-                    "kind": ref.kind,
-                    "reason": outcome.error.reason,
-                    "error": str(outcome.error),
-                },
-            )
-            memory.up = False
-            memory.last_error = str(outcome.error)
-            memory.last_error_reason = outcome.error.reason
-            return 0
-        if not memory.up and memory.last_check is not None and memory.last_error:
-            log.info("check recovered", extra={"reference": ref.reference, "kind": ref.kind})
-        memory.up = True
-        memory.last_success = time.monotonic()
-        memory.last_error = ""
-        memory.last_error_reason = ""
-        reply = outcome.reply
-        if isinstance(reply, GroupReply):
-            reports = reply.reports
-            if reply.pending:
-                reports = (ReportResult(report_id="", report_name="", status=PENDING),)
-            for note in reply.notes:
-                log.debug("group reply oddity", extra={"reference": ref.reference, "note": note})
-            memory.group = GroupCounts(reply.failure_count, reply.success_count, reply.member_count)
-        else:
-            assert reply is not None
-            reports = (reply.report,)
-            memory.group = None
-        changes = 0
-        since: dict[str, tuple[str, float]] = {}
-        rows = []
-        for report in reports:
-            previous = memory.since.get(report.report_id)
-            if previous is not None and previous[0] == report.status:
-                since[report.report_id] = previous
-            else:
-                since[report.report_id] = (report.status, outcome.checked_at)
-                changes += 1
-                log.info(
-                    "report status changed",
-                    extra={
-                        "reference": ref.reference,
-                        "report_id": report.report_id,
-                        "report_name": report.report_name,
-                        "from": previous[0] if previous else "",
-                        "to": report.status,
-                    },
-                )
-            if report.status == UNKNOWN and report.raw_status not in memory.unknown_logged:
-                memory.unknown_logged.add(report.raw_status)
-                log.warning(
-                    "Sigma sent an undocumented reportStatus; exported as UNKNOWN",
-                    extra={
-                        "reference": ref.reference,
-                        "report_id": report.report_id,
-                        "raw_status": report.raw_status,
-                    },
-                )
-            rows.append(row_of(report, since[report.report_id][1]))
-        memory.since = since
-        memory.rows = tuple(rows)
-        return changes

@@ -24,6 +24,11 @@ class Memory:
     group: GroupCounts | None = None
     since: dict[str, tuple[str, float]] = field(default_factory=dict)  # report_id -> (status, since)
     unknown_logged: set[str] = field(default_factory=set)
+    first_seen_at: float | None = None  # wall clock, kept across restarts
+    final_at: float | None = None  # when it was counted (its first final status)
+    outcome: str = ""  # the outcome it was counted with; "" until then
+    report_name: str = ""
+    dirty: bool = True  # changed since it was last handed to the state store
 
     @property
     def final(self) -> bool:

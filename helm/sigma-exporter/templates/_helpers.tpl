@@ -137,7 +137,48 @@ they would land in a ConfigMap.
 {{- if not (has $glob $files) }}
 {{- $_ := set $references "files" (append $files $glob) }}
 {{- end }}
+{{- range $section, $key := dict "state" "password" "api" "token" }}
+{{- $values := get $config $section | default dict }}
+{{- if and (kindIs "map" $values) (or (hasKey $values $key) (hasKey $values (printf "%s_file" $key))) }}
+{{- fail (printf "config.%s.%s must not be set: the chart mounts it from a Secret (%s)" $section $key (ternary "state.postgresql.existingSecret" "api.token.existingSecret" (eq $section "state"))) }}
+{{- end }}
+{{- end }}
+{{- if .Values.state.postgresql.enabled }}
+{{- if not .Values.state.postgresql.url }}
+{{- fail "state.postgresql.enabled needs state.postgresql.url (postgresql://USER@HOST:PORT/DATABASE)" }}
+{{- end }}
+{{- $state := dict "url" .Values.state.postgresql.url }}
+{{- if .Values.state.postgresql.existingSecret }}
+{{- $_ := set $state "password_file" (printf "%s/state/password" (include "sigma-exporter.configDir" .)) }}
+{{- end }}
+{{- $_ := set $config "state" $state }}
+{{- end }}
+{{- if .Values.api.token.existingSecret }}
+{{- $api := get $config "api" | default dict }}
+{{- $_ := set $api "token_file" (printf "%s/api/token" (include "sigma-exporter.configDir" .)) }}
+{{- $_ := set $config "api" $api }}
+{{- end }}
 {{- toYaml $config }}
+{{- end }}
+
+{{/*
+"true" when runs can be registered through the API: a token Secret, or basic-auth users in the web config.
+*/}}
+{{- define "sigma-exporter.apiOn" -}}
+{{- if or .Values.api.token.existingSecret (and .Values.webConfig.enabled (hasKey (.Values.webConfig.config | default dict) "basic_auth_users")) }}true{{- end }}
+{{- end }}
+
+{{/*
+Shards each poll their share of the runs, and a registration may arrive at any shard: with the API on they
+must share one database.
+*/}}
+{{- define "sigma-exporter.checkState" -}}
+{{- if and (include "sigma-exporter.sharded" .) (include "sigma-exporter.apiOn" .) (not .Values.state.postgresql.enabled) }}
+{{- fail (printf "shards: %d with the API on (api.token or basic_auth_users) needs state.postgresql: a registration may arrive at any shard and each shard polls its share, so all shards must share one PostgreSQL database (SQLite is a file per pod)" (int .Values.shards)) }}
+{{- end }}
+{{- if and (include "sigma-exporter.sharded" .) .Values.state.persistence.existingClaim }}
+{{- fail "state.persistence.existingClaim works with shards: 1 only; with more, each shard gets a claim from a volumeClaimTemplate" }}
+{{- end }}
 {{- end }}
 
 {{/* URL scheme of the exporter's endpoints: HTTPS when the web config has a tls_server_config. */}}

@@ -115,6 +115,18 @@ spec:
         {{- end }}
         - name: tmp
           mountPath: /tmp
+        - name: state
+          mountPath: /data
+        {{- if and .Values.state.postgresql.enabled .Values.state.postgresql.existingSecret }}
+        - name: state-password
+          mountPath: {{ include "sigma-exporter.configDir" . }}/state
+          readOnly: true
+        {{- end }}
+        {{- if .Values.api.token.existingSecret }}
+        - name: api-token
+          mountPath: {{ include "sigma-exporter.configDir" . }}/api
+          readOnly: true
+        {{- end }}
         {{- with .Values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -162,6 +174,34 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: 16Mi
+    {{- if not (and .Values.state.persistence.enabled $sharded) }}
+    - name: state
+      {{- if .Values.state.persistence.enabled }}
+      persistentVolumeClaim:
+        claimName: {{ .Values.state.persistence.existingClaim | default (printf "%s-state" (include "sigma-exporter.fullname" .)) }}
+      {{- else }}
+      emptyDir:
+        sizeLimit: {{ .Values.state.emptyDir.sizeLimit }}
+      {{- end }}
+    {{- end }}
+    {{- if and .Values.state.postgresql.enabled .Values.state.postgresql.existingSecret }}
+    - name: state-password
+      secret:
+        secretName: {{ .Values.state.postgresql.existingSecret }}
+        defaultMode: 0440
+        items:
+          - key: {{ .Values.state.postgresql.secretKey | quote }}
+            path: password
+    {{- end }}
+    {{- if .Values.api.token.existingSecret }}
+    - name: api-token
+      secret:
+        secretName: {{ .Values.api.token.existingSecret }}
+        defaultMode: 0440
+        items:
+          - key: {{ .Values.api.token.secretKey | quote }}
+            path: token
+    {{- end }}
     {{- with .Values.extraVolumes }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

@@ -1,0 +1,98 @@
+"""Snapshot -> the report identity and run registry families (design.md, "Report identity metrics").
+Pure. Every outcome, source, state, result and reason is exported from zero, so rates work from the start;
+a timestamp that never happened (no success yet) has no series rather than a zero."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sigma_exporter.config.model import SOURCES
+from sigma_exporter.metrics.collector import Family, counter, gauge
+from sigma_exporter.metrics.snapshot import Snapshot
+from sigma_exporter.runs.outcomes import OUTCOMES, REGISTER_RESULTS, RETIRE_REASONS, RUN_STATES
+
+IDENTITY = ["report_group_id", "report_id"]
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+def identity_families(snapshot: Snapshot) -> Iterator[Family]:
+    runs = counter(
+        "sigma_report_runs", "Runs that ended, by outcome; each run counted once.", [*IDENTITY, "outcome"]
+    )
+    last_success = gauge(
+        "sigma_report_last_success_timestamp_seconds",
+        "Unix time when the last successful run ended.",
+        IDENTITY,
+    )
+    last_failure = gauge(
+        "sigma_report_last_failure_timestamp_seconds",
+        "Unix time when the last failed, abandoned or lost run ended.",
+        IDENTITY,
+    )
+    last_duration = gauge(
+        "sigma_report_last_run_duration_seconds",
+        "Submitted (or first seen) to first final status, of the last run that ended.",
+        IDENTITY,
+    )
+    duration = Family(
+        "sigma_report_run_duration_seconds",
+        "Submitted (or first seen) to first final status, per run.",
+        "histogram",
+        IDENTITY,
+    )
+    active = gauge("sigma_report_runs_active", "Runs held that are not final.", IDENTITY)
+    info = gauge("sigma_report_info", "Report identities with their name and labels (value always 1).")
+    bounds = (*snapshot.registry.duration_bounds, float("inf"))
+    for state in snapshot.identities:
+        record = state.record
+        key = [record.report_group_id, record.report_id]
+        outcomes = dict(record.outcomes)
+        for outcome in OUTCOMES:
+            runs.add([*key, outcome], float(outcomes.get(outcome, 0)), "_total")
+        for family, value in (
+            (last_success, record.last_success),
+            (last_failure, record.last_failure),
+            (last_duration, record.last_duration),
+        ):
+            if value is not None:
+                family.add(key, value)
+        buckets = record.buckets if len(record.buckets) == len(bounds) else (0,) * len(bounds)
+        cumulative = 0
+        pairs = list(zip(IDENTITY, key, strict=True))
+        for bound, count in zip(bounds, buckets, strict=True):
+            cumulative += count
+            duration.add_labels((*pairs, ("le", _le(bound))), float(cumulative), "_bucket")
+        duration.add(key, float(cumulative), "_count")
+        duration.add(key, record.duration_sum, "_sum")
+        active.add(key, float(state.active))
+        info.add_labels((*pairs, ("report_name", record.report_name), *record.labels), 1.0)
+    yield from (runs, last_success, last_failure, last_duration, duration, active, info)
+
+
+def registry_families(snapshot: Snapshot) -> Iterator[Family]:
+    registry = snapshot.registry
+    held = dict(registry.held)
+    runs = gauge("sigma_runs", "Runs held, by source and state.", ["source", "state"])
+    for source in SOURCES:
+        for state in RUN_STATES:
+            runs.add([source, state], float(held.get((source, state), 0)))
+    registered = dict(registry.registered)
+    counts = counter(
+        "sigma_runs_registered", "Registrations of runs, by source and result.", ["source", "result"]
+    )
+    for source in SOURCES:
+        for result in REGISTER_RESULTS:
+            counts.add([source, result], float(registered.get((source, result), 0)), "_total")
+    retired = dict(registry.retired)
+    gone = counter("sigma_runs_retired", "Runs let go, by reason.", ["reason"])
+    for reason in RETIRE_REASONS:
+        gone.add([reason], float(retired.get(reason, 0)), "_total")
+    up = gauge(
+        "sigma_state_up",
+        "1 when the last write to the state store succeeded.",
+        value=float(registry.state_up),
+    )
+    yield from (runs, counts, gone, up)

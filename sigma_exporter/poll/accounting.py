@@ -1,0 +1,127 @@
+"""Per run bookkeeping after each check: which report identities a run feeds, counting it once at its
+first final status (or as lost), and retention. Runs on the poll thread; the state store gets the result."""
+
+from __future__ import annotations
+
+import logging
+
+from sigma_exporter.config.model import RETAINED_SOURCES, RetentionConfig
+from sigma_exporter.poll.memory import Memory
+from sigma_exporter.runs.identities import Identities, IdentityKey
+from sigma_exporter.runs.outcomes import ABANDONED, LOST, outcome_of_run
+from sigma_exporter.runs.store.records import RunRecord
+
+log = logging.getLogger(__name__)
+
+
+def identity_keys(memory: Memory) -> tuple[IdentityKey, ...]:
+    """The identities a run feeds: an individual report ("", report_id); a group run as a whole (group, "")
+    and each of its members (group, report_id). Known from the registration before Sigma names them."""
+    ref = memory.ref
+    if ref.kind == "report":
+        report_id = next((r.report_id for r in memory.rows if r.report_id), "") or ref.report_id
+        return (("", report_id),) if report_id else ()
+    group_id = next((r.report_group_id for r in memory.rows if r.report_group_id), "") or ref.report_group_id
+    if not group_id:
+        return ()
+    members = tuple((group_id, r.report_id) for r in memory.rows if r.report_id)
+    return ((group_id, ""), *members)
+
+
+def touch_identities(memory: Memory, identities: Identities) -> None:
+    names = {r.report_id: r.report_name for r in memory.rows if r.report_id}
+    for key in identity_keys(memory):
+        identities.touch(key, names.get(key[1], "") if key[1] else "", memory.ref.labels)
+
+
+def count_if_final(memory: Memory, identities: Identities, seen_before: bool, checked_at: float) -> str:
+    """Count the run at its first final status; returns the outcome ("" when not counted now)."""
+    if memory.outcome or not memory.up or not memory.rows:
+        return ""
+    outcome = outcome_of_run(row.status for row in memory.rows)
+    if outcome is None:
+        return ""
+    ended = max((row.since for row in memory.rows), default=checked_at)
+    start = memory.ref.submitted_at if memory.ref.submitted_at is not None else memory.first_seen_at
+    # Without submitted_at, a run already final at its first check has no known duration.
+    known = memory.ref.submitted_at is not None or seen_before
+    duration = max(0.0, ended - start) if known and start is not None else None
+    memory.outcome, memory.final_at, memory.dirty = outcome, ended, True
+    keys = identity_keys(memory)
+    if keys:
+        identities.count(keys[0], outcome, ended, duration)
+    for key in keys[1:]:  # members of a group, each with its own outcome
+        row = next(r for r in memory.rows if r.report_id == key[1])
+        member = outcome_of_run((row.status,)) or outcome
+        member_duration = max(0.0, row.since - start) if known and start is not None else None
+        identities.count(key, member, row.since, member_duration)
+    log.info(
+        "run ended",
+        extra={
+            "reference": memory.ref.reference,
+            "kind": memory.ref.kind,
+            "outcome": outcome,
+            "duration_seconds": None if duration is None else round(duration, 3),
+        },
+    )
+    return outcome
+
+
+def count_lost(memory: Memory, identities: Identities, checked_at: float) -> bool:
+    """A run Sigma knew and now rejects as unknown: counted once as lost."""
+    if memory.outcome or not memory.since or memory.ref.source not in RETAINED_SOURCES:
+        return False
+    memory.outcome, memory.final_at, memory.dirty = LOST, checked_at, True
+    keys = identity_keys(memory)
+    if keys:
+        identities.count(keys[0], LOST, checked_at, None)
+    log.warning("Sigma no longer knows a run; counted as lost", extra={"reference": memory.ref.reference})
+    return True
+
+
+def retire_reason(memory: Memory, retention: RetentionConfig, now: float) -> str | None:
+    """Why an api/schedule run should be let go now, or None."""
+    if memory.ref.source not in RETAINED_SOURCES:
+        return None
+    if memory.outcome:
+        if memory.final_at is not None and now - memory.final_at >= retention.final_seconds:
+            return "retention"
+        return None
+    if now - memory.ref.registered_at >= retention.abandon_after_seconds:
+        return "abandoned"
+    return None
+
+
+def count_abandoned(memory: Memory, identities: Identities, now: float) -> None:
+    memory.outcome, memory.final_at = ABANDONED, now
+    keys = identity_keys(memory)
+    if keys:
+        identities.count(keys[0], ABANDONED, now, None)
+    log.warning(
+        "run abandoned: not final within retention.abandon_after_seconds",
+        extra={"reference": memory.ref.reference, "kind": memory.ref.kind},
+    )
+
+
+def record_of(memory: Memory) -> RunRecord:
+    return RunRecord(
+        ref=memory.ref,
+        first_seen_at=memory.first_seen_at,
+        since=tuple((rid, status, since) for rid, (status, since) in sorted(memory.since.items())),
+        final_at=memory.final_at,
+        outcome=memory.outcome,
+        report_name=memory.report_name,
+    )
+
+
+def memory_of(record: RunRecord) -> Memory:
+    """A run as the store kept it: what it was, not yet checked by this process."""
+    return Memory(
+        ref=record.ref,
+        since={rid: (status, since) for rid, status, since in record.since},
+        first_seen_at=record.first_seen_at,
+        final_at=record.final_at,
+        outcome=record.outcome,
+        report_name=record.report_name,
+        dirty=False,
+    )

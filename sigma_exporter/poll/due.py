@@ -1,0 +1,53 @@
+"""Due-time scheduling: which runs are due for a check, earliest first, without sweeping the whole list."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class DueQueue(Generic[K]):
+    """A heap of (due time, key) with lazy removal: `set` replaces a key's due time, `remove` forgets it."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, K]] = []
+        self._due: dict[K, float] = {}
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._due
+
+    def set(self, key: K, due: float) -> None:
+        self._due[key] = due
+        heapq.heappush(self._heap, (due, next(self._order), key))
+        if len(self._heap) > 4 * len(self._due) + 64:  # many stale entries: rebuild
+            self._heap = [(d, next(self._order), k) for k, d in self._due.items()]
+            heapq.heapify(self._heap)
+
+    def remove(self, key: K) -> None:
+        self._due.pop(key, None)
+
+    def next_due(self) -> float | None:
+        while self._heap:
+            due, _, key = self._heap[0]
+            if self._due.get(key) == due:
+                return due
+            heapq.heappop(self._heap)
+        return None
+
+    def pop_due(self, now: float) -> list[K]:
+        """Every key due at `now`, earliest first; they leave the queue until `set` again."""
+        keys: list[K] = []
+        while self._heap and self._heap[0][0] <= now:
+            due, _, key = heapq.heappop(self._heap)
+            if self._due.get(key) == due:
+                del self._due[key]
+                keys.append(key)
+        return keys

@@ -1,0 +1,69 @@
+"""Per report identity history (last success, last failure, durations, runs by outcome), owned by the poll
+thread. Updated once per run, at its first final status; what changed is handed to the state store."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import replace
+
+from sigma_exporter.runs.outcomes import FAILED_OUTCOMES, SUCCESS
+from sigma_exporter.runs.store.records import IdentityRecord
+
+IdentityKey = tuple[str, str]  # (report_group_id, report_id)
+
+
+class Identities:
+    def __init__(self, bounds: tuple[float, ...], records: tuple[IdentityRecord, ...] = ()) -> None:
+        self.bounds = bounds
+        self._records: dict[IdentityKey, IdentityRecord] = {}
+        self._dirty: set[IdentityKey] = set()
+        for stored in records:
+            # Reconfigured buckets: the old counts cannot be re-binned, so the histogram starts again.
+            fresh = replace(stored, bounds=bounds, buckets=(0,) * (len(bounds) + 1), duration_sum=0.0)
+            self._records[stored.key] = stored if stored.bounds == bounds else fresh
+
+    def get(self, key: IdentityKey) -> IdentityRecord | None:
+        return self._records.get(key)
+
+    def all(self) -> tuple[IdentityRecord, ...]:
+        return tuple(self._records[k] for k in sorted(self._records))
+
+    def touch(self, key: IdentityKey, report_name: str, labels: tuple[tuple[str, str], ...]) -> None:
+        """Make the identity known (it is exported from its first run on); keep its name and labels."""
+        record = self._records.get(key)
+        if record is None:
+            record = IdentityRecord(
+                key[0], key[1], report_name, labels, bounds=self.bounds, buckets=(0,) * (len(self.bounds) + 1)
+            )
+        elif (report_name and record.report_name != report_name) or (labels and record.labels != labels):
+            record = replace(
+                record, report_name=report_name or record.report_name, labels=labels or record.labels
+            )
+        else:
+            return
+        self._records[key] = record
+        self._dirty.add(key)
+
+    def count(self, key: IdentityKey, outcome: str, ended_at: float, duration: float | None) -> None:
+        """One run of the identity ended (counted once, by the caller's guarantee)."""
+        record = self._records[key]
+        outcomes = dict(record.outcomes)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        changes: dict[str, object] = {"outcomes": tuple(sorted(outcomes.items()))}
+        if outcome == SUCCESS:
+            changes["last_success"] = max(ended_at, record.last_success or 0.0)
+        elif outcome in FAILED_OUTCOMES:
+            changes["last_failure"] = max(ended_at, record.last_failure or 0.0)
+        if duration is not None:
+            buckets = list(record.buckets)
+            buckets[bisect.bisect_left(self.bounds, duration)] += 1
+            changes.update(
+                last_duration=duration, buckets=tuple(buckets), duration_sum=record.duration_sum + duration
+            )
+        self._records[key] = replace(record, **changes)  # type: ignore[arg-type]
+        self._dirty.add(key)
+
+    def take_dirty(self) -> tuple[IdentityRecord, ...]:
+        dirty = tuple(self._records[k] for k in sorted(self._dirty))
+        self._dirty.clear()
+        return dirty

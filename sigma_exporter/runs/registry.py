@@ -1,0 +1,224 @@
+"""The run registry's front door: registrations and deletions from the API (and, later, schedules), made
+durable in the state store before they are acknowledged, then handed to the poll thread.
+
+The poll thread owns what it polls; the registry keeps an index of every run held (so that the API can
+answer 200, 409 and 404 at once) and an inbox of arrivals. With several shards on one PostgreSQL database
+a sync thread also brings in runs registered (or deleted) through other shards.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sigma_exporter.config.model import Reference
+from sigma_exporter.runs.references import shard_of
+from sigma_exporter.runs.store import StateStore, StoreError
+from sigma_exporter.runs.store.records import RunRecord
+from sigma_exporter.runs.store.writer import StateWriter
+
+log = logging.getLogger(__name__)
+
+#: How often a shard looks for runs registered through other shards.
+SYNC_SECONDS = 1.0
+
+
+class RegistryFull(Exception):
+    """`retention.max_runs` runs are held."""
+
+
+class KindConflict(Exception):
+    def __init__(self, held: Reference) -> None:
+        super().__init__(f"reference {held.reference} is held as a {held.kind} run")
+        self.held = held
+
+
+class NotDeletable(Exception):
+    def __init__(self, held: Reference) -> None:
+        super().__init__(f"reference {held.reference} comes from {held.source}; only api runs can be deleted")
+        self.held = held
+
+
+@dataclass(frozen=True)
+class Registration:
+    result: str  # "created" | "existing"
+    ref: Reference
+
+
+class Registry:
+    def __init__(
+        self,
+        store: StateStore,
+        writer: StateWriter,
+        *,
+        max_runs: int,
+        shard_index: int = 0,
+        shard_count: int = 1,
+        cursor: int = 0,
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self.max_runs = max_runs
+        self.shard_index = shard_index
+        self.shard_count = shard_count
+        self._lock = threading.Lock()
+        self._held: dict[str, Reference] = {}
+        self._inbox: dict[str, RunRecord] = {}
+        self._deletions: list[str] = []
+        self._cursor = cursor
+        self.registered: Counter[tuple[str, str]] = Counter()
+        self.retired: Counter[str] = Counter()
+        self._wake: Callable[[], None] = lambda: None
+        self._stop = threading.Event()
+        self._sync: threading.Thread | None = None
+
+    # -- wiring ----------------------------------------------------------------------------------------
+    def on_arrival(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    def start(self) -> None:
+        if self.shard_count > 1 and self._sync is None:
+            self._sync = threading.Thread(target=self._sync_forever, name="sigma-registry-sync", daemon=True)
+            self._sync.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sync is not None:
+            self._sync.join(timeout=2)
+
+    def owns(self, reference: str) -> bool:
+        return self.shard_count <= 1 or shard_of(reference, self.shard_count) == self.shard_index
+
+    # -- the API's calls (any thread) ------------------------------------------------------------------
+    def held(self, reference: str) -> Reference | None:
+        with self._lock:
+            pending = self._inbox.get(reference)
+            return pending.ref if pending is not None else self._held.get(reference)
+
+    def all_held(self) -> dict[str, Reference]:
+        """Every run held or just registered (the poll thread may not have published it yet)."""
+        with self._lock:
+            return {**self._held, **{ref: record.ref for ref, record in self._inbox.items()}}
+
+    def size(self) -> int:
+        with self._lock:
+            return len(self._held) + len(self._inbox)
+
+    def register(self, ref: Reference) -> Registration:
+        """Raises RegistryFull, KindConflict or StoreError (then nothing was registered)."""
+        held = self.held(ref.reference)
+        if held is None:
+            if self.size() >= self.max_runs:
+                self._count(ref.source, "rejected")
+                raise RegistryFull(f"{self.max_runs} runs are held (retention.max_runs)")
+            try:
+                stored = self.store.register(RunRecord(ref, first_seen_at=ref.registered_at))
+            except StoreError as exc:
+                log.error(
+                    "cannot write to the state store; registration refused (503)",
+                    extra={"reference": ref.reference, "error": str(exc)},
+                )
+                self.writer.mark(False)
+                self._count(ref.source, "rejected")
+                raise
+            self.writer.mark(True)
+            if stored is None:
+                if self.owns(ref.reference):
+                    with self._lock:
+                        self._inbox[ref.reference] = RunRecord(ref, first_seen_at=ref.registered_at)
+                    self._wake()
+                self._count(ref.source, "created")
+                log.info(
+                    "run registered",
+                    extra={"reference": ref.reference, "kind": ref.kind, "source": ref.source},
+                )
+                return Registration("created", ref)
+            held = stored.ref
+        if held.kind != ref.kind:
+            self._count(ref.source, "rejected")
+            raise KindConflict(held)
+        self._count(ref.source, "existing")
+        return Registration("existing", held)
+
+    def delete(self, reference: str) -> Reference | None:
+        """The deleted run, None when none is held. Raises NotDeletable or StoreError."""
+        held = self.held(reference)
+        if held is None and not self.owns(reference):
+            stored = self.store.get(reference)
+            held = stored.ref if stored is not None else None
+        if held is None:
+            return None
+        if held.source != "api":
+            raise NotDeletable(held)
+        try:
+            self.store.delete(reference)
+        except StoreError as exc:
+            log.error("cannot write to the state store; deletion refused (503)", extra={"error": str(exc)})
+            self.writer.mark(False)
+            raise
+        self.writer.mark(True)
+        if self.owns(reference):
+            with self._lock:
+                self._inbox.pop(reference, None)
+                self._held.pop(reference, None)
+                self._deletions.append(reference)
+            self._wake()
+        return held
+
+    def lookup(self, reference: str) -> RunRecord | None:
+        """A run held by another shard (the shared store knows it)."""
+        try:
+            return self.store.get(reference)
+        except StoreError:
+            return None
+
+    # -- the poll thread's calls -----------------------------------------------------------------------
+    def take(self) -> tuple[list[RunRecord], list[str]]:
+        """Arrivals and deletions since the last call."""
+        with self._lock:
+            arrivals, self._inbox = list(self._inbox.values()), {}
+            deletions, self._deletions = self._deletions, []
+        return arrivals, deletions
+
+    def set_held(self, refs: dict[str, Reference]) -> None:
+        with self._lock:
+            self._held = refs
+
+    def count_retired(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self.retired[reason] += n
+
+    def count_registered(self, source: str, result: str) -> None:
+        self._count(source, result)
+
+    def _count(self, source: str, result: str) -> None:
+        with self._lock:
+            self.registered[(source, result)] += 1
+
+    def counters(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+        with self._lock:
+            return dict(self.registered), dict(self.retired)
+
+    # -- replicas --------------------------------------------------------------------------------------
+    def _sync_forever(self) -> None:
+        while not self._stop.wait(SYNC_SECONDS):
+            try:
+                arrivals = self.store.arrivals(self._cursor)
+            except StoreError as exc:
+                log.debug("cannot read arrivals from the state store", extra={"error": str(exc)})
+                continue
+            mine = [r for r in arrivals.runs if self.owns(r.ref.reference)]
+            gone = [ref for ref in arrivals.deleted if self.owns(ref)]
+            with self._lock:
+                for record in mine:
+                    if record.ref.reference not in self._held:
+                        self._inbox.setdefault(record.ref.reference, record)
+                self._deletions.extend(ref for ref in gone if ref in self._held or ref in self._inbox)
+                for ref in gone:
+                    self._inbox.pop(ref, None)
+            self._cursor = arrivals.cursor
+            if mine or gone:
+                self._wake()

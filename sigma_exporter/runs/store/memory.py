@@ -1,0 +1,77 @@
+"""`state.url: memory:`: an explicit choice to keep nothing across restarts (runs registered through the
+API are lost). Same interface as the SQL stores, so the rest of the exporter does not know the difference."""
+
+from __future__ import annotations
+
+import threading
+
+from sigma_exporter.runs.store.records import Arrivals, Changes, IdentityRecord, Loaded, RunRecord
+from sigma_exporter.runs.store.schema import LATEST
+
+
+class MemoryStore:
+    description = "memory:"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, tuple[RunRecord, int]] = {}
+        self._tombstones: list[tuple[str, int]] = []
+        self._identities: dict[tuple[str, str], IdentityRecord] = {}
+        self._seq = 0
+
+    def migrate(self) -> int:
+        return LATEST
+
+    def load(self) -> Loaded:
+        with self._lock:
+            return Loaded(
+                tuple(r for r, _ in self._runs.values()), tuple(self._identities.values()), self._seq
+            )
+
+    def register(self, record: RunRecord) -> RunRecord | None:
+        with self._lock:
+            held = self._runs.get(record.ref.reference)
+            if held is not None:
+                return held[0]
+            self._seq += 1
+            self._runs[record.ref.reference] = (record, self._seq)
+        return None
+
+    def get(self, reference: str) -> RunRecord | None:
+        with self._lock:
+            held = self._runs.get(reference)
+        return None if held is None else held[0]
+
+    def delete(self, reference: str) -> bool:
+        with self._lock:
+            if self._runs.pop(reference, None) is None:
+                return False
+            self._seq += 1
+            self._tombstones.append((reference, self._seq))
+        return True
+
+    def write(self, changes: Changes) -> None:
+        with self._lock:
+            for record in changes.runs:
+                held = self._runs.get(record.ref.reference)
+                if held is not None:
+                    self._runs[record.ref.reference] = (record, held[1])
+                elif record.ref.source in ("config", "file"):
+                    self._runs[record.ref.reference] = (record, 0)
+            for reference in changes.retired:
+                self._runs.pop(reference, None)
+            for identity in changes.identities:
+                self._identities[identity.key] = identity
+
+    def arrivals(self, cursor: int) -> Arrivals:
+        with self._lock:
+            runs = tuple(r for r, seq in self._runs.values() if seq > cursor)
+            deleted = tuple(ref for ref, seq in self._tombstones if seq > cursor)
+            return Arrivals(runs, deleted, self._seq)
+
+    def prune_tombstones(self, below: int) -> None:
+        with self._lock:
+            self._tombstones = [(r, s) for r, s in self._tombstones if s > below]
+
+    def close(self) -> None:
+        pass

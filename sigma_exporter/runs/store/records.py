@@ -1,0 +1,145 @@
+"""What the state store holds, as plain frozen records, and their JSON forms. Pure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sigma_exporter.config.model import Reference
+
+
+class StoreError(Exception):
+    """The state store cannot read or write. The message names the store, never its credentials."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as the store keeps it: the registration and what the poller learnt of it."""
+
+    ref: Reference
+    first_seen_at: float | None = None
+    #: (report_id, status, since) of each report of the run, as last seen.
+    since: tuple[tuple[str, str, float], ...] = ()
+    final_at: float | None = None
+    #: The outcome class it was counted with, at its first final status ("" = not counted yet).
+    outcome: str = ""
+    report_name: str = ""
+
+
+@dataclass(frozen=True)
+class IdentityRecord:
+    """Per report identity: the history that must outlive the runs (and restarts)."""
+
+    report_group_id: str
+    report_id: str
+    report_name: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+    last_success: float | None = None
+    last_failure: float | None = None
+    last_duration: float | None = None
+    outcomes: tuple[tuple[str, int], ...] = ()
+    bounds: tuple[float, ...] = ()
+    buckets: tuple[int, ...] = ()  # non-cumulative, one more than `bounds` (+Inf)
+    duration_sum: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.report_group_id, self.report_id)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What one poll cycle changed, written in one transaction."""
+
+    runs: tuple[RunRecord, ...] = ()
+    retired: tuple[str, ...] = ()  # references
+    identities: tuple[IdentityRecord, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.retired or self.identities)
+
+    def merged(self, later: Changes) -> Changes:
+        """`self` then `later`, as one: the latest record of each run and identity wins."""
+        runs = {r.ref.reference: r for r in self.runs}
+        retired = dict.fromkeys(self.retired)
+        for record in later.runs:
+            runs[record.ref.reference] = record
+            retired.pop(record.ref.reference, None)
+        for reference in later.retired:
+            runs.pop(reference, None)
+            retired[reference] = None
+        identities = {i.key: i for i in self.identities}
+        identities.update((i.key, i) for i in later.identities)
+        return Changes(tuple(runs.values()), tuple(retired), tuple(identities.values()))
+
+
+@dataclass(frozen=True)
+class Loaded:
+    runs: tuple[RunRecord, ...] = ()
+    identities: tuple[IdentityRecord, ...] = ()
+    cursor: int = 0
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """Runs registered, and runs deleted, since a cursor (through any replica sharing the store)."""
+
+    runs: tuple[RunRecord, ...] = ()
+    deleted: tuple[str, ...] = ()
+    cursor: int = 0
+
+
+def labels_json(labels: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
+
+
+def labels_of(text: str) -> tuple[tuple[str, str], ...]:
+    data = json.loads(text) if text else {}
+    return tuple(sorted((str(k), str(v)) for k, v in data.items()))
+
+
+def since_json(since: tuple[tuple[str, str, float], ...]) -> str:
+    return json.dumps([list(item) for item in since], separators=(",", ":"))
+
+
+def since_of(text: str) -> tuple[tuple[str, str, float], ...]:
+    return tuple((str(a), str(b), float(c)) for a, b, c in (json.loads(text) if text else []))
+
+
+def identity_json(record: IdentityRecord) -> str:
+    return json.dumps(
+        {
+            "report_name": record.report_name,
+            "labels": dict(record.labels),
+            "last_success": record.last_success,
+            "last_failure": record.last_failure,
+            "last_duration": record.last_duration,
+            "outcomes": dict(record.outcomes),
+            "bounds": list(record.bounds),
+            "buckets": list(record.buckets),
+            "duration_sum": record.duration_sum,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def _opt(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def identity_of(report_group_id: str, report_id: str, text: str) -> IdentityRecord:
+    data = json.loads(text)
+    return IdentityRecord(
+        report_group_id=report_group_id,
+        report_id=report_id,
+        report_name=str(data.get("report_name", "")),
+        labels=tuple(sorted((str(k), str(v)) for k, v in data.get("labels", {}).items())),
+        last_success=_opt(data.get("last_success")),
+        last_failure=_opt(data.get("last_failure")),
+        last_duration=_opt(data.get("last_duration")),
+        outcomes=tuple(sorted((str(k), int(v)) for k, v in data.get("outcomes", {}).items())),
+        bounds=tuple(float(b) for b in data.get("bounds", [])),
+        buckets=tuple(int(b) for b in data.get("buckets", [])),
+        duration_sum=float(data.get("duration_sum", 0.0)),
+    )

@@ -1,0 +1,44 @@
+"""The state store's schema, as numbered migrations. A database is brought up to the newest version when
+the exporter opens it; one newer than this exporter knows is refused (downgrades are not guessed at)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: (version, statements). Types are the common ground of SQLite and PostgreSQL.
+MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
+    (
+        1,
+        (
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+            "INSERT INTO meta (name, value) VALUES ('seq', 0)",
+            """CREATE TABLE runs (
+                reference TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                source TEXT NOT NULL,
+                labels TEXT NOT NULL,
+                report_id TEXT NOT NULL,
+                report_group_id TEXT NOT NULL,
+                submitted_at DOUBLE PRECISION,
+                registered_at DOUBLE PRECISION NOT NULL,
+                first_seen_at DOUBLE PRECISION,
+                since TEXT NOT NULL,
+                final_at DOUBLE PRECISION,
+                outcome TEXT NOT NULL,
+                report_name TEXT NOT NULL,
+                seq BIGINT NOT NULL
+            )""",
+            "CREATE INDEX runs_by_seq ON runs (seq)",
+            "CREATE TABLE tombstones (reference TEXT NOT NULL, seq BIGINT NOT NULL)",
+            "CREATE INDEX tombstones_by_seq ON tombstones (seq)",
+            """CREATE TABLE identities (
+                report_group_id TEXT NOT NULL,
+                report_id TEXT NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (report_group_id, report_id)
+            )""",
+        ),
+    ),
+)
+
+LATEST: Final = MIGRATIONS[-1][0]

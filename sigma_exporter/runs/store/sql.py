@@ -1,0 +1,265 @@
+"""The state store over SQL, shared by SQLite and PostgreSQL: the dialects differ only in how they
+connect, their placeholders and how they lock a migration. Every method is one transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sigma_exporter.config.model import Reference
+from sigma_exporter.runs.store.records import (
+    Arrivals,
+    Changes,
+    IdentityRecord,
+    Loaded,
+    RunRecord,
+    StoreError,
+    identity_json,
+    identity_of,
+    labels_json,
+    labels_of,
+    since_json,
+    since_of,
+)
+from sigma_exporter.runs.store.schema import LATEST, MIGRATIONS
+
+RUN_COLUMNS = (
+    "reference, kind, source, labels, report_id, report_group_id, submitted_at, registered_at, "
+    "first_seen_at, since, final_at, outcome, report_name"
+)
+# Statements are composed from the constant column list only, never from input.
+_SELECT_RUNS = f"SELECT {RUN_COLUMNS} FROM runs"  # noqa: S608
+_SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE reference = ?"  # noqa: S608
+_SELECT_ARRIVALS = f"SELECT {RUN_COLUMNS}, seq FROM runs WHERE seq > ? ORDER BY seq"  # noqa: S608
+_UPSERT_RUN = (
+    f"INSERT INTO runs ({RUN_COLUMNS}, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
+    "ON CONFLICT (reference) DO UPDATE SET kind = excluded.kind, source = excluded.source, "
+    "labels = excluded.labels, report_id = excluded.report_id, report_group_id = excluded.report_group_id, "
+    "first_seen_at = excluded.first_seen_at, since = excluded.since, final_at = excluded.final_at, "
+    "outcome = excluded.outcome, report_name = excluded.report_name"
+)
+INSERT_RUN = (
+    f"INSERT INTO runs ({RUN_COLUMNS}, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
+    "ON CONFLICT (reference) DO NOTHING"
+)
+# Runs of the API and of schedules are inserted when registered; the poller only updates them, so a run
+# deleted through another replica is not brought back by the owner's next write.
+_UPDATE_RUN = (
+    "UPDATE runs SET labels = ?, report_id = ?, report_group_id = ?, first_seen_at = ?, since = ?, "
+    "final_at = ?, outcome = ?, report_name = ? WHERE reference = ?"
+)
+
+
+def run_row(record: RunRecord) -> tuple[object, ...]:
+    ref = record.ref
+    return (
+        ref.reference,
+        ref.kind,
+        ref.source,
+        labels_json(ref.labels),
+        ref.report_id,
+        ref.report_group_id,
+        ref.submitted_at,
+        ref.registered_at,
+        record.first_seen_at,
+        since_json(record.since),
+        record.final_at,
+        record.outcome,
+        record.report_name,
+    )
+
+
+def record_of(row: Sequence[Any]) -> RunRecord:
+    ref = Reference(
+        reference=row[0],
+        kind=row[1],
+        source=row[2],
+        labels=labels_of(row[3]),
+        report_id=row[4],
+        report_group_id=row[5],
+        submitted_at=row[6],
+        registered_at=row[7],
+    )
+    return RunRecord(
+        ref=ref,
+        first_seen_at=row[8],
+        since=since_of(row[9]),
+        final_at=row[10],
+        outcome=row[11],
+        report_name=row[12],
+    )
+
+
+class SQLStore(ABC):
+    """A state store on one DB-API connection, used by one thread at a time (behind a lock)."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self._lock = threading.Lock()
+        self._conn: Any = None
+
+    # -- dialect ---------------------------------------------------------------------------------------
+    @abstractmethod
+    def _connect(self) -> Any: ...
+
+    @abstractmethod
+    def _errors(self) -> tuple[type[BaseException], ...]: ...
+
+    def _sql(self, statement: str) -> str:
+        return statement
+
+    def _lock_for_migration(self, cursor: Any) -> None:  # noqa: B027 - optional for a dialect
+        """Serialise migrations of replicas that start together (PostgreSQL); SQLite's write lock does."""
+
+    # -- plumbing --------------------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self._conn = self._connect()
+                cursor = self._conn.cursor()
+                try:
+                    yield cursor
+                    self._conn.commit()
+                except BaseException:
+                    self._rollback()
+                    raise
+                finally:
+                    cursor.close()
+            except self._errors() as exc:
+                self._drop()
+                raise StoreError(f"state store {self.description}: {_first_line(exc)}") from None
+
+    def _rollback(self) -> None:
+        try:
+            self._conn.rollback()
+        except Exception:  # the connection is already broken; _drop follows
+            self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail too
+                conn.close()
+
+    def _run(self, cursor: Any, statement: str, params: Sequence[object] = ()) -> None:
+        cursor.execute(self._sql(statement), tuple(params))
+
+    def _next_seq(self, cursor: Any) -> int:
+        self._run(cursor, "UPDATE meta SET value = value + 1 WHERE name = 'seq'")
+        self._run(cursor, "SELECT value FROM meta WHERE name = 'seq'")
+        return int(cursor.fetchone()[0])
+
+    # -- the interface ---------------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Bring the schema up to date; returns the version in force."""
+        with self._transaction() as cur:
+            self._lock_for_migration(cur)
+            self._run(cur, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            self._run(cur, "SELECT version FROM schema_version")
+            row = cur.fetchone()
+            version = int(row[0]) if row else 0
+            if version > LATEST:
+                raise StoreError(
+                    f"state store {self.description}: its schema version {version} is newer than this "
+                    f"exporter's ({LATEST}); run a newer sigma-exporter or point state.url elsewhere"
+                )
+            for number, statements in MIGRATIONS:
+                if number > version:
+                    for statement in statements:
+                        self._run(cur, statement)
+            if row is None:
+                self._run(cur, "INSERT INTO schema_version (version) VALUES (?)", (LATEST,))
+            elif version < LATEST:
+                self._run(cur, "UPDATE schema_version SET version = ?", (LATEST,))
+        return LATEST
+
+    def load(self) -> Loaded:
+        with self._transaction() as cur:
+            self._run(cur, _SELECT_RUNS)
+            runs = tuple(record_of(row) for row in cur.fetchall())
+            self._run(cur, "SELECT report_group_id, report_id, record FROM identities")
+            identities = tuple(identity_of(g, r, text) for g, r, text in cur.fetchall())
+            self._run(cur, "SELECT value FROM meta WHERE name = 'seq'")
+            cursor = int(cur.fetchone()[0])
+        return Loaded(runs, identities, cursor)
+
+    def register(self, record: RunRecord) -> RunRecord | None:
+        """Insert a run unless one with its reference is held; returns that one, or None once the new run
+        is committed (durable). Atomic: of concurrent registrations of one reference, one creates it."""
+        with self._transaction() as cur:
+            seq = self._next_seq(cur)  # also takes the write lock first (SQLite) or the row lock (PostgreSQL)
+            self._run(cur, INSERT_RUN, (*run_row(record), seq))
+            if cur.rowcount == 1:
+                return None
+            self._run(cur, _SELECT_RUN, (record.ref.reference,))
+            row = cur.fetchone()
+        return None if row is None else record_of(row)
+
+    def get(self, reference: str) -> RunRecord | None:
+        with self._transaction() as cur:
+            self._run(cur, _SELECT_RUN, (reference,))
+            row = cur.fetchone()
+        return None if row is None else record_of(row)
+
+    def delete(self, reference: str) -> bool:
+        """Delete a run, leaving a tombstone for the replica that polls it. False when it was not held."""
+        with self._transaction() as cur:
+            self._run(cur, "DELETE FROM runs WHERE reference = ?", (reference,))
+            deleted = bool(cur.rowcount > 0)
+            if deleted:
+                self._run(
+                    cur,
+                    "INSERT INTO tombstones (reference, seq) VALUES (?, ?)",
+                    (reference, self._next_seq(cur)),
+                )
+        return deleted
+
+    def write(self, changes: Changes) -> None:
+        with self._transaction() as cur:
+            for record in changes.runs:
+                if record.ref.source in ("config", "file"):
+                    self._run(cur, _UPSERT_RUN, (*run_row(record), 0))
+                else:
+                    row = run_row(record)
+                    self._run(cur, _UPDATE_RUN, (*row[3:6], *row[8:], record.ref.reference))
+            for reference in changes.retired:
+                self._run(cur, "DELETE FROM runs WHERE reference = ?", (reference,))
+            for identity in changes.identities:
+                self._upsert_identity(cur, identity)
+
+    def _upsert_identity(self, cur: Any, identity: IdentityRecord) -> None:
+        self._run(
+            cur,
+            "INSERT INTO identities (report_group_id, report_id, record) VALUES (?, ?, ?) "
+            "ON CONFLICT (report_group_id, report_id) DO UPDATE SET record = excluded.record",
+            (identity.report_group_id, identity.report_id, identity_json(identity)),
+        )
+
+    def arrivals(self, cursor: int) -> Arrivals:
+        """Runs registered and deleted after `cursor` (by this replica or another)."""
+        with self._transaction() as cur:
+            self._run(cur, _SELECT_ARRIVALS, (cursor,))
+            rows = cur.fetchall()
+            self._run(cur, "SELECT reference, seq FROM tombstones WHERE seq > ? ORDER BY seq", (cursor,))
+            tombs = cur.fetchall()
+        newest = max([cursor, *(int(r[-1]) for r in rows), *(int(t[1]) for t in tombs)])
+        return Arrivals(tuple(record_of(r) for r in rows), tuple(t[0] for t in tombs), newest)
+
+    def prune_tombstones(self, below: int) -> None:
+        with self._transaction() as cur:
+            self._run(cur, "DELETE FROM tombstones WHERE seq <= ?", (below,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

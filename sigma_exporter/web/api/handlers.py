@@ -1,0 +1,169 @@
+"""`/api/v1`: register, list, show and delete runs; the OpenAPI document. Writes are made durable by the
+registry before the reply; they run in the executor, never on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from aiohttp import web
+
+from sigma_exporter.config.secret import Secret
+from sigma_exporter.metrics.store import SnapshotStore
+from sigma_exporter.runs.registry import KindConflict, NotDeletable, Registry, RegistryFull
+from sigma_exporter.runs.store.records import StoreError
+from sigma_exporter.web.api.openapi import openapi_document
+from sigma_exporter.web.api.parse import FieldError, parse_registration
+from sigma_exporter.web.api.views import is_final, view_of_record, view_of_ref, view_of_state
+
+PREFIX: Final = "/api/v1"
+JSON: Final = "application/json"
+WRITES_DISABLED: Final = (
+    "writes to the API are disabled: set api.token_file in the config (then send "
+    "'Authorization: Bearer TOKEN'), or basic_auth_users in --web.config.file"
+)
+STATES: Final = ("active", "final", "all")
+
+
+def reply(status: int, document: object, headers: dict[str, str] | None = None) -> web.Response:
+    body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+    return web.Response(status=status, body=body, headers={"Content-Type": JSON, **(headers or {})})
+
+
+def error(
+    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
+    document: dict[str, str] = {"error": message}
+    if field is not None:
+        document["field"] = field
+    return reply(status, document, headers)
+
+
+def bearer_matches(authorization: str | None, token: Secret | None) -> bool:
+    """Constant time, whatever the header holds."""
+    if token is None or not authorization:
+        return False
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(value.strip().encode("utf-8", "replace"), token.reveal().encode("utf-8"))
+
+
+class Api:
+    def __init__(
+        self,
+        store: SnapshotStore,
+        registry: Registry,
+        token: Callable[[], Secret | None],
+        basic_users: Callable[[], bool],
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.token = token
+        self.basic_users = basic_users
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get(f"{PREFIX}/openapi.json", self.openapi)
+        app.router.add_post(f"{PREFIX}/runs", self.register)
+        app.router.add_get(f"{PREFIX}/runs", self.list_runs)
+        app.router.add_get(f"{PREFIX}/runs/{{reference}}", self.show)
+        app.router.add_delete(f"{PREFIX}/runs/{{reference}}", self.delete)
+
+    def _write_refused(self, request: web.Request) -> web.Response | None:
+        """None when the request may write. Basic auth, when configured, was checked by the middleware."""
+        token = self.token()
+        users = self.basic_users()
+        if token is None and not users:
+            return error(403, WRITES_DISABLED)
+        authorization = request.headers.get("Authorization")
+        if bearer_matches(authorization, token):
+            return None
+        if users and authorization and authorization.lower().startswith("basic "):
+            return None  # the middleware let it through: a valid user
+        return error(
+            401,
+            "a valid bearer token is required",
+            headers={"WWW-Authenticate": 'Bearer realm="sigma-exporter"'},
+        )
+
+    async def openapi(self, request: web.Request) -> web.StreamResponse:
+        return reply(200, openapi_document())
+
+    async def register(self, request: web.Request) -> web.StreamResponse:
+        refused = self._write_refused(request)
+        if refused is not None:
+            return refused
+        if request.content_type != JSON:
+            return error(415, f"send the run as {JSON}, got {request.content_type or 'no Content-Type'}")
+        body = await request.read()
+        try:
+            ref = parse_registration(body, time.time())
+        except FieldError as exc:
+            return error(400, str(exc), exc.field)
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(None, self.registry.register, ref)
+        except RegistryFull as exc:
+            return error(429, str(exc))
+        except KindConflict as exc:
+            return error(409, str(exc), "kind")
+        except StoreError:
+            return error(
+                503, "the state store cannot persist the run now; retry later", headers={"Retry-After": "5"}
+            )
+        view = self._view(result.ref.reference) or view_of_ref(result.ref)
+        status = 201 if result.result == "created" else 200
+        return reply(status, view, {"Location": f"{PREFIX}/runs/{result.ref.reference}"})
+
+    def _view(self, reference: str) -> dict[str, Any] | None:
+        for state in self.store.current().snapshot.references:
+            if state.ref.reference == reference:
+                return view_of_state(state)
+        held = self.registry.held(reference)
+        return view_of_ref(held) if held is not None else None
+
+    async def list_runs(self, request: web.Request) -> web.StreamResponse:
+        state = request.query.get("state", "all")
+        if state not in STATES:
+            return error(400, f"state should be one of {', '.join(STATES)}, got {state[:32]!r}", "state")
+        states = self.store.current().snapshot.references
+        views = [view_of_state(s) for s in states]
+        shown = {s.ref.reference for s in states}
+        views += [
+            view_of_ref(ref) for reference, ref in self.registry.all_held().items() if reference not in shown
+        ]
+        if state != "all":
+            views = [v for v in views if is_final(v) == (state == "final")]
+        views.sort(key=lambda v: (v["registered_at"] or 0.0, v["reference"]))
+        return reply(200, {"runs": views})
+
+    async def show(self, request: web.Request) -> web.StreamResponse:
+        reference = request.match_info["reference"]
+        view = self._view(reference)
+        if view is None and not self.registry.owns(reference):
+            record = await asyncio.get_running_loop().run_in_executor(None, self.registry.lookup, reference)
+            view = view_of_record(record) if record is not None else None
+        if view is None:
+            return error(404, f"no run {reference[:256]}")
+        return reply(200, view)
+
+    async def delete(self, request: web.Request) -> web.StreamResponse:
+        refused = self._write_refused(request)
+        if refused is not None:
+            return refused
+        reference = request.match_info["reference"]
+        try:
+            held = await asyncio.get_running_loop().run_in_executor(None, self.registry.delete, reference)
+        except NotDeletable as exc:
+            return error(409, str(exc))
+        except StoreError:
+            return error(
+                503, "the state store cannot delete the run now; retry later", headers={"Retry-After": "5"}
+            )
+        if held is None:
+            return error(404, f"no run {reference[:256]}")
+        return web.Response(status=204)

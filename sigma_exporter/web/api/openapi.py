@@ -1,0 +1,190 @@
+"""The OpenAPI 3 document of every endpoint the exporter serves. Pure data."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sigma_exporter import __version__
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _answer(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description}
+    if schema is not None:
+        answer["content"] = _json(schema)
+    return answer
+
+
+RUN = {"$ref": "#/components/schemas/Run"}
+ERROR = {"$ref": "#/components/schemas/Error"}
+TEXT = {"text/plain": {"schema": {"type": "string"}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _answer(description, ERROR)
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    nullable_number = {"type": ["number", "null"]}
+    reference_param = {"name": "reference", "in": "path", "required": True, "schema": {"type": "string"}}
+    write_errors = {
+        "401": _error("No or wrong credentials"),
+        "403": _error("Writes are not enabled (no api.token_file and no basic-auth users)"),
+        "503": _error("The state store cannot persist now"),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sigma-exporter",
+            "version": __version__,
+            "description": "A Prometheus exporter for Sigma report runs: metrics, health, reload and the run registry.",
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "api.token_file"},
+                "basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "basic_auth_users of --web.config.file",
+                },
+            },
+            "schemas": {
+                "Registration": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["reference", "kind"],
+                    "properties": {
+                        "reference": {"type": "string", "maxLength": 256},
+                        "kind": {"enum": ["report", "group"]},
+                        "report_id": {"type": "string", "maxLength": 256},
+                        "report_group_id": {"type": "string", "maxLength": 256},
+                        "labels": {
+                            "type": "object",
+                            "maxProperties": 32,
+                            "additionalProperties": {"type": "string", "maxLength": 1024},
+                        },
+                        "submitted_at": {"type": "number", "description": "unix seconds"},
+                    },
+                },
+                "Run": {
+                    "type": "object",
+                    "properties": {
+                        "reference": {"type": "string"},
+                        "kind": {"enum": ["report", "group"]},
+                        "source": {"enum": ["config", "file", "api", "schedule"]},
+                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "report_id": {"type": "string"},
+                        "report_group_id": {"type": "string"},
+                        "submitted_at": nullable_number,
+                        "registered_at": nullable_number,
+                        "status": {"type": ["string", "null"]},
+                        "since": nullable_number,
+                        "final_at": nullable_number,
+                        "up": {"type": "boolean"},
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
+                },
+            },
+        },
+        "paths": {
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus exposition (text or OpenMetrics, gzip when asked)",
+                    "responses": {"200": {"description": "The metrics", "content": TEXT}},
+                }
+            },
+            "/": {
+                "get": {"summary": "Status page (HTML)", "responses": {"200": {"description": "The page"}}}
+            },
+            "/-/healthy": {
+                "get": {
+                    "summary": "Liveness",
+                    "responses": {"200": {"description": "Healthy", "content": TEXT}},
+                }
+            },
+            "/-/ready": {
+                "get": {
+                    "summary": "Readiness: the first poll cycle has finished",
+                    "responses": {"200": {"description": "Ready"}, "503": {"description": "Not yet"}},
+                }
+            },
+            "/-/reload": {
+                "post": {
+                    "summary": "Re-read the config and the web config",
+                    "responses": {
+                        "200": {"description": "Every file loaded", "content": TEXT},
+                        "500": {"description": "A file failed; its last good version stays", "content": TEXT},
+                    },
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": _answer("OpenAPI 3", {"type": "object"})},
+                }
+            },
+            "/api/v1/runs": {
+                "post": {
+                    "summary": "Register a run (idempotent)",
+                    "security": [{"bearer": []}, {"basic": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": _json({"$ref": "#/components/schemas/Registration"}),
+                    },
+                    "responses": {
+                        "201": _answer("Registered (durable)", RUN),
+                        "200": _answer("Already held with that kind", RUN),
+                        "400": _error("A field is wrong; `field` names it"),
+                        "409": _error("Held with another kind"),
+                        "413": {"description": "Body over 64 KiB"},
+                        "415": _error("Not JSON"),
+                        "429": _error("retention.max_runs reached"),
+                        **write_errors,
+                    },
+                },
+                "get": {
+                    "summary": "Runs held",
+                    "parameters": [
+                        {
+                            "name": "state",
+                            "in": "query",
+                            "schema": {"enum": ["active", "final", "all"], "default": "all"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _answer(
+                            "The runs",
+                            {"type": "object", "properties": {"runs": {"type": "array", "items": RUN}}},
+                        ),
+                        "400": _error("Bad state"),
+                    },
+                },
+            },
+            "/api/v1/runs/{reference}": {
+                "parameters": [reference_param],
+                "get": {
+                    "summary": "One run",
+                    "responses": {"200": _answer("The run", RUN), "404": _error("Not held")},
+                },
+                "delete": {
+                    "summary": "Let an api run go",
+                    "security": [{"bearer": []}, {"basic": []}],
+                    "responses": {
+                        "204": {"description": "Deleted"},
+                        "404": _error("Not held"),
+                        "409": _error("Not an api run"),
+                        **write_errors,
+                    },
+                },
+            },
+        },
+    }

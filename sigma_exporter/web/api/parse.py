@@ -1,0 +1,110 @@
+"""A registration body -> a `Reference` (source `api`), or a `FieldError` naming the field. Pure."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Final
+
+from sigma_exporter.config.model import KINDS, MAX_LABEL_VALUE, Reference, label_name_problem
+
+MAX_TEXT: Final = 256
+MAX_LABELS: Final = 32
+#: submitted_at must fall between this and a day after now (a clock off by a day is a bug, not a run).
+EARLIEST_SUBMITTED: Final = 946684800.0  # 2000-01-01
+FIELDS: Final = ("reference", "kind", "report_id", "report_group_id", "labels", "submitted_at")
+
+
+class FieldError(ValueError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def _type_name(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _text(data: Mapping[str, object], name: str, *, required: bool = False) -> str:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise FieldError(name, "is required")
+        return ""
+    if not isinstance(value, str):
+        raise FieldError(name, f"should be a string, got {_type_name(value)}")
+    value = value.strip()
+    if required and not value:
+        raise FieldError(name, "is empty")
+    if len(value) > MAX_TEXT:
+        raise FieldError(name, f"is longer than {MAX_TEXT} characters")
+    if any(ch.isspace() for ch in value) or any(ord(ch) < 32 for ch in value):
+        raise FieldError(name, "must not contain white space or control characters")
+    return value
+
+
+def _labels(value: object) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise FieldError("labels", f"should be an object of strings, got {_type_name(value)}")
+    if len(value) > MAX_LABELS:
+        raise FieldError("labels", f"has more than {MAX_LABELS} labels")
+    pairs = []
+    for name, label in value.items():
+        problem = label_name_problem(name)
+        if problem:
+            raise FieldError(f"labels.{name}", problem)
+        if not isinstance(label, str):
+            raise FieldError(f"labels.{name}", f"should be a string, got {_type_name(label)}")
+        if len(label) > MAX_LABEL_VALUE:
+            raise FieldError(f"labels.{name}", f"is longer than {MAX_LABEL_VALUE} characters")
+        pairs.append((name, label.strip()))
+    return tuple(sorted(pairs))
+
+
+def _submitted_at(value: object, now: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FieldError("submitted_at", f"should be unix seconds (a number), got {_type_name(value)}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < EARLIEST_SUBMITTED:
+        raise FieldError("submitted_at", f"{value!r} is not a unix time in seconds")
+    if seconds > now + 86400:
+        raise FieldError("submitted_at", f"{value!r} is more than a day in the future")
+    return seconds
+
+
+def parse_registration(body: bytes, now: float) -> Reference:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise FieldError("body", "is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise FieldError("body", f"should be a JSON object, got {_type_name(data)}")
+    for name in data:
+        if name not in FIELDS:
+            raise FieldError(str(name), f"is not a field of a run (fields: {', '.join(FIELDS)})")
+    reference = _text(data, "reference", required=True)
+    kind = data.get("kind")
+    if kind not in KINDS:
+        shown = kind if isinstance(kind, str) else _type_name(kind)
+        raise FieldError(
+            "kind", f"should be report or group, got {shown!r}" if kind is not None else "is required"
+        )
+    report_group_id = _text(data, "report_group_id")
+    report_id = _text(data, "report_id")
+    return Reference(
+        reference=reference,
+        kind=str(kind),
+        labels=_labels(data.get("labels")),
+        source="api",
+        report_id=report_id,
+        report_group_id=report_group_id,
+        submitted_at=_submitted_at(data.get("submitted_at"), now),
+        registered_at=now,
+    )
