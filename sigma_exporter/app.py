@@ -70,10 +70,10 @@ def build_core(
             state = open_store(config.state, storage_path)
         except StoreError as exc:
             raise ConfigError(config.source, "state.url", str(exc)) from None
-    if state.description == "memory:":
-        log.warning(
-            "state.url is memory: runs registered through the API and report history are lost on restart"
-        )
+        if state.description == "memory:":
+            log.warning(
+                "state.url is memory: runs registered through the API and report history are lost on restart"
+            )
     try:
         loaded = state.load()
     except StoreError as exc:

@@ -19,6 +19,7 @@ from sigma_exporter.config.load import Config, ConfigError, load_config, watch_p
 from sigma_exporter.demo import demo_banner, write_demo_config
 from sigma_exporter.logsetup import FORMATS, LEVELS, Redactor, setup_logging
 from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references
+from sigma_exporter.runs.store.memory import MemoryStore
 from sigma_exporter.web.listen import ListenAddressError, parse_listen_address
 from sigma_exporter.web.server import Limits
 from sigma_exporter.web.webconfig import parse_go_duration, validate_web_config_file
@@ -311,17 +312,19 @@ def check_config(config_file: str, web_config_file: str | None, shard_index: int
 @config_option
 @with_logging
 def once(config_file: str, log_level: str, log_format: str) -> None:
-    """Run one poll cycle and print the exposition to stdout; exit 0 when sigma_up is 1, else 1."""
+    """Run one poll cycle and print the exposition to stdout; exit 0 when sigma_up is 1, else 1. It keeps
+    no state: the state store of a running exporter is neither read nor written."""
     redactor = Redactor()
     setup_logging(log_level, log_format, redactor)
     config = load_or_fail(config_file, redactor)
     try:
-        core = build_core(config, on_secret=redactor.add)
+        core = build_core(config, on_secret=redactor.add, state=MemoryStore())
     except ConfigError as exc:
         fail(str(exc))
         return
     snapshot = core.poller.run_cycle()
     core.poller.stop()
+    core.stop()
     sys.stdout.buffer.write(core.store.current().rendered.text)
     sys.stdout.flush()
     raise SystemExit(0 if snapshot.up else 1)
@@ -381,6 +384,8 @@ def demo(listen: str, log_level: str, log_format: str) -> None:
         click.echo(demo_banner(bound, sim.url, sim.base_url, config_file))
 
     try:
-        serve_until_stopped(config, str(config_file), listen, redactor, ready=announce)
+        serve_until_stopped(
+            config, str(config_file), listen, redactor, ready=announce, storage_path=str(workdir)
+        )
     finally:
         sim.stop()

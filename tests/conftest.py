@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -104,6 +105,9 @@ def scenario_from(text: str) -> Any:
 
 #: Where the exporter keeps its SQLite state store in a test: every process a test starts inherits it.
 STORAGE_ENV = "SIGMA_EXPORTER_STORAGE_PATH"
+# For processes that module- or session-scoped fixtures start (before any test's own directory exists):
+# never data/ in the checkout.
+os.environ[STORAGE_ENV] = tempfile.mkdtemp(prefix="sigma-exporter-test-state-")
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import signal
 import socket
 import subprocess
@@ -240,3 +241,24 @@ def test_json_logs_and_no_secret_at_debug(simulator: Simulator, exporter_process
     assert any(line["msg"] == "poll cycle finished" for line in lines)
     assert any(line.get("reference") == SAMPLE_REF for line in lines)
     assert "sample72695bf9" not in proc.output()
+
+
+def test_once_keeps_no_state_and_writes_nothing(simulator: Simulator, tmp_path: Path) -> None:
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    config = tmp_path / "c.yml"
+    config.write_text(vendor_config(simulator.url))
+    env = {k: v for k, v in os.environ.items() if k != "SIGMA_EXPORTER_STORAGE_PATH"}
+    result = subprocess.run(
+        [*EXPORTER, "once", "--config.file", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=workdir,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sigma_state_up 1.0" in result.stdout
+    assert list(workdir.iterdir()) == []  # no data/ with a SQLite file in the working directory
+    assert "memory:" not in result.stderr  # and no warning about a store it does not need

@@ -309,3 +309,17 @@ def test_shards_on_one_postgresql_database_take_registrations_at_any_shard(
     )
     wait_for(lambda: other not in held(shards[1]), 15, what="the deletion reaching the owner")
     wait_for(lambda: value(shards[1], "sigma_runs_retired_total", reason="deleted") == 1.0, 10)
+
+
+def test_memory_state_is_explicit_warned_about_and_forgets_on_restart(
+    sim: Simulator, exporter_process: Callable[..., ExporterProcess], tmp_path: Path
+) -> None:
+    body = config(sim, tmp_path, state={"url": "memory:"})
+    proc = exporter_process(body)
+    proc.wait_ready()
+    assert "state.url is memory: runs registered through the API and report history are lost" in proc.output()
+    assert register(proc, {"reference": "forgotten", "kind": "report"}).status_code == 201
+    proc.stop()
+    again = exporter_process(body)
+    again.wait_ready()
+    assert requests.get(f"{again.url}/api/v1/runs/forgotten", timeout=5).status_code == 404
