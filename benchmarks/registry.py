@@ -1,7 +1,7 @@
 """Run registry benchmark: registrations through `POST /api/v1/runs` per state store, and what a large
 store costs at start.
 
-    .venv/bin/python benchmarks/registry.py                 # 2,000 registrations, 8 clients; 100,000-run start
+    .venv/bin/python benchmarks/registry.py     # 2,000 registrations, 8 clients; restarts with 5,000 and 100,000 runs
     .venv/bin/python benchmarks/registry.py --runs 500 --start-runs 20000
 
 For each store (`memory:`, SQLite, and PostgreSQL when Debian's binaries are installed: a throwaway cluster)
@@ -31,7 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import (
     API_PREFIX,
+    PYTHON,
     Processes,
+    free_port,
     http_get,
     log,
     machine,
@@ -56,7 +58,7 @@ def config(sim_url: str, token_file: Path, state: dict[str, Any]) -> dict[str, A
             },
             "timeout_seconds": 5,
         },
-        "poll": {"interval_seconds": 30, "concurrency": 4},
+        "poll": {"interval_seconds": 10, "concurrency": 4},
         "references": {"reports": []},
         "api": {"token_file": str(token_file)},
         "retention": {"max_runs": 1_000_000},
@@ -128,13 +130,52 @@ def bench_store(
     return row
 
 
+def bench_floor(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
+    log(f"floor (http.server + sqlite3): {args.runs} registrations, {args.clients} clients")
+    port = free_port()
+    script = str(Path(__file__).parent / "registry_floor.py")
+    child = procs.start("floor", [PYTHON, script, str(port), str(procs.workdir / "floor.db")])
+    wait_for(lambda: _answers(port, "/"), 30, "the floor server")
+    wall, latencies = register_all(port, args.runs, args.clients, "floor")
+    row = {
+        "store": "floor: http.server + sqlite3, same durable insert",
+        "rate": args.runs / wall,
+        "p50": percentile(latencies, 0.5),
+        "p99": percentile(latencies, 0.99),
+        "taken": float("nan"),
+        "rss": child.peak_rss_mb(),
+    }
+    child.stop()
+    return row
+
+
+def _answers(port: int, path: str) -> bool:
+    try:
+        return http_get("127.0.0.1", port, path, timeout=2)[0] == 200
+    except OSError:
+        return False
+
+
+def exposition_sizes(text: str, runs: int, identities: int) -> tuple[float, float]:
+    """Bytes of the per-run and the per-identity series, divided by their counts."""
+    per_run = per_identity = 0
+    for line in text.splitlines(keepends=True):
+        if line.startswith(
+            ("sigma_reference_up{", "sigma_reference_info{", "sigma_report_status", "sigma_group_")
+        ):
+            per_run += len(line)
+        elif line.startswith("sigma_report_") and "reference=" not in line:
+            per_identity += len(line)
+    return per_run / max(runs, 1), per_identity / max(identities, 1)
+
+
 def bench_start(procs: Processes, sim_url: str, token_file: Path, runs: int) -> dict[str, Any]:
     from sigma_exporter.config.model import Reference
     from sigma_exporter.runs.store.records import RunRecord
     from sigma_exporter.runs.store.sql import INSERT_RUN, run_row
     from sigma_exporter.runs.store.sqlite import SQLiteStore
 
-    path = procs.workdir / "big" / "state.db"
+    path = procs.workdir / f"big-{runs}" / "state.db"
     log(f"filling a SQLite store with {runs} runs")
     store = SQLiteStore(path)
     store.migrate()
@@ -165,14 +206,27 @@ def bench_start(procs: Processes, sim_url: str, token_file: Path, runs: int) -> 
         )
         conn.execute("UPDATE meta SET value = ? WHERE name = 'seq'", (runs,))
     size = path.stat().st_size
-    log(f"starting an exporter on it ({size / 1e6:.1f} MB)")
+    log(f"starting an exporter on {runs} runs ({size / 1e6:.1f} MB)")
     started = time.perf_counter()
     exporter = start_exporter(
-        procs, config(sim_url, token_file, {"url": f"sqlite:///{path}"}), name="exporter-big"
+        procs, config(sim_url, token_file, {"url": f"sqlite:///{path}"}), name=f"exporter-{runs}"
     )
-    wait_for(lambda: held(exporter.port) >= runs, 300, "the runs restored")
+    wait_for(lambda: _answers(exporter.port, "/-/ready"), 300, "ready")
     ready = time.perf_counter() - started
-    row = {"runs": runs, "db_mb": size / 1e6, "ready": ready, "rss": exporter.child.rss_mb()}
+    wait_for(lambda: held(exporter.port) >= runs, 300, "the runs restored")
+    restored = time.perf_counter() - started
+    _, body, _ = http_get("127.0.0.1", exporter.port, "/metrics", timeout=60)
+    per_run, per_identity = exposition_sizes(body.decode(), runs, min(runs, 500))
+    row = {
+        "runs": runs,
+        "db_mb": size / 1e6,
+        "ready": ready,
+        "restored": restored,
+        "rss": exporter.child.rss_mb(),
+        "bytes_per_run": per_run,
+        "bytes_per_identity": per_identity,
+        "exposition_mb": len(body) / 1e6,
+    }
     exporter.child.stop(30)
     return row
 
@@ -183,7 +237,9 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--start-runs", type=int, default=100_000)
+    parser.add_argument(
+        "--start-runs", default="5000,100000", help="comma-separated sizes of the restart test"
+    )
     args = parser.parse_args()
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sigma-bench-registry-") as tmp, processes(Path(tmp)) as procs:
@@ -215,7 +271,8 @@ def main() -> None:
             cluster.stop()
         except Exception as exc:
             log(f"PostgreSQL skipped: {exc}")
-        start = bench_start(procs, sim_url, token_file, args.start_runs)
+        rows.append(bench_floor(procs, args))
+        starts = [bench_start(procs, sim_url, token_file, int(n)) for n in str(args.start_runs).split(",")]
     info = machine()
     print(
         f"Machine: {info['nproc']} CPUs ({info['cpu']}), Python {info['python']}. `benchmarks/registry.py --runs {args.runs} "
@@ -228,10 +285,20 @@ def main() -> None:
             f"| {row['store']} | {row['rate']:.0f} | {row['p50'] * 1e3:.1f} | {row['p99'] * 1e3:.1f} | "
             f"{row['taken']:.2f} s | {row['rss']:.0f} MB |"
         )
+    floor = rows[-1]
+    print()
+    for row in rows[:-1]:
+        print(f"- {row['store']}: {row['rate'] / floor['rate']:.2f}x the floor's rate")
     print(
-        f"\nStart on a SQLite store of {start['runs']:,} runs ({start['db_mb']:.1f} MB): all runs held "
-        f"{start['ready']:.1f} s after the process started; RSS {start['rss']:.0f} MB."
+        "\n| runs held | SQLite file | start to /-/ready | start to every run held | RSS | exposition | bytes per run | bytes per identity |"
     )
+    print("|---|---|---|---|---|---|---|---|")
+    for start in starts:
+        print(
+            f"| {start['runs']:,} | {start['db_mb']:.1f} MB | {start['ready']:.1f} s | {start['restored']:.1f} s | "
+            f"{start['rss']:.0f} MB | {start['exposition_mb']:.1f} MB | {start['bytes_per_run']:.0f} | "
+            f"{start['bytes_per_identity']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

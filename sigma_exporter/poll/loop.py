@@ -206,10 +206,11 @@ class Poller:
         if not due_only:
             recheck = self.config.poll.final_recheck_seconds
             mono = time.monotonic()
+            popped = set(keys)
             extra = [
                 k
                 for k, m in memory.items()
-                if k not in keys
+                if k not in popped
                 and (not m.final or m.last_success is None or mono - m.last_success >= recheck)
             ]
             keys = keys + extra
