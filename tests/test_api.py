@@ -95,6 +95,14 @@ def test_bad_input_is_400_naming_the_field(api: ExporterProcess, body: Any, fiel
     assert answer["field"] == field
     assert field.split(".", maxsplit=1)[0] in answer["error"]
     assert requests.get(api.url + "/api/v1/runs/r1", timeout=5).status_code == 404  # nothing registered
+    wait_for(
+        lambda: (
+            select(api.metrics(), "sigma_runs_registered_total", source="api", result="rejected")
+            == {(("result", "rejected"), ("source", "api")): 1.0}
+        ),
+        10,
+        what="the 400 counted as rejected",
+    )
 
 
 def test_every_status_code_of_the_contract(api: ExporterProcess, sim: Simulator) -> None:
@@ -173,7 +181,7 @@ def test_every_status_code_of_the_contract(api: ExporterProcess, sim: Simulator)
 
     wait_for(lambda: registered("created") == 6.0, 10, what="six creations counted")
     assert registered("existing") == 2.0  # run-1 again, cfg-ref as a report
-    assert registered("rejected") == 3.0  # run-1 and cfg-ref as groups, and the 429
+    assert registered("rejected") == 4.0  # run-1 and cfg-ref as groups, the 415 and the 429
     text = api.metrics()
     assert TOKEN not in api.output() and TOKEN not in text
 

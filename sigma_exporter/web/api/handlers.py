@@ -98,11 +98,13 @@ class Api:
         if refused is not None:
             return refused
         if request.content_type != JSON:
+            self.registry.count_registered("api", "rejected")
             return error(415, f"send the run as {JSON}, got {request.content_type or 'no Content-Type'}")
         body = await request.read()
         try:
             ref = parse_registration(body, time.time())
         except FieldError as exc:
+            self.registry.count_registered("api", "rejected")
             return error(400, str(exc), exc.field)
         loop = asyncio.get_running_loop()
         try:
