@@ -71,6 +71,7 @@ class Holdings:
             self.retire_reference(memory.ref.reference, reason)
 
     def retire_reference(self, reference: str, reason: str) -> None:
+        log.info("run retired", extra={"reference": reference, "reason": reason})
         self._retired.append(reference)
         self.registry.count_retired(reason)
 
