@@ -4,6 +4,7 @@ so that an acknowledged registration survives `kill -9` and a power cut alike.""
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,27 @@ class SQLiteStore(SQLStore):
         conn = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level="DEFERRED"
         )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        self._enter_wal(conn)
+        conn.execute("PRAGMA synchronous=FULL")
         return conn
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL upgrades a shared lock to an exclusive one, and SQLite answers
+        # SQLITE_BUSY at once, without the busy handler, when another process does the same (it would
+        # deadlock otherwise). So processes starting together on one new file retry, up to the timeout.
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        pause = 0.005
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    conn.close()
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def _errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error,)
