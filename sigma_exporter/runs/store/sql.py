@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sigma_exporter.config.model import Reference
+from sigma_exporter.runs.store.group import GroupCommit
 from sigma_exporter.runs.store.records import (
     Arrivals,
     Changes,
@@ -101,6 +102,7 @@ class SQLStore(ABC):
         self.description = description
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._registrations: GroupCommit[RunRecord, RunRecord | None] = GroupCommit(self._register_batch)
 
     # -- dialect ---------------------------------------------------------------------------------------
     @abstractmethod
@@ -150,8 +152,9 @@ class SQLStore(ABC):
     def _run(self, cursor: Any, statement: str, params: Sequence[object] = ()) -> None:
         cursor.execute(self._sql(statement), tuple(params))
 
-    def _next_seq(self, cursor: Any) -> int:
-        self._run(cursor, "UPDATE meta SET value = value + 1 WHERE name = 'seq'")
+    def _next_seq(self, cursor: Any, count: int = 1) -> int:
+        """Take `count` sequence numbers; returns the last of them."""
+        self._run(cursor, "UPDATE meta SET value = value + ? WHERE name = 'seq'", (count,))
         self._run(cursor, "SELECT value FROM meta WHERE name = 'seq'")
         return int(cursor.fetchone()[0])
 
@@ -191,15 +194,23 @@ class SQLStore(ABC):
 
     def register(self, record: RunRecord) -> RunRecord | None:
         """Insert a run unless one with its reference is held; returns that one, or None once the new run
-        is committed (durable). Atomic: of concurrent registrations of one reference, one creates it."""
+        is committed (durable). Atomic: of concurrent registrations of one reference, one creates it.
+        Concurrent callers are committed together (group commit), each still only once durable."""
+        return self._registrations.submit(record)
+
+    def _register_batch(self, records: Sequence[RunRecord]) -> list[RunRecord | None]:
+        held: list[RunRecord | None] = []
         with self._transaction() as cur:
-            seq = self._next_seq(cur)  # also takes the write lock first (SQLite) or the row lock (PostgreSQL)
-            self._run(cur, INSERT_RUN, (*run_row(record), seq))
-            if cur.rowcount == 1:
-                return None
-            self._run(cur, _SELECT_RUN, (record.ref.reference,))
-            row = cur.fetchone()
-        return None if row is None else record_of(row)
+            last = self._next_seq(cur, len(records))  # takes the write lock (SQLite) or row lock (PostgreSQL)
+            for seq, record in enumerate(records, start=last - len(records) + 1):
+                self._run(cur, INSERT_RUN, (*run_row(record), seq))
+                if cur.rowcount == 1:
+                    held.append(None)
+                    continue
+                self._run(cur, _SELECT_RUN, (record.ref.reference,))
+                row = cur.fetchone()
+                held.append(None if row is None else record_of(row))
+        return held
 
     def get(self, reference: str) -> RunRecord | None:
         with self._transaction() as cur:
