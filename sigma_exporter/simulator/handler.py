@@ -1,5 +1,6 @@
 """The simulator's request handler: /generate-token, /generate, /report-status under the API prefix, plus
-/_sim/* admin endpoints for tests (stats, faults, statuses, new runs).
+/_sim/* admin endpoints for tests (stats, faults, statuses, new runs). `POST /_sim/faults` takes a JSON
+object of `Faults` fields to change (`"reset": true` starts from none), `generate_faults` included.
 
 Replies reproduce the vendor samples' quirks: stray spaces, lowercase `replyType` on tokens, `statusCode`
 as a string in status replies and an integer in run replies. Each reply is written with one send on a
@@ -26,6 +27,7 @@ from sigma_exporter.sigma.actions import (
     REPORT_CHECK,
     RUN_REPORT,
 )
+from sigma_exporter.simulator.faults import GenerateFault, take_generate_fault
 from sigma_exporter.simulator.scenario import (
     Faults,
     ReportSpec,
@@ -40,6 +42,7 @@ from sigma_exporter.simulator.state import (
     failure,
     group_body,
     report_body,
+    run_started_body,
 )
 
 if TYPE_CHECKING:
@@ -207,47 +210,43 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             self._json(401, failure(401, "SIG-AUTH-401", "Unauthorized API"))
             return
         action = params.get("action", "")
-        reference = f"sim{uuid.uuid4()}"
-        if action == RUN_REPORT:
-            report_id = params.get("reportId", "").strip()
-            spec = dict(state.scenario.definitions_reports).get(report_id) or ReportSpec(
-                report_id,
-                report_id or "Report",
-                (Step("PENDING", 2), Step("GENERATED", 3), Step("PUBLISHED")),
-            )
-            with state.lock:
-                state.runs[reference] = Run(RunSpec(reference, "report", (spec,)), time.monotonic())
-            body: dict[str, object] = {
-                "replyType": "SUCCESS",
-                "reportId": f" {report_id}",
-                "referenceNumber": f" {reference} ",
-                "success": "true",
-                "statusCode": 200,
-                "status": "SUCCESS",
-            }
-        elif action == EXEC_REPORT_GROUP:
-            group_id = (params.get("reportGroupId") or params.get("reportId") or "").strip()
-            members = dict(state.scenario.definitions_groups).get(group_id) or (
-                ReportSpec(f"{group_id}-1", "Member1", (Step("GENERATED", 3), Step("PUBLISHED"))),
-            )
-            with state.lock:
-                state.runs[reference] = Run(
-                    RunSpec(reference, "group", members, report_group_id=group_id), time.monotonic()
-                )
-            body = {
-                "replyType": "SUCCESS",
-                "success": "true",
-                "reportGroupStatus": {
-                    "referenceNumber": f" {reference} ",
-                    "reportGroupId": f" {group_id} ",
-                    "statusCode": 200,
-                    "status": "SUCCESS",
-                },
-            }
-        else:
+        if action not in (RUN_REPORT, EXEC_REPORT_GROUP):
             self._json(400, failure(400, "SIG-400", "action must be RUN_REPORT or EXEC_REPORT_GROUP"))
             return
-        self._json(200, {"headerMap": body})
+        is_group = action == EXEC_REPORT_GROUP
+        ident = (params.get("reportGroupId") if is_group else None) or params.get("reportId") or ""
+        ident = ident.strip()
+        with state.lock:
+            fault = take_generate_fault(
+                state.faults.generate_faults, state.generate_fault_uses, action, ident
+            )
+        if fault is not None:
+            self._generate_fault(fault)
+            return
+        reference = f"sim{uuid.uuid4()}"
+        if is_group:
+            members = dict(state.scenario.definitions_groups).get(ident) or (
+                ReportSpec(f"{ident}-1", "Member1", (Step("GENERATED", 3), Step("PUBLISHED"))),
+            )
+            spec = RunSpec(reference, "group", members, report_group_id=ident)
+        else:
+            report = dict(state.scenario.definitions_reports).get(ident) or ReportSpec(
+                ident, ident or "Report", (Step("PENDING", 2), Step("GENERATED", 3), Step("PUBLISHED"))
+            )
+            spec = RunSpec(reference, "report", (report,))
+        with state.lock:
+            state.runs[reference] = Run(spec, time.monotonic())
+        self._json(200, run_started_body(is_group, ident, reference))
+
+    def _generate_fault(self, fault: GenerateFault) -> None:
+        """A start call a `generate_faults` rule took: no run starts."""
+        if fault.fault == "http_500":
+            self._json(500, failure(500, "SIG-500", "Server encountered an unexpected condition"))
+        elif fault.fault == "failure":
+            self._json(200, failure(200, fault.error_code, fault.error_msg))
+        else:  # timeout: no reply; the wait ends early when the simulator stops
+            self.server.state.closing.wait(fault.seconds)
+            self.close_connection = True
 
     def _report_status(self, params: dict[str, str], faults: Faults) -> None:
         state = self.server.state
@@ -347,9 +346,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             if not isinstance(document, dict):
                 raise ValueError("expected a JSON object")
             if path == "/_sim/faults":
-                with state.lock:
-                    state.faults = Faults() if document.pop("reset", False) else state.faults
-                    state.faults = state.faults.merged(document)
+                reset = bool(document.pop("reset", False))
+                state.change_faults(document, reset)
             elif path == "/_sim/set-status":
                 state.set_status(
                     str(document["reference"]), str(document["status"]), str(document.get("report_id", ""))

@@ -17,9 +17,23 @@ groups:
     reports: [{report_id: r1, report_name: A, timeline: [...]}, ...]
 generate: {reports: 1000, groups: 0, members: 3, final_fraction: 0.9, prefix: bench}
 definitions:                            # what RUN_REPORT / EXEC_REPORT_GROUP start
-  reports: {rep-9: {report_name: Daily, timeline: [...]}}
+  reports:
+    rep-9: {report_name: Daily, timeline: [...]}
+    rep-stuck: {report_name: Stuck, never_finishes: true}
   groups: {grp-9: {reports: [...]}}
-faults: {latency_seconds: 0.02, error_rate: 0.0, ...}   # see Faults
+faults:                                 # see Faults
+  latency_seconds: 0.02
+  error_rate: 0.0
+  generate_faults:                      # on /generate: see simulator/faults.py
+    - {report_id: rep-9, fault: http_500, times: 1}
+    - {report_group_id: grp-9, fault: failure}
+    - {any: true, fault: timeout, seconds: 5}
+
+A timeline's last step has no `seconds`: it lasts forever. `never_finishes: true` (any report: in
+`reports`, a group's `reports`, or `definitions`) is `timeline: [GENERATED]`: the run is GENERATED from the
+start and never reaches a final status (not with `timeline` or `repeat`); a group with such a member never
+finishes either. A RUN_REPORT for a report id `definitions` lacks starts PENDING 2 s, GENERATED 3 s, then
+PUBLISHED; an EXEC_REPORT_GROUP for an unknown group one member, GENERATED 3 s, then PUBLISHED.
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ from typing import Final
 
 from sigma_exporter.config.walker import ConfigError, Section, read_yaml_file
 from sigma_exporter.sigma.replies import ALL_STATUSES, UNKNOWN
+from sigma_exporter.simulator.faults import GenerateFault, parse_generate_faults
 
 #: Statuses a timeline may use: the documented ones, PENDING (no status yet), UNKNOWN (an undocumented
 #: value, sent as "IN_PROGRESS") .
@@ -42,6 +57,10 @@ PER_REFERENCE_FAULTS: Final = ("garbage", "html", "truncated", "500", "400", "sl
 class Step:
     status: str
     seconds: float | None = None  # None: lasts forever
+
+
+#: The timeline of `never_finishes: true`: GENERATED from the start, for ever.
+NEVER_FINISHES: Final = (Step("GENERATED"),)
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,7 @@ class Faults:
     huge_reply_bytes: int = 0  # pad replies to this size
     bare_204: bool = False  # answer "no status yet" as a bare HTTP 204 instead of a 200 with statusCode 204
     references: dict[str, str] = field(default_factory=dict)  # reference -> one of PER_REFERENCE_FAULTS
+    generate_faults: tuple[GenerateFault, ...] = ()  # RUN_REPORT / EXEC_REPORT_GROUP failures: see faults.py
 
     def merged(self, changes: dict[str, object]) -> Faults:
         known = {f.name for f in fields(self)}
@@ -89,6 +109,8 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown fault {unknown[0]!r}")
         data = {**self.__dict__, **changes}
+        if "generate_faults" not in changes:
+            data["generate_faults"] = [rule.as_config() for rule in self.generate_faults]
         return parse_faults(data, "faults")
 
 
@@ -135,10 +157,15 @@ def _timeline(section: Section, name: str) -> tuple[Step, ...]:
 
 def _report_spec(data: object, where: str, source: str, default_id: str) -> ReportSpec:
     section = Section(data, where, source)
+    never_finishes = section.flag("never_finishes", False)
+    if never_finishes:
+        for clash in ("timeline", "repeat"):
+            if section.data.get(clash) not in (None, False):
+                raise section.error("never_finishes", f"cannot be combined with {clash}")
     spec = ReportSpec(
         report_id=section.text("report_id", default_id) or default_id,
         report_name=section.text("report_name", "Report") or "Report",
-        timeline=_timeline(section, "timeline"),
+        timeline=NEVER_FINISHES if never_finishes else _timeline(section, "timeline"),
         repeat=section.flag("repeat", False),
         error_code=section.text("error_code", "SIG-RPT-500") or "",
         error_msg=section.text("error_msg", ReportSpec.error_msg) or "",
@@ -149,8 +176,8 @@ def _report_spec(data: object, where: str, source: str, default_id: str) -> Repo
     return spec
 
 
-def parse_faults(data: object, where: str) -> Faults:
-    section = Section(data, where, "faults")
+def parse_faults(data: object, where: str, source: str = "faults") -> Faults:
+    section = Section(data, where, source)
     refs = section.section("references")
     per_ref: dict[str, str] = {}
     for ref, kind in refs.data.items():
@@ -172,6 +199,7 @@ def parse_faults(data: object, where: str) -> Faults:
         huge_reply_bytes=section.integer("huge_reply_bytes", 0, minimum=0, maximum=1 << 30),
         bare_204=section.flag("bare_204", False),
         references=per_ref,
+        generate_faults=parse_generate_faults(section, "generate_faults"),
     )
     section.done()
     return faults
@@ -283,7 +311,7 @@ def parse_scenario(data: object, source: str = "scenario") -> Scenario:
         token_ttl_seconds=top.number("token_ttl_seconds", 3600.0, minimum=0.01),
         definitions_reports=reports,
         definitions_groups=tuple(groups),
-        faults=parse_faults(top.get("faults"), "faults"),
+        faults=parse_faults(top.get("faults"), "faults", source),
         seed=top.integer("seed", 42, minimum=0, maximum=2**31),
     )
     top.done()

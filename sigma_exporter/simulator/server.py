@@ -13,7 +13,6 @@ from typing import Any
 
 from sigma_exporter.simulator.handler import SimulatorHandler
 from sigma_exporter.simulator.scenario import (
-    Faults,
     RunSpec,
     Scenario,
 )
@@ -82,6 +81,7 @@ class Simulator:
 
     def start(self) -> Simulator:
         assert self._server is not None
+        self.state.closing.clear()
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.1,), name="sigma-simulator", daemon=True
         )
@@ -89,6 +89,7 @@ class Simulator:
         return self
 
     def stop(self) -> None:
+        self.state.closing.set()  # a call hanging in a `timeout` fault gives up now
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -113,9 +114,7 @@ class Simulator:
 
     # -- test controls -------------------------------------------------------------------------------
     def set_faults(self, reset: bool = False, **changes: object) -> None:
-        with self.state.lock:
-            base = Faults() if reset else self.state.faults
-            self.state.faults = base.merged(dict(changes))
+        self.state.change_faults(dict(changes), reset)
 
     def set_status(self, reference: str, status: str, report_id: str = "") -> None:
         self.state.set_status(reference, status, report_id)

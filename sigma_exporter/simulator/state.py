@@ -12,6 +12,7 @@ from typing import Final
 
 from sigma_exporter.sigma.actions import GENERATE_TOKEN
 from sigma_exporter.simulator.scenario import (
+    Faults,
     ReportSpec,
     RunSpec,
     Scenario,
@@ -57,6 +58,18 @@ class SimulatorState:
         self.request_targets: deque[str] = deque(maxlen=2000)
         self.in_flight = 0
         self.max_in_flight = 0
+        #: How many calls each `faults.generate_faults` rule (by index) has taken.
+        self.generate_fault_uses: dict[int, int] = {}
+        #: Set while the server stops: a `timeout` fault's wait ends at once.
+        self.closing = threading.Event()
+
+    def change_faults(self, changes: dict[str, object], reset: bool = False) -> None:
+        """Merge `changes` into the faults (into the defaults when `reset`). New `generate_faults` rules,
+        or a reset, count their calls from zero."""
+        with self.lock:
+            self.faults = (Faults() if reset else self.faults).merged(changes)
+            if reset or "generate_faults" in changes:
+                self.generate_fault_uses.clear()
 
     def stats(self, brief: bool = False) -> dict[str, object]:
         """Call statistics; `brief` leaves out the per-reference counts (cheap to ask for often)."""
@@ -168,3 +181,29 @@ def failure(status: int, code: str, message: str) -> dict[str, object]:
             "errorMsg": message,
         }
     }
+
+
+def run_started_body(action_is_group: bool, ident: str, reference: str) -> dict[str, object]:
+    """The reply to a RUN_REPORT (an integer `statusCode` and stray spaces, as in the vendor sample) or an
+    EXEC_REPORT_GROUP that started a run."""
+    if not action_is_group:
+        header: dict[str, object] = {
+            "replyType": "SUCCESS",
+            "reportId": f" {ident}",
+            "referenceNumber": f" {reference} ",
+            "success": "true",
+            "statusCode": 200,
+            "status": "SUCCESS",
+        }
+    else:
+        header = {
+            "replyType": "SUCCESS",
+            "success": "true",
+            "reportGroupStatus": {
+                "referenceNumber": f" {reference} ",
+                "reportGroupId": f" {ident} ",
+                "statusCode": 200,
+                "status": "SUCCESS",
+            },
+        }
+    return {"headerMap": header}
