@@ -247,4 +247,4 @@ def test_a_config_with_nothing_to_watch_and_no_api_fails_loudly(
 ) -> None:
     proc = exporter_process(config_text(sim.url))
     assert proc.proc.wait(15) == 1
-    assert "no reports, groups or files to watch, and no way to register runs" in proc.output()
+    assert "no reports, groups, files or schedules to watch, and no way to register runs" in proc.output()

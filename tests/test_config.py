@@ -249,7 +249,7 @@ def test_nothing_to_watch_is_valid_only_when_runs_can_be_registered(tmp_path: Pa
     empty = parse_config(base, "c.yml", {})
     problem = watch_problem(empty, web_users=False)
     assert problem is not None and str(problem) == (
-        "c.yml: references: no reports, groups or files to watch, and no way to register runs "
+        "c.yml: references: no reports, groups, files or schedules to watch, and no way to register runs "
         "(set api.token_file, or basic_auth_users in --web.config.file)"
     )
     assert watch_problem(empty, web_users=True) is None

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sigma_exporter.config.expectations import parse_expectations
 from sigma_exporter.config.model import (
     KINDS,
     SECRET_ENV,
@@ -226,6 +227,7 @@ def parse_config(data: object, source: str, environ: Mapping[str, str] | None = 
     state = parse_state(top.section("state"), env)
     retention = parse_retention(top.section("retention"))
     api = parse_api(top.section("api"), env)
+    expectations = parse_expectations(top)
     top.done()
     return Config(
         source=source,
@@ -236,6 +238,7 @@ def parse_config(data: object, source: str, environ: Mapping[str, str] | None = 
         state=state,
         retention=retention,
         api=api,
+        expectations=expectations,
     )
 
 
@@ -248,11 +251,13 @@ def watch_problem(config: Config, *, web_users: bool) -> ConfigError | None:
     """A config with nothing to watch is valid only when runs can be registered: through the API with a
     token (api.token_file) or a basic-auth user of the web config."""
     refs = config.references
-    if refs.references or refs.files or config.api.token is not None or web_users:
+    if refs.references or refs.files or config.expectations.schedules:
+        return None
+    if config.api.token is not None or web_users:
         return None
     return ConfigError(
         config.source,
         "references",
-        "no reports, groups or files to watch, and no way to register runs "
+        "no reports, groups, files or schedules to watch, and no way to register runs "
         "(set api.token_file, or basic_auth_users in --web.config.file)",
     )

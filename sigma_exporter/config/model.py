@@ -3,6 +3,7 @@ secrets are held as `Secret` so that they print as `<secret>`."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Final
@@ -38,6 +39,8 @@ RETAINED_SOURCES: Final = frozenset({"api", "schedule"})
 #: Longest label value accepted from the API and from files.
 MAX_LABEL_VALUE: Final = 1024
 #: Default buckets of sigma_report_run_duration_seconds: 10 s to 4 h.
+#: How long after an expected time a run may start and still count as on time, by default.
+DEFAULT_GRACE_SECONDS: Final = 300.0
 DEFAULT_DURATION_BUCKETS: Final = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0)
 
 
@@ -139,6 +142,66 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class Timetable:
+    """When an identity should run: a cron expression in a time zone, or every N seconds (counted from the
+    Unix epoch, so that restarts keep the same grid)."""
+
+    cron: str | None = None
+    timezone: str = "UTC"
+    every_seconds: float | None = None
+
+    def describe(self) -> str:
+        if self.cron is not None:
+            return f"cron {self.cron!r} ({self.timezone})"
+        return f"every {self.every_seconds:g} s"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    report_group_id: str
+    report_id: str
+    timetable: Timetable
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    max_duration_seconds: float | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    schedule: str = ""  # the schedule that implies it, when it comes from `schedules:`
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.report_group_id, self.report_id)
+
+    @property
+    def kind(self) -> str:
+        return "group" if self.report_group_id else "report"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    expectation: Expectation
+    report_filter: str = "{}"  # canonical JSON of the mapping sent as reportFilter
+    skip_if_running: bool = False
+
+    @property
+    def filter(self) -> dict[str, object]:
+        value: dict[str, object] = json.loads(self.report_filter)
+        return value
+
+
+@dataclass(frozen=True)
+class ExpectationsConfig:
+    expectations: tuple[Expectation, ...] = ()
+    schedules: tuple[Schedule, ...] = field(default=())
+
+    def all(self) -> tuple[Expectation, ...]:
+        """Every expectation, those implied by schedules included; one per identity (the first wins)."""
+        seen: dict[tuple[str, str], Expectation] = {}
+        for expectation in (*self.expectations, *(s.expectation for s in self.schedules)):
+            seen.setdefault(expectation.key, expectation)
+        return tuple(seen.values())
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     sigma: SigmaConfig
@@ -148,6 +211,7 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    expectations: ExpectationsConfig = field(default_factory=ExpectationsConfig)
 
     def secrets(self) -> tuple[str, ...]:
         extra = (self.state.password, self.api.token)

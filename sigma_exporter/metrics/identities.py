@@ -45,6 +45,27 @@ def identity_families(snapshot: Snapshot) -> Iterator[Family]:
     )
     active = gauge("sigma_report_runs_active", "Runs held that are not final.", IDENTITY)
     info = gauge("sigma_report_info", "Report identities with their name and labels (value always 1).")
+    expected = gauge(
+        "sigma_report_expected_run_timestamp_seconds",
+        "Unix time of the latest expected run that has passed (identities with an expectation).",
+        IDENTITY,
+    )
+    next_expected = gauge(
+        "sigma_report_next_expected_run_timestamp_seconds", "Unix time of the next expected run.", IDENTITY
+    )
+    missed = gauge(
+        "sigma_report_run_missed",
+        "1 while the latest expected run has not started within its grace (a late start clears it).",
+        IDENTITY,
+    )
+    overdue = gauge(
+        "sigma_report_run_overdue",
+        "1 while a run has been active longer than the expectation's max_duration_seconds.",
+        IDENTITY,
+    )
+    missed_runs = counter(
+        "sigma_report_missed_runs", "Expected runs that never started within their grace.", IDENTITY
+    )
     bounds = (*snapshot.registry.duration_bounds, float("inf"))
     for state in snapshot.identities:
         record = state.record
@@ -68,8 +89,17 @@ def identity_families(snapshot: Snapshot) -> Iterator[Family]:
         duration.add(key, float(cumulative), "_count")
         duration.add(key, record.duration_sum, "_sum")
         active.add(key, float(state.active))
-        info.add_labels((*pairs, ("report_name", record.report_name), *record.labels), 1.0)
+        info.add_labels((*pairs, ("report_name", record.report_name), *(state.labels or record.labels)), 1.0)
+        verdict = state.verdict
+        if verdict is not None:
+            expected.add(key, verdict.expected_at)
+            next_expected.add(key, verdict.next_expected_at)
+            missed.add(key, float(verdict.missed))
+            overdue.add(key, float(verdict.overdue))
+            missed_runs.add(key, float(verdict.missed_total), "_total")
     yield from (runs, last_success, last_failure, last_duration, duration, active, info)
+    if any(state.verdict is not None for state in snapshot.identities):
+        yield from (expected, next_expected, missed, overdue, missed_runs)
 
 
 def registry_families(snapshot: Snapshot) -> Iterator[Family]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sigma_exporter import __version__
 from sigma_exporter.config.load import Reference
+from sigma_exporter.runs.expectations import Verdict
 from sigma_exporter.runs.store.records import IdentityRecord
 from sigma_exporter.sigma.stats import ApiStats, ApiStatsSnapshot
 
@@ -52,6 +53,8 @@ class IdentityState:
 
     record: IdentityRecord
     active: int = 0
+    verdict: Verdict | None = None  # when the identity has an expectation (judged by this shard)
+    labels: tuple[tuple[str, str], ...] = ()  # the runs' labels, then the expectation's
 
 
 @dataclass(frozen=True)

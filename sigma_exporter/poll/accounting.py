@@ -28,10 +28,20 @@ def identity_keys(memory: Memory) -> tuple[IdentityKey, ...]:
     return ((group_id, ""), *members)
 
 
+def started_at(memory: Memory) -> float:
+    """When the run started, for expectations: submitted, else registered, else first seen."""
+    ref = memory.ref
+    if ref.submitted_at is not None:
+        return ref.submitted_at
+    return ref.registered_at or memory.first_seen_at or 0.0
+
+
 def touch_identities(memory: Memory, identities: Identities) -> None:
     names = {r.report_id: r.report_name for r in memory.rows if r.report_id}
+    start = started_at(memory)
     for key in identity_keys(memory):
         identities.touch(key, names.get(key[1], "") if key[1] else "", memory.ref.labels)
+        identities.started(key, start)
 
 
 def count_if_final(memory: Memory, identities: Identities, seen_before: bool, checked_at: float) -> str:

@@ -10,12 +10,14 @@ from collections import Counter
 from collections.abc import Iterator
 
 from sigma_exporter.config.load import Config, Reference
+from sigma_exporter.config.model import Expectation
 from sigma_exporter.metrics.snapshot import IdentityState, RegistryState
 from sigma_exporter.poll import accounting
 from sigma_exporter.poll.due import DueQueue
 from sigma_exporter.poll.memory import Memory
-from sigma_exporter.runs.identities import Identities
-from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references
+from sigma_exporter.runs.expectations import Verdict, judge
+from sigma_exporter.runs.identities import Identities, IdentityKey
+from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references, shard_of
 from sigma_exporter.runs.registry import Registry
 from sigma_exporter.runs.store.records import Changes, Loaded, RunRecord
 
@@ -37,6 +39,8 @@ class Holdings:
         self._retired: list[str] = []
         self._last_retention = 0.0
         self._restored: dict[str, RunRecord] = {}
+        self.expectations: dict[IdentityKey, Expectation] = {}
+        self.verdicts: dict[IdentityKey, Verdict] = {}
         for record in loaded.runs:
             if registry.owns(record.ref.reference):
                 if record.ref.source in ("config", "file"):
@@ -162,13 +166,77 @@ class Holdings:
             identities=self.identities.take_dirty(),
         )
 
+    # -- expectations ----------------------------------------------------------------------------------
+    def apply_expectations(self, config: Config, shard_index: int, shard_count: int) -> None:
+        """The expectations this shard judges: those of the identities whose name hashes to it."""
+        mine = {
+            e.key: e
+            for e in config.expectations.all()
+            if shard_count <= 1 or shard_of(f"{e.report_group_id}/{e.report_id}", shard_count) == shard_index
+        }
+        self.expectations = mine
+        self.identities.expected = frozenset(mine)
+        self.verdicts = {k: v for k, v in self.verdicts.items() if k in mine}
+        for key in mine:
+            self.identities.touch(key, "", ())
+        for memory in self.memory.values():
+            accounting.touch_identities(memory, self.identities)
+
+    def judge_expectations(self, now: float) -> float | None:
+        """Bring every expectation's verdict up to `now`; returns when one may next change."""
+        if not self.expectations:
+            return None
+        active: dict[IdentityKey, list[float]] = {}
+        for memory in self.memory.values():
+            if not memory.outcome:
+                for key in accounting.identity_keys(memory):
+                    if key in self.expectations:
+                        active.setdefault(key, []).append(accounting.started_at(memory))
+        wake = float("inf")
+        for key, expectation in self.expectations.items():
+            record = self.identities.get(key)
+            if record is None:
+                self.identities.touch(key, "", ())
+                record = self.identities.get(key)
+                assert record is not None
+            updated, verdict, missed = judge(expectation, record, now, active.get(key, ()))
+            self.identities.put(updated)
+            for expected in missed:
+                log.warning(
+                    "expected run missed: no run started within grace",
+                    extra={
+                        "report_group_id": key[0],
+                        "report_id": key[1],
+                        "expected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expected)),
+                        "grace_seconds": expectation.grace_seconds,
+                    },
+                )
+            previous = self.verdicts.get(key)
+            if verdict.overdue and not (previous and previous.overdue):
+                log.warning(
+                    "run overdue: active longer than max_duration_seconds",
+                    extra={"report_group_id": key[0], "report_id": key[1]},
+                )
+            self.verdicts[key] = verdict
+            wake = min(wake, verdict.wake_at)
+        return wake
+
     # -- what a snapshot shows -------------------------------------------------------------------------
     def identity_states(self) -> tuple[IdentityState, ...]:
         active: Counter[tuple[str, str]] = Counter()
         for memory in self.memory.values():
             if not memory.outcome:
                 active.update(accounting.identity_keys(memory))
-        return tuple(IdentityState(r, active.get(r.key, 0)) for r in self.identities.all())
+        states = []
+        for record in self.identities.all():
+            expectation = self.expectations.get(record.key)
+            labels = record.labels
+            if expectation is not None and expectation.labels:
+                labels = tuple(sorted({**dict(record.labels), **dict(expectation.labels)}.items()))
+            states.append(
+                IdentityState(record, active.get(record.key, 0), self.verdicts.get(record.key), labels)
+            )
+        return tuple(states)
 
     def registry_state(self, state_up: bool) -> RegistryState:
         held: Counter[tuple[str, str]] = Counter()

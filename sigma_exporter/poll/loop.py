@@ -73,6 +73,7 @@ class Poller:
         self._cycles = 0
         self._skipped_total = 0
         self._last_failures = 0
+        self._judge_at: float | None = None  # when an expectation's verdict may next change (Unix time)
         self._reload = ReloadState(successful=True, last_success=time.time(), last_attempt=time.time())
         self.config = config
         self.holdings = Holdings(registry, config.metrics.duration_buckets, loaded or Loaded())
@@ -97,6 +98,7 @@ class Poller:
 
     def _apply_references(self) -> None:
         self.holdings.apply_references(self.config, self._files, self.shard_index, self.shard_count)
+        self.holdings.apply_expectations(self.config, self.shard_index, self.shard_count)
 
     # -- reload ----------------------------------------------------------------------------------------
     def reload(self, load: Callable[[], Config]) -> tuple[bool, str]:
@@ -176,6 +178,8 @@ class Poller:
                 next_due = self.holdings.queue.next_due()
                 if next_due is not None:
                     wait = min(wait, next_due - time.time())
+                if self._judge_at is not None:
+                    wait = min(wait, self._judge_at - time.time())
                 if wait <= 0 or not self._wake.wait(wait):
                     break
                 self._wake.clear()
@@ -316,6 +320,7 @@ class Poller:
                 "duration_seconds": round(duration, 3),
             },
         )
+        self._judge_at = self.holdings.judge_expectations(time.time())
         self.registry.writer.submit(self.holdings.changes())
         return self._publish(up, duration)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import replace
 
+from sigma_exporter.runs.expectations import with_start
 from sigma_exporter.runs.outcomes import FAILED_OUTCOMES, SUCCESS
 from sigma_exporter.runs.store.records import IdentityRecord
 
@@ -17,6 +18,7 @@ class Identities:
         self.bounds = bounds
         self._records: dict[IdentityKey, IdentityRecord] = {}
         self._dirty: set[IdentityKey] = set()
+        self.expected: frozenset[IdentityKey] = frozenset()  # identities with an expectation
         for stored in records:
             # Reconfigured buckets: the old counts cannot be re-binned, so the histogram starts again.
             fresh = replace(stored, bounds=bounds, buckets=(0,) * (len(bounds) + 1), duration_sum=0.0)
@@ -62,6 +64,22 @@ class Identities:
             )
         self._records[key] = replace(record, **changes)  # type: ignore[arg-type]
         self._dirty.add(key)
+
+    def started(self, key: IdentityKey, at: float) -> None:
+        """A run of the identity started at `at`; kept for identities with an expectation only."""
+        record = self._records.get(key)
+        if record is None or key not in self.expected:
+            return
+        updated = with_start(record, at)
+        if updated is not record:
+            self._records[key] = updated
+            self._dirty.add(key)
+
+    def put(self, record: IdentityRecord) -> None:
+        """Replace a record (the expectation judge's); written to the store when it changed."""
+        if self._records.get(record.key) != record:
+            self._records[record.key] = record
+            self._dirty.add(record.key)
 
     def take_dirty(self) -> tuple[IdentityRecord, ...]:
         dirty = tuple(self._records[k] for k in sorted(self._dirty))

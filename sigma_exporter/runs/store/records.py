@@ -41,6 +41,12 @@ class IdentityRecord:
     bounds: tuple[float, ...] = ()
     buckets: tuple[int, ...] = ()  # non-cumulative, one more than `bounds` (+Inf)
     duration_sum: float = 0.0
+    # Expectations (runs/expectations.py): when this exporter began judging the identity's expected runs,
+    # the latest expected time it judged, the runs missed so far, and the latest runs' start times.
+    watched_since: float | None = None
+    judged_through: float | None = None
+    missed_total: int = 0
+    starts: tuple[float, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -118,6 +124,10 @@ def identity_json(record: IdentityRecord) -> str:
             "bounds": list(record.bounds),
             "buckets": list(record.buckets),
             "duration_sum": record.duration_sum,
+            "watched_since": record.watched_since,
+            "judged_through": record.judged_through,
+            "missed_total": record.missed_total,
+            "starts": list(record.starts),
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -142,4 +152,8 @@ def identity_of(report_group_id: str, report_id: str, text: str) -> IdentityReco
         bounds=tuple(float(b) for b in data.get("bounds", [])),
         buckets=tuple(int(b) for b in data.get("buckets", [])),
         duration_sum=float(data.get("duration_sum", 0.0)),
+        watched_since=_opt(data.get("watched_since")),
+        judged_through=_opt(data.get("judged_through")),
+        missed_total=int(data.get("missed_total", 0)),
+        starts=tuple(float(s) for s in data.get("starts", [])),
     )

@@ -1,0 +1,95 @@
+"""Judging expected runs: did each expected time of an identity see a run start, is a run taking too long.
+Pure: an identity's record, the start times of its active runs and the time in; the updated record and a
+`Verdict` out.
+
+An expected time `t` is met by a run that started in `[t - early, t + grace]`, where `early` is the smaller
+of the grace and half the gap to the previous expected time (a job started a little before its time is
+on time, never one meant for the time before). `t` is judged once `t + grace` has passed, once only (the
+judged-through time is kept in the state store), and only when this exporter was watching the identity
+for the whole window: expected times from before the expectation was first seen are never counted.
+`missed` stays 1 from then until a run of the identity starts (late) or the next expected time is met.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from sigma_exporter.config.model import Expectation
+from sigma_exporter.runs import timetable
+from sigma_exporter.runs.store.records import IdentityRecord
+
+#: Start times kept per identity (the newest), enough to judge any window an operator would configure.
+MAX_STARTS = 32
+#: Expected times judged per identity in one go (after a long downtime with a tight timetable).
+JUDGE_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class Verdict:
+    expected_at: float  # the latest expected time that has passed
+    next_expected_at: float
+    missed: bool
+    overdue: bool
+    missed_total: int
+    wake_at: float  # when the verdict may next change without a run arriving
+
+
+def with_start(record: IdentityRecord, at: float) -> IdentityRecord:
+    """`record` knowing of a run that started at `at` (the same start twice is one start)."""
+    if at in record.starts:
+        return record
+    starts = list(record.starts)
+    bisect.insort(starts, at)
+    return replace(record, starts=tuple(starts[-MAX_STARTS:]))
+
+
+def early_tolerance(expectation: Expectation, expected: float) -> float:
+    before = timetable.previous(expectation.timetable, expected - 0.001)
+    return min(expectation.grace_seconds, (expected - before) / 2)
+
+
+def judge(
+    expectation: Expectation, record: IdentityRecord, now: float, active_starts: Sequence[float]
+) -> tuple[IdentityRecord, Verdict, list[float]]:
+    """The record with its judgements brought up to `now`, the verdict, and the expected times newly missed."""
+    table, grace = expectation.timetable, expectation.grace_seconds
+    starts = sorted({*record.starts, *active_starts})
+    watched = record.watched_since if record.watched_since is not None else now
+    through = record.judged_through if record.judged_through is not None else watched
+    missed: list[float] = []
+    for expected in timetable.between(table, through, now - grace, JUDGE_LIMIT):
+        early = early_tolerance(expectation, expected)
+        through = expected
+        if expected - early < watched:
+            continue  # its window opened before this exporter watched: unknown, not missed
+        low = bisect.bisect_left(starts, expected - early)
+        if low == len(starts) or starts[low] > expected + grace:
+            missed.append(expected)
+    latest = timetable.previous(table, now - grace)  # the latest expected time whose grace has passed
+    early = early_tolerance(expectation, latest)
+    late = latest - early >= watched and (not starts or starts[-1] < latest - early)
+    limit = expectation.max_duration_seconds
+    overdue = limit is not None and any(now - start > limit for start in active_starts)
+    expected_at = timetable.previous(table, now)
+    next_expected = timetable.following(table, now)
+    wake = min(next_expected, timetable.following(table, now - grace) + grace)
+    if limit is not None:
+        pending = [start + limit for start in active_starts if start + limit >= now]
+        wake = min([wake, *pending])
+    updated = replace(
+        record,
+        watched_since=watched,
+        judged_through=max(through, record.judged_through or through),
+        missed_total=record.missed_total + len(missed),
+    )
+    verdict = Verdict(
+        expected_at=expected_at,
+        next_expected_at=next_expected,
+        missed=late,
+        overdue=overdue,
+        missed_total=updated.missed_total,
+        wake_at=wake,
+    )
+    return updated, verdict, missed
