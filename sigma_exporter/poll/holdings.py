@@ -133,6 +133,10 @@ class Holdings:
         for record in arrivals:
             if record.ref.key not in self.memory:
                 self.add(accounting.memory_of(record))
+        for ref in self.registry.take_starts():  # runs of other shards still start our identities
+            memory = accounting.memory_of(RunRecord(ref, first_seen_at=ref.registered_at))
+            for key in accounting.identity_keys(memory):
+                self.identities.started(key, accounting.started_at(memory))
         if arrivals or deletions:
             self.publish_index()
         return bool(arrivals or deletions)

@@ -68,6 +68,7 @@ class Registry:
         self._held: dict[str, Reference] = {}
         self._inbox: dict[str, RunRecord] = {}
         self._deletions: list[str] = []
+        self._starts: list[Reference] = []  # every run registered anywhere, for expectations (any shard)
         self._cursor = cursor
         self.registered: Counter[tuple[str, str]] = Counter()
         self.retired: Counter[str] = Counter()
@@ -126,6 +127,8 @@ class Registry:
                 raise
             self.writer.mark(True)
             if stored is None:
+                with self._lock:
+                    self._starts.append(ref)
                 if self.owns(ref.reference):
                     with self._lock:
                         self._inbox[ref.reference] = RunRecord(ref, first_seen_at=ref.registered_at)
@@ -183,6 +186,12 @@ class Registry:
             deletions, self._deletions = self._deletions, []
         return arrivals, deletions
 
+    def take_starts(self) -> list[Reference]:
+        """Runs registered since the last call, through this shard or (from the shared store) another."""
+        with self._lock:
+            starts, self._starts = self._starts, []
+        return starts
+
     def set_held(self, refs: dict[str, Reference]) -> None:
         with self._lock:
             self._held = refs
@@ -213,6 +222,7 @@ class Registry:
             mine = [r for r in arrivals.runs if self.owns(r.ref.reference)]
             gone = [ref for ref in arrivals.deleted if self.owns(ref)]
             with self._lock:
+                self._starts.extend(r.ref for r in arrivals.runs if not self.owns(r.ref.reference))
                 for record in mine:
                     if record.ref.reference not in self._held:
                         self._inbox.setdefault(record.ref.reference, record)
