@@ -17,6 +17,7 @@ from sigma_exporter.metrics.snapshot import ExporterInfo, initial_snapshot
 from sigma_exporter.metrics.store import SnapshotStore
 from sigma_exporter.poll.loop import ClientFactory, Poller
 from sigma_exporter.runs.registry import Registry
+from sigma_exporter.runs.schedules import Scheduler
 from sigma_exporter.runs.store import StateStore, StoreError, open_store
 from sigma_exporter.runs.store.writer import StateWriter
 from sigma_exporter.sigma.stats import ApiStats
@@ -45,9 +46,11 @@ class Core:
     state: StateStore
     writer: StateWriter
     registry: Registry
+    scheduler: Scheduler
 
     def stop(self, timeout: float = 2.0) -> None:
         """After the poll thread: write what is pending, then let the store go."""
+        self.scheduler.stop(timeout / 2)
         self.registry.stop()
         self.writer.close(timeout)
         self.state.close()
@@ -101,7 +104,25 @@ def build_core(
         on_secret=on_secret,
     )
     registry.start()
-    return Core(config, stats, store, poller, state, writer, registry)
+
+    def active_runs(key: tuple[str, str]) -> int:
+        for identity in store.current().snapshot.identities:
+            if identity.record.key == key:
+                return identity.active
+        return 0
+
+    scheduler = Scheduler(
+        lambda: poller.config,
+        state,
+        registry,
+        poller.start_run,
+        active_runs,
+        shard_index=shard_index,
+        shard_count=shard_count,
+    )
+    scheduler.on_change = poller.wake
+    poller.schedule_counters = scheduler.counters
+    return Core(config, stats, store, poller, state, writer, registry, scheduler)
 
 
 def raise_open_files_limit() -> int:
@@ -179,6 +200,7 @@ class Exporter:
     def start(self) -> None:
         self.server.start()
         self._poll_thread.start()
+        self.core.scheduler.start()
 
     def stop(self, timeout: float = 2.0) -> None:
         self.core.poller.stop()

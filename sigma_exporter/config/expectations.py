@@ -90,9 +90,7 @@ def parse_expectation(section: Section, schedule: str = "") -> Expectation:
         timetable=timetable,
         grace_seconds=grace,
         max_duration_seconds=(
-            None
-            if max_duration is None
-            else section.number("max_duration_seconds", 0.0, minimum=0.001)
+            None if max_duration is None else section.number("max_duration_seconds", 0.0, minimum=0.001)
         ),
         labels=parse_labels(section.section("labels")),
         schedule=schedule,

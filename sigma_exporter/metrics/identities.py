@@ -126,3 +126,13 @@ def registry_families(snapshot: Snapshot) -> Iterator[Family]:
         value=float(registry.state_up),
     )
     yield from (runs, counts, gone, up)
+    if registry.schedules:
+        started = counter(
+            "sigma_schedule_runs_started",
+            "Runs the exporter's schedules started (ok), failed to start (error) or skipped while the "
+            "previous run was active (skipped).",
+            ["schedule", "result"],
+        )
+        for (schedule, result), count in registry.schedules:
+            started.add([schedule, result], float(count), "_total")
+        yield started

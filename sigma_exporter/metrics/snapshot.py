@@ -67,6 +67,7 @@ class RegistryState:
     retired: tuple[tuple[str, int], ...] = ()
     state_up: bool = True
     duration_bounds: tuple[float, ...] = ()
+    schedules: tuple[tuple[tuple[str, str], int], ...] = ()  # (schedule, result) -> runs started
 
 
 @dataclass(frozen=True)

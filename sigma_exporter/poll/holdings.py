@@ -242,7 +242,9 @@ class Holdings:
             )
         return tuple(states)
 
-    def registry_state(self, state_up: bool) -> RegistryState:
+    def registry_state(
+        self, state_up: bool, schedules: tuple[tuple[tuple[str, str], int], ...] = ()
+    ) -> RegistryState:
         held: Counter[tuple[str, str]] = Counter()
         for memory in self.memory.values():
             held[(memory.ref.source, "final" if memory.outcome else "active")] += 1
@@ -253,4 +255,5 @@ class Holdings:
             retired=tuple(sorted(retired.items())),
             state_up=state_up,
             duration_bounds=self.identities.bounds,
+            schedules=schedules,
         )

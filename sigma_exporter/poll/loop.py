@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from sigma_exporter.config.load import Config, ConfigError, Reference
+from sigma_exporter.config.model import Schedule
 from sigma_exporter.metrics.snapshot import (
     ExporterInfo,
     ReferenceState,
@@ -74,6 +75,7 @@ class Poller:
         self._skipped_total = 0
         self._last_failures = 0
         self._judge_at: float | None = None  # when an expectation's verdict may next change (Unix time)
+        self.schedule_counters: Callable[[], tuple[tuple[tuple[str, str], int], ...]] = tuple
         self._reload = ReloadState(successful=True, last_success=time.time(), last_attempt=time.time())
         self.config = config
         self.holdings = Holdings(registry, config.metrics.duration_buckets, loaded or Loaded())
@@ -193,6 +195,16 @@ class Poller:
                 if config_came:
                     last_full = 0.0  # a new config: check its references now
                     break
+
+    def wake(self) -> None:
+        """Something outside changed what a snapshot shows (a schedule fired): publish soon."""
+        self._wake.set()
+
+    def start_run(self, schedule: Schedule) -> str:
+        """Start a schedule's run through Sigma with the current client; its reference. Raises SigmaError."""
+        expectation = schedule.expectation
+        ident = expectation.report_group_id or expectation.report_id
+        return self._client.start_run(expectation.kind, ident, schedule.filter)
 
     def stop(self) -> None:
         self._stop.set()
@@ -337,7 +349,7 @@ class Poller:
     def _publish(self, up: bool, duration: float) -> Snapshot:
         snapshot_refs = tuple(self._state_of(m) for m in self.holdings)
         identities = self.holdings.identity_states()
-        registry = self.holdings.registry_state(self.registry.writer.up)
+        registry = self.holdings.registry_state(self.registry.writer.up, self.schedule_counters())
         info = self.info()
         api = self.stats.freeze()
         cycles, skipped_total, end = self._cycles, self._skipped_total, time.time()

@@ -6,7 +6,7 @@ import time
 from html import escape
 from typing import Final
 
-from sigma_exporter.metrics.snapshot import ReferenceState, Snapshot
+from sigma_exporter.metrics.snapshot import IdentityState, ReferenceState, Snapshot
 
 COLOURS: Final = {
     "GENERATED": "#1f77b4",
@@ -26,6 +26,8 @@ th,td{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-al
 th{background:#f4f4f4}
 .status{color:#fff;border-radius:3px;padding:.1em .4em;font-weight:600;font-size:.85em;white-space:nowrap}
 .err{color:#a00}
+tr.late td{background:#fde8e8}
+.late-flag{color:#fff;background:#d62728;border-radius:3px;padding:.1em .4em;font-weight:600;font-size:.85em}
 """
 
 
@@ -67,6 +69,54 @@ def _rows(state: ReferenceState, now: float) -> list[str]:
     return lines
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _identity_row(state: IdentityState, now: float) -> str:
+    record, verdict = state.record, state.verdict
+    name = record.report_name or record.report_id or record.report_group_id
+    if record.report_group_id and record.report_id:
+        name = f"{record.report_group_id} / {name}"
+    kind = "group" if record.report_group_id and not record.report_id else "report"
+    flags = []
+    if verdict is not None and verdict.missed:
+        flags.append('<span class="late-flag">MISSED</span>')
+    if verdict is not None and verdict.overdue:
+        flags.append('<span class="late-flag">OVERDUE</span>')
+    missed_total = f" · {verdict.missed_total} missed in all" if verdict and verdict.missed_total else ""
+    expected = ""
+    if verdict is not None:
+        ahead = max(0, int(verdict.next_expected_at - now))
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(verdict.next_expected_at))
+        expected = escape(f"{stamp} (in {ahead}s)")
+    late = ' class="late"' if flags else ""
+    return (
+        f"<tr{late}><td>{escape(name)}</td><td>{kind}</td><td>{escape(_when(record.last_success, now))}</td>"
+        f"<td>{escape(_when(record.last_failure, now))}</td><td>{escape(_duration(record.last_duration))}</td>"
+        f"<td>{state.active}</td><td>{expected}</td><td>{' '.join(flags)}{escape(missed_total)}</td></tr>"
+    )
+
+
+def _reports_section(snapshot: Snapshot, now: float) -> str:
+    rows = [_identity_row(state, now) for state in snapshot.identities]
+    empty = '<tr><td colspan="8">No report has run or is expected yet.</td></tr>'
+    return f"""<h2>Reports</h2>
+<table>
+<thead><tr><th>Report</th><th>Kind</th><th>Last success</th><th>Last failure</th><th>Last duration</th>
+<th>Active runs</th><th>Next expected</th><th>Missed / overdue</th></tr></thead>
+<tbody>
+{chr(10).join(rows) or empty}
+</tbody></table>
+"""
+
+
 def render_status_page(snapshot: Snapshot, now: float | None = None) -> str:
     now = time.time() if now is None else now
     info = snapshot.info
@@ -84,6 +134,8 @@ def render_status_page(snapshot: Snapshot, now: float | None = None) -> str:
 Sigma reachable: <strong>{up}</strong> · poll cycles: {snapshot.cycles} ·
 last poll: {escape(_when(snapshot.last_poll, now))} ({snapshot.poll_duration:.2f}s) ·
 last config reload: {"ok" if snapshot.reload.successful else "FAILED: " + escape(snapshot.reload.last_error)}</p>
+{_reports_section(snapshot, now)}
+<h2>Runs</h2>
 <table>
 <thead><tr><th>Reference</th><th>Kind</th><th>Labels</th><th>Report</th><th>Status</th><th>Since</th>
 <th>Last check</th><th>Last error</th></tr></thead>

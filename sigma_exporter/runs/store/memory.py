@@ -18,6 +18,7 @@ class MemoryStore:
         self._tombstones: list[tuple[str, int]] = []
         self._identities: dict[tuple[str, str], IdentityRecord] = {}
         self._seq = 0
+        self._firings: dict[str, float] = {}
 
     def migrate(self) -> int:
         return LATEST
@@ -72,6 +73,17 @@ class MemoryStore:
     def prune_tombstones(self, below: int) -> None:
         with self._lock:
             self._tombstones = [(r, s) for r, s in self._tombstones if s > below]
+
+    def firings(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._firings)
+
+    def claim_firing(self, name: str, firing: float) -> bool:
+        with self._lock:
+            if self._firings.get(name, float("-inf")) >= firing:
+                return False
+            self._firings[name] = firing
+            return True
 
     def close(self) -> None:
         pass

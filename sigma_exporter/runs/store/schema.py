@@ -39,6 +39,14 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             )""",
         ),
     ),
+    (
+        2,
+        (
+            # Per schedule, the latest firing claimed (before its run is started): a firing is never
+            # started twice, across restarts and replicas.
+            "CREATE TABLE schedules (name TEXT PRIMARY KEY, fired_through DOUBLE PRECISION NOT NULL)",
+        ),
+    ),
 )
 
 LATEST: Final = MIGRATIONS[-1][0]

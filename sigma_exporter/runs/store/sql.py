@@ -266,6 +266,24 @@ class SQLStore(ABC):
         with self._transaction() as cur:
             self._run(cur, "DELETE FROM tombstones WHERE seq <= ?", (below,))
 
+    def firings(self) -> dict[str, float]:
+        """Per schedule, the latest firing claimed."""
+        with self._transaction() as cur:
+            self._run(cur, "SELECT name, fired_through FROM schedules")
+            return {str(name): float(through) for name, through in cur.fetchall()}
+
+    def claim_firing(self, name: str, firing: float) -> bool:
+        """Claim a schedule's firing before starting its run; False when it (or a later one) was claimed
+        already, by this process before a restart or by another replica."""
+        with self._transaction() as cur:
+            self._run(
+                cur,
+                "INSERT INTO schedules (name, fired_through) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+                "SET fired_through = excluded.fired_through WHERE schedules.fired_through < excluded.fired_through",
+                (name, firing),
+            )
+            return bool(cur.rowcount == 1)
+
     def close(self) -> None:
         with self._lock:
             self._drop()

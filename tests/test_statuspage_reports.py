@@ -1,0 +1,69 @@
+"""The status page's Reports section: one row per report identity with last success, last failure, last
+duration, next expected and missed/overdue, late rows in red, everything escaped, still no JavaScript."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from sigma_exporter.metrics.snapshot import ExporterInfo, IdentityState, initial_snapshot
+from sigma_exporter.runs.expectations import Verdict
+from sigma_exporter.runs.store.records import IdentityRecord
+from sigma_exporter.sigma.stats import ApiStats
+from sigma_exporter.web.statuspage import render_status_page
+
+NOW = 1_800_000_000.0
+
+
+def verdict(missed: bool = False, overdue: bool = False, missed_total: int = 0) -> Verdict:
+    return Verdict(NOW - 60, NOW + 240, missed, overdue, missed_total, NOW + 240)
+
+
+def page(*states: IdentityState) -> str:
+    snapshot = initial_snapshot(ExporterInfo.of_this_process(0, 1, "all"), ApiStats())
+    return render_status_page(replace(snapshot, identities=states), now=NOW)
+
+
+def row_of(html: str, name: str) -> str:
+    match = re.search(rf"<tr[^>]*><td>{re.escape(name)}</td>.*?</tr>", html)
+    assert match, name
+    return match.group(0)
+
+
+def test_each_identity_has_a_row_and_late_ones_are_red() -> None:
+    good = IdentityRecord("", "rpt-daily", "DailyBalances", last_success=NOW - 30, last_duration=3.5)
+    never = IdentityRecord("", "rpt-never")
+    slow = IdentityRecord("grp-month", "", last_failure=NOW - 7200)
+    html = page(
+        IdentityState(good, 0, verdict()),
+        IdentityState(never, 0, verdict(missed=True, missed_total=2)),
+        IdentityState(slow, 1, verdict(overdue=True)),
+    )
+    assert "<h2>Reports</h2>" in html and "<script" not in html
+    daily = row_of(html, "DailyBalances")
+    assert 'class="late"' not in daily and "(30s ago)" in daily and "3.5s" in daily and "(in 240s)" in daily
+    missing = row_of(html, "rpt-never")
+    assert (
+        missing.startswith('<tr class="late">')
+        and ">MISSED</span>" in missing
+        and "2 missed in all" in missing
+    )
+    assert "never" in missing  # no success yet
+    overdue = row_of(html, "grp-month")
+    assert (
+        overdue.startswith('<tr class="late">')
+        and ">OVERDUE</span>" in overdue
+        and "<td>group</td>" in overdue
+    )
+    assert "(7200s ago)" in overdue
+
+
+def test_an_identity_without_expectation_shows_no_next_time_and_names_are_escaped() -> None:
+    hostile = IdentityRecord("", "rpt-x", "<img src=x>", last_success=NOW - 5)
+    html = page(IdentityState(hostile, 0, None))
+    row = row_of(html, "&lt;img src=x&gt;")
+    assert "<img" not in html and "MISSED" not in row and "(in " not in row
+
+
+def test_no_identity_yet_says_so() -> None:
+    assert "No report has run or is expected yet." in page()
