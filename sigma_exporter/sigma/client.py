@@ -27,7 +27,13 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_environ_proxies, select_p
 
 from sigma_exporter import __version__
 from sigma_exporter.config.model import AuthConfig, SigmaConfig
-from sigma_exporter.sigma.actions import GENERATE_TOKEN, GROUP_CHECK, REPORT_CHECK
+from sigma_exporter.sigma.actions import (
+    EXEC_REPORT_GROUP,
+    GENERATE_TOKEN,
+    GROUP_CHECK,
+    REPORT_CHECK,
+    RUN_REPORT,
+)
 from sigma_exporter.sigma.errors import (
     ReplyTooLargeError,
     SigmaConnectionError,
@@ -42,6 +48,7 @@ from sigma_exporter.sigma.replies import (
     ReportReply,
     parse_group_reply,
     parse_report_reply,
+    parse_start_reply,
     parse_token_reply,
 )
 
@@ -177,6 +184,43 @@ class SigmaClient:
     def check_group(self, reference: str, timeout: float | None = None) -> GroupReply:
         return self._status_call(GROUP_CHECK, reference, parse_group_reply, timeout)
 
+    def start_run(
+        self,
+        kind: str,
+        ident: str,
+        report_filter: Mapping[str, object] | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Start a run of a report (`kind="report"`, RUN_REPORT) or a group (EXEC_REPORT_GROUP), passing
+        `report_filter` through unchanged as `reportFilter`; the new run's reference number. Not retried
+        (a retry could start the run twice), except once after a 401 with a renewed token."""
+        action = RUN_REPORT if kind == "report" else EXEC_REPORT_GROUP
+        key = "reportId" if kind == "report" else "reportGroupId"
+        budget = (
+            self._config.timeout_seconds if timeout is None else min(timeout, self._config.timeout_seconds)
+        )
+        for attempt in (1, 2):
+            token, generation = self._tokens.get(budget)
+            params: dict[str, object] = {"action": action, key: ident, "accessToken": token}
+            if report_filter:
+                params["reportFilter"] = dict(report_filter)
+            try:
+                return self._call(
+                    action,
+                    "generate",
+                    params,
+                    lambda status, body: parse_start_reply(action, status, body),
+                    budget,
+                )
+            except UnauthorizedError:
+                if attempt == 2 or not self._tokens.renewable:
+                    raise
+                log.info(
+                    "Sigma answered 401 to a start; renewing the access token once", extra={"action": action}
+                )
+                self._tokens.invalidate(generation)
+        raise AssertionError("unreachable")
+
     # -- internals -----------------------------------------------------------------------------------
     def _generate_token(self, params: Mapping[str, str], timeout: float) -> str:
         token = self._call(GENERATE_TOKEN, "generate-token", params, parse_token_reply, timeout)
@@ -206,7 +250,7 @@ class SigmaClient:
         self,
         action: str,
         endpoint: str,
-        params: Mapping[str, str],
+        params: Mapping[str, object],
         parse: Callable[[int, bytes], T],
         timeout: float,
     ) -> T:
@@ -224,7 +268,7 @@ class SigmaClient:
             self._observer.observe(action, code, time.perf_counter() - start, reason)
 
     def _post(
-        self, action: str, endpoint: str, params: Mapping[str, str], timeout: float
+        self, action: str, endpoint: str, params: Mapping[str, object], timeout: float
     ) -> tuple[int, bytes]:
         url = f"{self._base}/{endpoint}"
         deadline = time.monotonic() + timeout
@@ -235,7 +279,11 @@ class SigmaClient:
             body = json.dumps(dict(params)).encode("utf-8")
             headers = {**headers, "Content-Type": "application/json"}
         else:
-            url = f"{url}?{urlencode(dict(params))}"
+            query = {
+                k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+                for k, v in params.items()
+            }
+            url = f"{url}?{urlencode(query)}"
         # The typed error is raised outside the except blocks so that it carries no __context__: urllib3's
         # exceptions hold the full URL, query string (and so, with params_in: query, the token) included.
         error: SigmaError

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from sigma_exporter.sigma.actions import GENERATE_TOKEN, GROUP_CHECK, REPORT_CHECK
+from sigma_exporter.sigma.actions import EXEC_REPORT_GROUP, GENERATE_TOKEN, GROUP_CHECK, REPORT_CHECK
 from sigma_exporter.sigma.errors import (
     BadRequestError,
     EmptyReplyError,
@@ -269,6 +269,27 @@ def parse_token_reply(http_status: int, body: bytes) -> str:
     if not token:
         raise MissingFieldError(f"{where}: 'accessToken' is empty")
     return token
+
+
+def parse_start_reply(action: str, http_status: int, body: bytes) -> str:
+    """The new run's reference number of a RUN_REPORT or EXEC_REPORT_GROUP reply, trimmed. A group's is
+    inside `reportGroupStatus` (the vendor's sample); a report's is in the header map itself."""
+    where = action
+    header = check_envelope(http_status, body, where)
+    if header is None:
+        raise MissingFieldError(f"{where}: reply has no reference number (204)")
+    holder: Mapping[str, object] = header
+    nested = header.get("reportGroupStatus")
+    if action == EXEC_REPORT_GROUP and isinstance(nested, dict) and "referenceNumber" in nested:
+        holder = nested
+    elif nested is not None and not isinstance(nested, dict):
+        raise WrongTypeError(f"{where}: 'reportGroupStatus' should be an object")
+    reference = _text(holder, "referenceNumber", where)
+    if not reference:
+        raise MissingFieldError(f"{where}: reply has no 'referenceNumber'")
+    if any(ch.isspace() for ch in reference) or len(reference) > 256:
+        raise WrongTypeError(f"{where}: 'referenceNumber' is not a reference number")
+    return reference
 
 
 def _report(item: Mapping[str, object], where: str, group_id: str, *, member: bool) -> ReportResult:

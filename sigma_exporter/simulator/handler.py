@@ -107,7 +107,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             try:
                 document = json.loads(text)
                 if isinstance(document, dict):
-                    params = {str(k): str(v) for k, v in document.items()}
+                    params = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in document.items()}
                     source = "body"
             except json.JSONDecodeError:
                 params = dict(parse_qsl(text))
@@ -236,6 +236,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             spec = RunSpec(reference, "report", (report,))
         with state.lock:
             state.runs[reference] = Run(spec, time.monotonic())
+            state.filters[reference] = params.get("reportFilter")
         self._json(200, run_started_body(is_group, ident, reference))
 
     def _generate_fault(self, fault: GenerateFault) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -60,8 +61,16 @@ class SimulatorState:
         self.max_in_flight = 0
         #: How many calls each `faults.generate_faults` rule (by index) has taken.
         self.generate_fault_uses: dict[int, int] = {}
+        #: The `reportFilter` each started run was sent with (as received: JSON text), for tests.
+        self.filters: dict[str, str | None] = {}
         #: Set while the server stops: a `timeout` fault's wait ends at once.
         self.closing = threading.Event()
+
+    def started_filter(self, reference: str) -> object:
+        """The reportFilter the run `reference` was started with, parsed; None when none was sent."""
+        with self.lock:
+            text = self.filters.get(reference)
+        return None if text is None else json.loads(text)
 
     def change_faults(self, changes: dict[str, object], reset: bool = False) -> None:
         """Merge `changes` into the faults (into the defaults when `reset`). New `generate_faults` rules,
