@@ -9,15 +9,24 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import click
 
 from sigma_exporter import __version__
 from sigma_exporter.app import build_core, build_exporter, run_until_signalled
+from sigma_exporter.clioptions import (
+    DEFAULT_LISTEN,
+    config_option,
+    option,
+    shard_count_option,
+    shard_index_option,
+    with_logging,
+)
 from sigma_exporter.config.load import Config, ConfigError, load_config, watch_problem
 from sigma_exporter.demo import demo_banner, write_demo_config
-from sigma_exporter.logsetup import FORMATS, LEVELS, Redactor, setup_logging
+from sigma_exporter.logsetup import Redactor, setup_logging
+from sigma_exporter.runreport_cli import run_report_command
 from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references
 from sigma_exporter.runs.store.memory import MemoryStore
 from sigma_exporter.web.listen import ListenAddressError, parse_listen_address
@@ -25,65 +34,6 @@ from sigma_exporter.web.server import Limits
 from sigma_exporter.web.webconfig import parse_go_duration, validate_web_config_file
 
 log = logging.getLogger("sigma_exporter")
-
-ENV_PREFIX: Final = "SIGMA_EXPORTER_"
-DEFAULT_CONFIG: Final = "/etc/sigma-exporter/config.yml"
-DEFAULT_LISTEN: Final = ":9842"
-
-
-def env(name: str) -> str:
-    return ENV_PREFIX + name.upper().replace(".", "_").replace("-", "_")
-
-
-def option(name: str, dest: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return click.option(
-        name, dest, envvar=env(name.lstrip("-")), show_envvar=True, show_default=True, **kwargs
-    )
-
-
-config_option = option(
-    "--config.file",
-    "config_file",
-    default=DEFAULT_CONFIG,
-    type=click.Path(dir_okay=False),
-    help="YAML configuration: Sigma URL and credentials, poll settings, references to watch.",
-)
-shard_index_option = option(
-    "--shard.index",
-    "shard_index",
-    default=0,
-    type=click.IntRange(min=0),
-    help="This process's shard, 0-based.",
-)
-shard_count_option = option(
-    "--shard.count",
-    "shard_count",
-    default=1,
-    type=click.IntRange(min=1),
-    help="Number of shards splitting the references (each reference is watched by exactly one).",
-)
-log_options = [
-    option(
-        "--log.level",
-        "log_level",
-        default="info",
-        type=click.Choice(LEVELS),
-        help="Least severe level logged.",
-    ),
-    option(
-        "--log.format",
-        "log_format",
-        default="logfmt",
-        type=click.Choice(FORMATS),
-        help="Log line format (stderr).",
-    ),
-]
-
-
-def with_logging(func: Callable[..., Any]) -> Callable[..., Any]:
-    for decorator in reversed(log_options):
-        func = decorator(func)
-    return func
 
 
 def fail(message: str) -> None:
@@ -389,3 +339,6 @@ def demo(listen: str, log_level: str, log_format: str) -> None:
         )
     finally:
         sim.stop()
+
+
+main.add_command(run_report_command)
