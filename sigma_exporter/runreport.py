@@ -40,6 +40,8 @@ EXIT_USAGE: Final = 64
 #: Between two status checks while waiting.
 WAIT_INTERVAL_SECONDS: Final = 2.0
 MAX_FILTER_BYTES: Final = 64 * 1024
+#: Tries of a registration answered 503 or not answered at all (about 15 s in all).
+REGISTER_ATTEMPTS: Final = 5
 
 
 class UsageError(Exception):
@@ -106,15 +108,21 @@ def register(request: Request, reference: str, submitted_at: float, timeout: flo
     headers = {"Content-Type": "application/json"}
     if request.api_token is not None:
         headers["Authorization"] = f"Bearer {request.api_token.reveal()}"
-    try:
-        reply = requests.post(
-            url,
-            data=json.dumps(registration(request, reference, submitted_at)),
-            headers=headers,
-            timeout=timeout,
-        )
-    except requests.RequestException as exc:
-        return f"cannot reach {url} ({type(exc).__name__})"
+    body = json.dumps(registration(request, reference, submitted_at))
+    problem = ""
+    for attempt in range(REGISTER_ATTEMPTS):  # 503 (the store is busy) and connection errors are retried
+        if attempt:
+            time.sleep(min(8.0, 0.5 * 2**attempt))
+        try:
+            reply = requests.post(url, data=body, headers=headers, timeout=timeout)
+        except requests.RequestException as exc:
+            problem = f"cannot reach {url} ({type(exc).__name__})"
+            continue
+        if reply.status_code != 503:
+            break
+        problem = f"{url} answered 503 (its state store cannot write now)"
+    else:
+        return problem
     if reply.status_code in (200, 201):
         return None
     try:
