@@ -24,7 +24,7 @@ from sigma_exporter.clioptions import (
     with_logging,
 )
 from sigma_exporter.config.load import Config, ConfigError, load_config, watch_problem
-from sigma_exporter.demo import demo_banner, write_demo_config
+from sigma_exporter.demo import demo_banner, register_demo_run, write_demo_config
 from sigma_exporter.logsetup import Redactor, setup_logging
 from sigma_exporter.runreport_cli import run_report_command
 from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references
@@ -332,6 +332,7 @@ def demo(listen: str, log_level: str, log_format: str) -> None:
 
     def announce(bound: str) -> None:
         click.echo(demo_banner(bound, sim.url, sim.base_url, config_file))
+        click.echo(register_demo_run(config, f"http://{bound}"))
 
     try:
         serve_until_stopped(

@@ -5,6 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+import requests
+
+from sigma_exporter.config.model import Config
+from sigma_exporter.sigma.client import SigmaClient
+from sigma_exporter.sigma.errors import SigmaError
+from sigma_exporter.sigma.stats import ApiStats
+
 #: The vendor's sample client token, which the demo scenario accepts.
 DEMO_CLIENT_TOKEN: Final = "sample72695bf9-3932-4f60-88b5-2f-2hjd"  # noqa: S105 - the public sample
 
@@ -30,7 +37,23 @@ references:
   groups:
     - {{reference: grp-2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd, labels: {{team: finance}}}}
     - {{reference: demo-month-end, labels: {{team: finance}}}}
+api:
+  token_file: {api_token_file}
+schedules:                        # the exporter starts these itself, every few seconds
+  - {{name: canary, report_id: rpt-canary, every_seconds: 10, grace_seconds: 5, labels: {{team: sre}}}}
+  - {{name: intraday-risk, report_id: rpt-risk-intraday, every_seconds: 15, grace_seconds: 5, labels: {{team: risk}}}}
+  - name: ledger-rebuild          # never finishes: overdue 15 s after it starts
+    report_id: rpt-ledger-rebuild
+    every_seconds: 30
+    grace_seconds: 10
+    max_duration_seconds: 15
+    skip_if_running: true
+    labels: {{team: finance}}
+expectations:                     # nobody runs this one: missed on purpose
+  - {{report_id: rpt-month-close, every_seconds: 20, grace_seconds: 5, labels: {{team: finance}}}}
 """
+#: The demo's API token (loopback only), so that its banner can show a working curl line.
+DEMO_API_TOKEN: Final = "demo-api-token-loopback-only"  # noqa: S105 - the demo's own, printed on purpose
 
 
 def write_demo_config(workdir: Path, sigma_url: str) -> Path:
@@ -38,9 +61,43 @@ def write_demo_config(workdir: Path, sigma_url: str) -> Path:
     token_file = workdir / "client-token"
     token_file.write_text(DEMO_CLIENT_TOKEN + "\n")
     token_file.chmod(0o600)
+    api_token_file = workdir / "api-token"
+    api_token_file.write_text(DEMO_API_TOKEN + "\n")
+    api_token_file.chmod(0o600)
     config_file = workdir / "config.yml"
-    config_file.write_text(DEMO_CONFIG.format(url=sigma_url, token_file=token_file))
+    config_file.write_text(
+        DEMO_CONFIG.format(url=sigma_url, token_file=token_file, api_token_file=api_token_file)
+    )
     return config_file
+
+
+def registration_curl(base: str, reference: str) -> str:
+    """The curl line a scheduler's job would run to register the run `reference` (the demo runs it)."""
+    body = f'{{"reference":"{reference}","kind":"report","report_id":"rpt-adhoc-extract","labels":{{"team":"ops"}}}}'
+    return (
+        f"curl -sS -X POST {base}/api/v1/runs -H 'Authorization: Bearer {DEMO_API_TOKEN}' "
+        f"-H 'Content-Type: application/json' -d '{body}'"
+    )
+
+
+def register_demo_run(config: Config, base: str) -> str:
+    """Start one run as a scheduler's job would, and register it through the API with the curl line's
+    request; returns what to print."""
+    client = SigmaClient(config.sigma, ApiStats(), pool_size=1)
+    try:
+        reference = client.start_run("report", "rpt-adhoc-extract")
+    except SigmaError as exc:
+        return f"could not start the demo's ad-hoc run: {exc}"
+    finally:
+        client.close()
+    curl = registration_curl(base, reference)
+    body = curl.split("-d '", 1)[1].rstrip("'")
+    headers = {"Authorization": f"Bearer {DEMO_API_TOKEN}", "Content-Type": "application/json"}
+    try:
+        status = requests.post(f"{base}/api/v1/runs", data=body, headers=headers, timeout=5).status_code
+    except requests.RequestException as exc:
+        return f"could not register the demo's ad-hoc run: {type(exc).__name__}"
+    return f"Registered one run through the API ({status}), as a scheduler's job would:\n  {curl}\n"
 
 
 def demo_banner(bound: str, sigma_url: str, sim_base_url: str, config_file: Path) -> str:
@@ -52,5 +109,6 @@ def demo_banner(bound: str, sigma_url: str, sim_base_url: str, config_file: Path
         f"  readiness     {base}/-/ready\n"
         f"  simulator     {sigma_url}  (stats: {sim_base_url}/_sim/stats)\n"
         f"  config        {config_file}\n"
-        "Reports change status every few seconds; some fail and recover.\n"
+        "Reports change status every few seconds; some fail and recover. Schedules start runs every 10-30 s;\n"
+        "within a minute the Reports section shows a success, a failure, a missed run and an overdue one.\n"
     )
