@@ -151,3 +151,24 @@ def test_a_bad_expectation_fails_check_config_naming_file_and_key(
     )
     assert done.returncode == 1
     assert f"{path}: {problem}" in done.stderr
+
+
+def test_check_config_counts_expectations_and_schedules(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text(
+        config_text(
+            "http://127.0.0.1:9/sigma/rest/reports",
+            reports=["ref-1"],
+            expectations=[{"report_group_id": "grp-eod", "cron": "0 18 * * 1-5", "timezone": "Asia/Kolkata"}],
+            schedules=[{"name": "canary", "report_id": "rpt-canary", "every_seconds": 300}],
+        )
+    )
+    done = subprocess.run(
+        [*EXPORTER, "check-config", "--config.file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 expectations, 1 schedules" in done.stdout
