@@ -1172,3 +1172,18 @@ def test_notes_warn_about_a_missing_credential() -> None:
         t for n, t in render_raw(values_of("sharded-values.yaml")).items() if n.endswith("NOTES.txt")
     )
     assert "StatefulSet of 3 shards" in notes_sharded and "-headless" in notes_sharded
+
+
+def test_shards_with_schedules_and_no_postgresql_refuse_to_render_and_pass_them_through_with_it() -> None:
+    sdk = helm()
+    values = values_of("sharded-postgresql-values.yaml")
+    assert values is not None
+    schedule = {"name": "canary", "report_id": "rpt-canary", "every_seconds": 300}
+    expectation = {"report_id": "rpt-daily", "cron": "0 6 * * 1-5", "timezone": "Europe/London"}
+    values["config"] = {**values.get("config", {}), "schedules": [schedule], "expectations": [expectation]}
+    rendered = exporter_config(render(values))
+    assert rendered["schedules"] == [schedule] and rendered["expectations"] == [expectation]
+    del values["state"]
+    del values["api"]
+    with sdk.Chart.load(str(CHART)) as chart, pytest.raises(sdk.HelmError, match="schedules or expectations"):
+        chart.render(values=values, name=RELEASE, namespace=NAMESPACE)

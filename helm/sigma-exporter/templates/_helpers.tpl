@@ -176,6 +176,9 @@ must share one database.
 {{- if and (include "sigma-exporter.sharded" .) (include "sigma-exporter.apiOn" .) (not .Values.state.postgresql.enabled) }}
 {{- fail (printf "shards: %d with the API on (api.token or basic_auth_users) needs state.postgresql: a registration may arrive at any shard and each shard polls its share, so all shards must share one PostgreSQL database (SQLite is a file per pod)" (int .Values.shards)) }}
 {{- end }}
+{{- if and (include "sigma-exporter.sharded" .) (or .Values.config.schedules .Values.config.expectations) (not .Values.state.postgresql.enabled) }}
+{{- fail (printf "shards: %d with schedules or expectations needs state.postgresql: the shard that judges an expectation learns of runs other shards started through the shared database (SQLite is a file per pod)" (int .Values.shards)) }}
+{{- end }}
 {{- if and (include "sigma-exporter.sharded" .) .Values.state.persistence.existingClaim }}
 {{- fail "state.persistence.existingClaim works with shards: 1 only; with more, each shard gets a claim from a volumeClaimTemplate" }}
 {{- end }}
