@@ -258,7 +258,9 @@ def test_cmd_config_path_is_the_cli_default_and_the_chart_mount() -> None:
     option, _, path = config_arg.partition("=")
     assert option == "--config.file"
     cli = pytest.importorskip("sigma_exporter.cli")
-    assert path == cli.DEFAULT_CONFIG
+    serve = cli.main.commands["serve"]
+    (config_option,) = [p for p in serve.params if "--config.file" in getattr(p, "opts", [])]
+    assert path == config_option.default
     from tests.test_helm_chart import container, mount_for, render_file
 
     manifests = render_file(None)
