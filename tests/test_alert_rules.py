@@ -21,6 +21,12 @@ RUNBOOK_URL = "https://github.com/sigma-exporter/sigma-exporter/blob/main/docs/r
 SEVERITIES = {"critical", "warning", "info"}
 #: Alerts about one reference: they must carry the reference's `team` label.
 REFERENCE_METRICS = ("sigma_report_status", "sigma_group_report_failures", "sigma_reference_up")
+#: Alerts about a report identity: they must carry its `team` from `sigma_report_info`.
+IDENTITY_METRICS = (
+    "sigma_report_run_missed",
+    "sigma_report_run_overdue",
+    "sigma_report_last_success_timestamp",
+)
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -62,6 +68,15 @@ def test_promtool_unit_tests_pass() -> None:
         ("vector(3600)", "vector(7200)"),  # the stuck threshold
         ('status="FAILED"} == 1', 'status="FAILED"} == 0'),
         ("group_left (team)", "group_left ()"),
+        ("sigma_report_run_missed == 1", "sigma_report_run_missed == 0"),
+        ("sigma_report_run_overdue == 1", "sigma_report_run_overdue == 0"),
+        ("group_left (report_name, team)", "group_left (report_name)"),
+        ("vector(2)", "vector(3)"),  # periods without a success
+        ("next_minus_expected[1d])", "next_minus_expected[1m])"),  # the weekend gap forgotten
+        (
+            "unless on (job, instance, report_group_id, report_id)",
+            "and on (job, instance, report_group_id, report_id)",
+        ),
     ],
 )
 def test_promtool_unit_tests_catch_a_broken_rule(tmp_path: Path, original: str, mutant: str) -> None:
@@ -106,6 +121,9 @@ def test_required_alerts_exist() -> None:
         "SigmaPollsStalled",
         "SigmaConfigReloadFailed",
         "SigmaStateStoreWriteFailing",
+        "SigmaReportMissedRun",
+        "SigmaReportRunOverdue",
+        "SigmaReportNoRecentSuccess",
     }
     assert required <= _alert_names()
 
@@ -128,6 +146,21 @@ def test_alerts_about_a_reference_carry_its_team() -> None:
     assert checked >= 5
 
 
+def test_alerts_about_a_report_identity_carry_its_team() -> None:
+    checked = 0
+    for rule in _alerts():
+        if any(metric in rule["expr"] for metric in IDENTITY_METRICS):
+            checked += 1
+            assert re.search(
+                r"\* on \(job, instance, report_group_id, report_id\) group_left \(report_name, team\)"
+                r"\s+sigma_report_info\s*$",
+                rule["expr"],
+            ), (
+                f"{rule['alert']}: should join sigma_report_info on (job, instance, report_group_id, report_id)"
+            )
+    assert checked == 3
+
+
 def test_thresholds_live_in_recording_rules() -> None:
     """Numbers to tune are `sigma:alert_threshold:*` rules; alert expressions compare only to 0 or 1."""
     thresholds = {r["record"]: r["expr"] for r in _rules() if r.get("record", "").startswith("sigma:alert_")}
@@ -135,7 +168,7 @@ def test_thresholds_live_in_recording_rules() -> None:
     alert_exprs = "\n".join(rule["expr"] for rule in _alerts())
     for name, expr in thresholds.items():
         assert re.fullmatch(r"vector\([0-9.]+\)", expr.strip()), f"{name}: {expr}"
-        assert re.search(rf"> on \(\) group_left \(\)\s+{re.escape(name)}\b", alert_exprs), f"{name} unused"
+        assert re.search(rf">=? on \(\) group_left \(\)\s+{re.escape(name)}\b", alert_exprs), f"{name} unused"
     for rule in _alerts():
         for literal in re.findall(r"(?:[<>]=?|[!=]=)\s*([0-9][0-9.e+]*)", rule["expr"]):
             assert float(literal) in (0.0, 1.0), f"{rule['alert']} compares to {literal}: make it a threshold"

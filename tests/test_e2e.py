@@ -144,6 +144,15 @@ def stack() -> Iterator[Stack]:
             groups=[{"reference": "e2e-group", "labels": {"team": "finance"}}],
             poll={"interval_seconds": 1, "concurrency": 4, "final_recheck_seconds": 0},
             sigma__timeout_seconds=0.5,
+            # Nobody ever starts rpt-e2e-never: its first expected run is missed 1 s after it was due.
+            expectations=[
+                {
+                    "report_id": "rpt-e2e-never",
+                    "every_seconds": 3,
+                    "grace_seconds": 1,
+                    "labels": {"team": "ops"},
+                }
+            ],
         )
     )
     exporter = ExporterProcess(exporter_config)
@@ -260,6 +269,26 @@ def test_failed_report_reaches_the_receiver_with_its_labels(stack: Stack) -> Non
         lambda: stack.receiver.alerts("SigmaGroupReportFailures", "firing"), 30, what="group failures"
     )
     assert group[0]["labels"]["report_group_id"] == "MonthEnd" and group[0]["labels"]["team"] == "finance"
+
+
+def test_missed_run_reaches_the_receiver_with_the_expectations_team(stack: Stack) -> None:
+    def fired() -> list[dict[str, Any]]:
+        return [
+            a
+            for a in stack.receiver.alerts("SigmaReportMissedRun", "firing")
+            if a["labels"].get("report_id") == "rpt-e2e-never"
+        ]
+
+    alert = wait_for(fired, 60, interval=0.2, what="SigmaReportMissedRun at the receiver")[0]
+    assert alert["labels"]["team"] == "ops"
+    assert alert["labels"]["severity"] == "critical"
+    assert "report_group_id" not in alert["labels"]
+    assert alert["annotations"]["description"].startswith("Report rpt-e2e-never was expected to run")
+    assert alert["annotations"]["runbook_url"].endswith("#sigmareportmissedrun")
+    # Only the identity without runs is missed: the references' identities have no expectation.
+    assert {
+        a["labels"].get("report_id") for a in stack.receiver.alerts("SigmaReportMissedRun", "firing")
+    } == {"rpt-e2e-never"}
 
 
 def test_dashboard_queries_are_valid_and_return_data(stack: Stack) -> None:
