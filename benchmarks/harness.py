@@ -219,14 +219,9 @@ def references(count: int, prefix: str = "gen") -> list[str]:
     return [f"{prefix}-r-{i:06d}" for i in range(count)]
 
 
-def start_simulator(
-    procs: Processes, reports: int, latency: float, final_fraction: float = 0.9, prefix: str = "gen"
-) -> Simulator:
-    scenario = {
-        "generate": {"reports": reports, "groups": 0, "final_fraction": final_fraction, "prefix": prefix},
-        "faults": {"latency_seconds": latency},
-    }
-    path = procs.workdir / f"scenario-{reports}.yml"
+def run_simulator(procs: Processes, scenario: dict[str, Any], name: str = "scenario") -> Simulator:
+    """`sigma-exporter simulate` with this scenario, once it answers."""
+    path = procs.workdir / f"{name}.yml"
     path.write_text(yaml.safe_dump(scenario))
     port = free_port()
     child = procs.start(
@@ -249,11 +244,24 @@ def start_simulator(
     def up() -> bool:
         child.check_alive()
         try:
-            return int(sim.stats()["runs"]) >= reports
+            sim.stats()
+            return True
         except OSError:
             return False
 
     wait_for(up, 60, "the simulator")
+    return sim
+
+
+def start_simulator(
+    procs: Processes, reports: int, latency: float, final_fraction: float = 0.9, prefix: str = "gen"
+) -> Simulator:
+    scenario = {
+        "generate": {"reports": reports, "groups": 0, "final_fraction": final_fraction, "prefix": prefix},
+        "faults": {"latency_seconds": latency},
+    }
+    sim = run_simulator(procs, scenario, f"scenario-{reports}")
+    wait_for(lambda: int(sim.stats()["runs"]) >= reports, 60, "the simulator's runs")
     return sim
 
 
