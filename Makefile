@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy --python-version 3.11 grafana
 	$(BIN)/python grafana/generate.py --check
 	bash helm/sync-assets.sh --check
 

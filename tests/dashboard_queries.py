@@ -61,6 +61,9 @@ def _values(job: str, instance: str, reference: str) -> dict[str, str]:
         "job": promql_string(job),
         "instance": promql_string(instance),
         "reference": promql_string(reference),
+        # The reports dashboard's identity drop-downs, at "All".
+        "report_group_id": ".*",
+        "report_id": ".*",
     }
 
 

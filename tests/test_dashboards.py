@@ -3,6 +3,7 @@ $__rate_interval, stable uids, layout), every query is valid PromQL, provisionin
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, require_binary
+from tests.conftest import IN_CI, ROOT, require_binary
 from tests.dashboard_queries import (
     DASHBOARD_DIR,
     dashboard_files,
@@ -29,10 +30,15 @@ from tests.dashboard_queries import (
 GENERATOR = ROOT / "grafana" / "generate.py"
 PROVISIONING = ROOT / "grafana" / "provisioning"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-EXPECTED_UIDS = {"sigma-overview.json": "sigma-overview", "sigma-reference.json": "sigma-reference"}
+EXPECTED_UIDS = {
+    "sigma-overview.json": "sigma-overview",
+    "sigma-reference.json": "sigma-reference",
+    "sigma-reports.json": "sigma-reports",
+}
 JOB_MATCHER = 'job="$job"'
 INSTANCE_MATCHER = 'instance=~"$instance"'
 REFERENCE_MATCHER = 'reference="$reference"'
+IDENTITY_MATCHERS = ('report_group_id=~"$report_group_id"', 'report_id=~"$report_id"')
 # A metric name in an expression (exporter metrics and Prometheus's `up`).
 METRIC = re.compile(r"\b(sigma_[a-z_]+|up)\b(\{[^}]*\})?")
 
@@ -45,17 +51,30 @@ def _targets(dashboard: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(panel["title"], target) for panel in panels(dashboard) for target in panel.get("targets", [])]
 
 
+def _require_sdk() -> None:
+    """The generator needs grafana-foundation-sdk (test extra), which needs Python 3.11."""
+    if tuple(sys.version_info[:2]) < (3, 11):  # not narrowed by mypy's python_version
+        pytest.skip("grafana-foundation-sdk needs Python 3.11; the committed JSON is checked on 3.11+")
+    if importlib.util.find_spec("grafana_foundation_sdk") is None:
+        message = "grafana-foundation-sdk is not installed (pip install -e '.[test]')"
+        if IN_CI:
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
+
+
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 
 # --- generated, current, stable --------------------------------------------------------------------------
 def test_committed_dashboards_match_the_generator() -> None:
+    _require_sdk()
     result = _run(sys.executable, str(GENERATOR), "--check")
     assert result.returncode == 0, result.stderr
 
 
 def test_generator_check_detects_a_stale_file(tmp_path: Path) -> None:
+    _require_sdk()
     for path in dashboard_files():
         shutil.copy(path, tmp_path / path.name)
     assert _run(sys.executable, str(GENERATOR), "--check", "--output-dir", str(tmp_path)).returncode == 0
@@ -128,6 +147,8 @@ def test_every_metric_selector_filters_job_and_instance(name: str) -> None:
     required = [JOB_MATCHER, INSTANCE_MATCHER]
     if name == "sigma-reference.json":
         required.append(REFERENCE_MATCHER)
+    if name == "sigma-reports.json":
+        required.extend(IDENTITY_MATCHERS)
     selectors = 0
     for title, target in _targets(dashboard):
         for match in METRIC.finditer(target["expr"]):
@@ -148,7 +169,8 @@ def test_rates_use_rate_interval_and_no_fixed_ranges() -> None:
             expr = target["expr"]
             ranged += len(re.findall(r"\b(?:rate|irate|increase)\(", expr))
             for window in re.findall(r"\[([^\]]+)\]", expr):
-                assert window == "$__rate_interval", f"{name} / {title}: range [{window}]"
+                # $__range: a quantile over the dashboard's whole time range.
+                assert window in ("$__rate_interval", "$__range"), f"{name} / {title}: range [{window}]"
     assert ranged >= 5
 
 
@@ -168,9 +190,13 @@ def test_panel_ids_and_titles_are_unique_and_layout_fits() -> None:
                     cells.add((x, y))
 
 
+def _exprs_and_metrics(dashboard: dict[str, Any]) -> tuple[str, set[str]]:
+    exprs = "\n".join(t["expr"] for _, t in _targets(dashboard))
+    return exprs, {m.group(1) for m in METRIC.finditer(exprs)}
+
+
 def test_overview_shows_what_the_brief_asks_for() -> None:
-    exprs = "\n".join(t["expr"] for _, t in _targets(_dashboards()["sigma-overview.json"]))
-    metrics = {m.group(1) for m in METRIC.finditer(exprs)}
+    exprs, metrics = _exprs_and_metrics(_dashboards()["sigma-overview.json"])
     assert {
         "sigma_reports",
         "sigma_report_status",
@@ -193,9 +219,59 @@ def test_reference_dashboard_shows_what_the_brief_asks_for() -> None:
     dashboard = _dashboards()["sigma-reference.json"]
     types = {panel["title"]: panel["type"] for panel in panels(dashboard)}
     assert types["Status timeline"] == "state-timeline"
-    exprs = "\n".join(t["expr"] for _, t in _targets(dashboard))
-    metrics = {m.group(1) for m in METRIC.finditer(exprs)}
+    _, metrics = _exprs_and_metrics(dashboard)
     assert {"sigma_report_status", "sigma_report_error_info", "sigma_reference_up"} <= metrics
+
+
+def test_reports_dashboard_shows_what_the_issue_asks_for() -> None:
+    dashboard = _dashboards()["sigma-reports.json"]
+    by_title = {panel["title"]: panel for panel in panels(dashboard)}
+    _, metrics = _exprs_and_metrics(dashboard)
+    assert {
+        "sigma_report_info",
+        "sigma_report_last_success_timestamp_seconds",
+        "sigma_report_last_failure_timestamp_seconds",
+        "sigma_report_last_run_duration_seconds",
+        "sigma_report_runs_total",
+        "sigma_report_run_duration_seconds_bucket",
+        "sigma_report_run_missed",
+        "sigma_report_run_overdue",
+        "sigma_report_missed_runs_total",
+        "sigma_report_next_expected_run_timestamp_seconds",
+        "sigma_report_expected_run_timestamp_seconds",
+    } <= metrics
+    assert by_title["Run duration"]["type"] == "heatmap"
+    assert by_title["Run duration"]["targets"][0]["format"] == "heatmap"
+    quantiles = "\n".join(
+        t["expr"] for t in by_title["Run duration p50 / p95 over the time range"]["targets"]
+    )
+    assert "histogram_quantile(0.5," in quantiles and "histogram_quantile(0.95," in quantiles
+    # Last success is coloured against the expectation: age over period, red from the alert's threshold.
+    age = by_title["Last success age, in periods of its expectation"]
+    assert "sigma_report_next_expected_run_timestamp_seconds" in age["targets"][0]["expr"]
+    steps = age["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["color"] for s in steps] == ["green", "orange", "red"]
+    alerts = (ROOT / "prometheus" / "alerts.yml").read_text()
+    assert f"no_recent_success_periods\n        expr: vector({steps[-1]['value']})" in alerts
+    identities = by_title["Report identities"]
+    assert identities["type"] == "table" and len(identities["targets"]) >= 7
+    assert [t["id"] for t in identities["transformations"]] == ["merge", "organize"]
+    variables = _variables(dashboard)
+    for name in ("report_group_id", "report_id"):
+        assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
+
+
+def test_the_three_dashboards_link_to_each_other() -> None:
+    """Each carries a dashboard link by the tag all three have (Grafana lists them in every header)."""
+    dashboards = _dashboards()
+    for name, dashboard in dashboards.items():
+        (link,) = dashboard["links"]
+        assert link["type"] == "dashboards" and link["keepTime"], name
+        assert all(set(link["tags"]) <= set(d["tags"]) for d in dashboards.values()), name
+    text = (DASHBOARD_DIR / "sigma-overview.json").read_text() + (
+        DASHBOARD_DIR / "sigma-reports.json"
+    ).read_text()
+    assert "/d/sigma-reference/" in text and "/d/sigma-reports/" in text
 
 
 def test_dashboards_use_only_documented_metrics() -> None:

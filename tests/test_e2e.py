@@ -49,6 +49,9 @@ groups:
     reports:
       - {report_id: m1, report_name: Ledger, timeline: [PUBLISHED]}
       - {report_id: m2, report_name: PnL, timeline: [FAILED]}
+definitions:
+  reports:
+    rpt-canary: {report_name: Canary, timeline: [{status: GENERATED, seconds: 1}, {status: PUBLISHED}]}
 """
 FOR_SECONDS = "3s"
 JOB = "sigma-exporter"
@@ -145,6 +148,15 @@ def stack() -> Iterator[Stack]:
             poll={"interval_seconds": 1, "concurrency": 4, "final_recheck_seconds": 0},
             sigma__timeout_seconds=0.5,
             # Nobody ever starts rpt-e2e-never: its first expected run is missed 1 s after it was due.
+            # The exporter starts rpt-canary every 3 s: identity metrics, durations and a met expectation.
+            schedules=[
+                {
+                    "name": "e2e-canary",
+                    "report_id": "rpt-canary",
+                    "every_seconds": 3,
+                    "labels": {"team": "sre"},
+                }
+            ],
             expectations=[
                 {
                     "report_id": "rpt-e2e-never",
@@ -294,6 +306,11 @@ def test_missed_run_reaches_the_receiver_with_the_expectations_team(stack: Stack
 def test_dashboard_queries_are_valid_and_return_data(stack: Stack) -> None:
     # Rates need two scrapes inside their window; give Prometheus some history first.
     wait_for(lambda: stack.query("sum(rate(sigma_api_requests_total[1m])) > 0"), 30, what="rates have data")
+    wait_for(
+        lambda: stack.query("sum(increase(sigma_report_run_duration_seconds_count[1m])) > 0"),
+        60,
+        what="canary runs in the duration histogram",
+    )
     instance = f"127\\.0\\.0\\.1:{stack.exporter.port}"
     queries = list(dashboard_queries(job=JOB, instance=instance, reference="e2e-group"))
     assert len(queries) >= 15
