@@ -183,6 +183,18 @@ class ExporterProcess:
             env={**os.environ, **(env or {})},
         )
 
+    def __enter__(self) -> ExporterProcess:
+        """Ready, and stopped on leaving (a module-scoped fixture's `with`)."""
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def wait_ready(self, timeout: float = 15.0) -> None:
         def ready() -> bool:
             if self.proc.poll() is not None:

@@ -5,6 +5,7 @@ document, and a token that never shows in logs or metrics."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,9 @@ def post(
         ({"reference": 5, "kind": "report"}, "reference"),
         ({"reference": "a b", "kind": "report"}, "reference"),
         ({"reference": "r" * 300, "kind": "report"}, "reference"),
+        ({"reference": " " * 250 + "r" * 10, "kind": "report"}, "reference"),  # too long before trimming
+        ({"reference": "r1\x7f", "kind": "report"}, "reference"),  # DEL: found by schemathesis
+        ({"reference": "r\x851", "kind": "report"}, "reference"),  # NEL inside: white space to Python
         ({"reference": "r1"}, "kind"),
         ({"reference": "r1", "kind": "batch"}, "kind"),
         ({"reference": "r1", "kind": 1}, "kind"),
@@ -83,6 +87,7 @@ def post(
         ({"reference": "r1", "kind": "report", "submitted_at": "yesterday"}, "submitted_at"),
         ({"reference": "r1", "kind": "report", "submitted_at": -5}, "submitted_at"),
         ({"reference": "r1", "kind": "report", "submitted_at": 1e20}, "submitted_at"),
+        ({"reference": "r1", "kind": "report", "submitted_at": time.time() + 2 * 86400}, "submitted_at"),
         ({"reference": "r1", "kind": "report", "submitted_at": True}, "submitted_at"),
         ({"reference": "r1", "kind": "report", "report_id": ["x"]}, "report_id"),
         ({"reference": "r1", "kind": "report", "colour": "red"}, "colour"),
@@ -103,6 +108,14 @@ def test_bad_input_is_400_naming_the_field(api: ExporterProcess, body: Any, fiel
         10,
         what="the 400 counted as rejected",
     )
+
+
+def test_a_non_ascii_reference_is_held_and_its_location_percent_encoded(api: ExporterProcess) -> None:
+    response = post(api, {"reference": "  réf-1\u00e9  ", "kind": "report"})
+    assert response.status_code == 201, response.text
+    assert response.json()["reference"] == "réf-1é"
+    assert response.headers["Location"] == "/api/v1/runs/r%C3%A9f-1%C3%A9"
+    assert requests.get(api.url + response.headers["Location"], timeout=5).json()["reference"] == "réf-1é"
 
 
 def test_every_status_code_of_the_contract(api: ExporterProcess, sim: Simulator) -> None:

@@ -190,12 +190,10 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExporterPr
     sim = Simulator(scenario_from(VENDOR_SCENARIO)).start()
     config = tmp_path_factory.mktemp("fuzz") / "config.yml"
     config.write_text(config_text(sim.url, reports=[SAMPLE_REF]))
-    proc = ExporterProcess(config)
     try:
-        proc.wait_ready()
-        yield proc
+        with ExporterProcess(config) as proc:
+            yield proc
     finally:
-        proc.stop()
         sim.stop()
 
 

@@ -7,6 +7,7 @@ import asyncio
 import hmac
 import json
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -119,7 +120,8 @@ class Api:
             )
         view = self._view(result.ref.reference) or view_of_ref(result.ref)
         status = 201 if result.result == "created" else 200
-        return reply(status, view, {"Location": f"{PREFIX}/runs/{result.ref.reference}"})
+        location = f"{PREFIX}/runs/{urllib.parse.quote(result.ref.reference, safe='')}"
+        return reply(status, view, {"Location": location})
 
     def _view(self, reference: str) -> dict[str, Any] | None:
         for state in self.store.current().snapshot.references:

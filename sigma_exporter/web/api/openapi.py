@@ -6,6 +6,8 @@ from functools import cache
 from typing import Any
 
 from sigma_exporter import __version__
+from sigma_exporter.config.model import LABEL_NAME, MAX_LABEL_VALUE, RESERVED_LABELS
+from sigma_exporter.web.api.parse import EARLIEST_SUBMITTED, MAX_LABELS, MAX_TEXT
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -19,6 +21,11 @@ def _answer(description: str, schema: dict[str, Any] | None = None) -> dict[str,
     return answer
 
 
+#: Python's white space (str.isspace, what parse.py trims and refuses), spelled out: ECMA's \s differs.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: A reference number or id: surrounding white space is trimmed, none inside, no control characters.
+NO_SPACE = rf"^[{_SPACE}]*[^{_SPACE}\x00-\x1f\x7f-\x9f]+[{_SPACE}]*$"
+NO_SPACE_OR_EMPTY = rf"^[{_SPACE}]*[^{_SPACE}\x00-\x1f\x7f-\x9f]*[{_SPACE}]*$"
 RUN = {"$ref": "#/components/schemas/Run"}
 ERROR = {"$ref": "#/components/schemas/Error"}
 TEXT = {"text/plain": {"schema": {"type": "string"}}}
@@ -31,7 +38,12 @@ def _error(description: str) -> dict[str, Any]:
 @cache
 def openapi_document() -> dict[str, Any]:
     nullable_number = {"type": ["number", "null"]}
-    reference_param = {"name": "reference", "in": "path", "required": True, "schema": {"type": "string"}}
+    reference_param = {
+        "name": "reference",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT, "pattern": NO_SPACE},
+    }
     write_errors = {
         "401": _error("No or wrong credentials"),
         "403": _error("Writes are not enabled (no api.token_file and no basic-auth users)"),
@@ -59,16 +71,33 @@ def openapi_document() -> dict[str, Any]:
                     "additionalProperties": False,
                     "required": ["reference", "kind"],
                     "properties": {
-                        "reference": {"type": "string", "maxLength": 256},
+                        "reference": {"type": "string", "maxLength": MAX_TEXT, "pattern": NO_SPACE},
                         "kind": {"enum": ["report", "group"]},
-                        "report_id": {"type": "string", "maxLength": 256},
-                        "report_group_id": {"type": "string", "maxLength": 256},
-                        "labels": {
-                            "type": "object",
-                            "maxProperties": 32,
-                            "additionalProperties": {"type": "string", "maxLength": 1024},
+                        # Optional fields may also be null (taken as absent).
+                        "report_id": {
+                            "type": ["string", "null"],
+                            "maxLength": MAX_TEXT,
+                            "pattern": NO_SPACE_OR_EMPTY,
                         },
-                        "submitted_at": {"type": "number", "description": "unix seconds"},
+                        "report_group_id": {
+                            "type": ["string", "null"],
+                            "maxLength": MAX_TEXT,
+                            "pattern": NO_SPACE_OR_EMPTY,
+                        },
+                        "labels": {
+                            "type": ["object", "null"],
+                            "maxProperties": MAX_LABELS,
+                            "propertyNames": {
+                                "pattern": LABEL_NAME.pattern,
+                                "not": {"anyOf": [{"enum": sorted(RESERVED_LABELS)}, {"pattern": "^__"}]},
+                            },
+                            "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE},
+                        },
+                        "submitted_at": {
+                            "type": ["number", "null"],
+                            "minimum": EARLIEST_SUBMITTED,
+                            "description": "unix seconds; at most a day after the registration arrives (400 otherwise)",
+                        },
                     },
                 },
                 "Run": {

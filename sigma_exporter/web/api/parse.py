@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Mapping
 from typing import Final
 
@@ -13,6 +14,8 @@ MAX_TEXT: Final = 256
 MAX_LABELS: Final = 32
 #: submitted_at must fall between this and a day after now (a clock off by a day is a bug, not a run).
 EARLIEST_SUBMITTED: Final = 946684800.0  # 2000-01-01
+#: How far in the future a submitted_at may be (clock skew); beyond it, it is taken for milliseconds or a typo.
+MAX_FUTURE_SECONDS: Final = 86400.0
 FIELDS: Final = ("reference", "kind", "report_id", "report_group_id", "labels", "submitted_at")
 
 
@@ -36,12 +39,12 @@ def _text(data: Mapping[str, object], name: str, *, required: bool = False) -> s
         return ""
     if not isinstance(value, str):
         raise FieldError(name, f"should be a string, got {_type_name(value)}")
+    if len(value) > MAX_TEXT:
+        raise FieldError(name, f"is longer than {MAX_TEXT} characters")
     value = value.strip()
     if required and not value:
         raise FieldError(name, "is empty")
-    if len(value) > MAX_TEXT:
-        raise FieldError(name, f"is longer than {MAX_TEXT} characters")
-    if any(ch.isspace() for ch in value) or any(ord(ch) < 32 for ch in value):
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in value):
         raise FieldError(name, "must not contain white space or control characters")
     return value
 
@@ -74,7 +77,7 @@ def _submitted_at(value: object, now: float) -> float | None:
     seconds = float(value)
     if not math.isfinite(seconds) or seconds < EARLIEST_SUBMITTED:
         raise FieldError("submitted_at", f"{value!r} is not a unix time in seconds")
-    if seconds > now + 86400:
+    if seconds > now + MAX_FUTURE_SECONDS:
         raise FieldError("submitted_at", f"{value!r} is more than a day in the future")
     return seconds
 
