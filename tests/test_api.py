@@ -255,6 +255,41 @@ def test_a_basic_auth_user_of_the_web_config_can_write(
     )
 
 
+def test_an_idle_api_only_exporter_probes_sigma_without_counting_errors(
+    sim: Simulator, exporter_process: Callable[..., ExporterProcess], tmp_path: Path
+) -> None:
+    """With no run held, each cycle checks a reference Sigma does not know: its 400 proves Sigma reachable
+    and our token good (sigma_up 1) and is not an error, so SigmaApiErrorRatioHigh stays quiet."""
+    token_file = tmp_path / "api-token"
+    token_file.write_text(TOKEN)
+    proc = exporter_process(
+        config_text(
+            sim.url,
+            api={"token_file": str(token_file)},
+            poll={"interval_seconds": 0.5},
+            sigma__timeout_seconds=0.4,
+        ),
+    )
+    proc.wait_ready()
+    status = "sigma_api_requests_total"
+
+    def probed() -> bool:
+        calls = select(proc.metrics(), status, action="REPORT_INSTANCE_STATUS_CHECK", code="400")
+        return sum(calls.values()) >= 3
+
+    wait_for(probed, 15, what="three probes")
+    text = proc.metrics()
+    assert select(text, "sigma_up") == {(): 1.0}
+    assert sum(select(text, "sigma_api_request_errors_total").values()) == 0
+    sim.stop_listening()
+    try:
+        wait_for(lambda: select(proc.metrics(), "sigma_up") == {(): 0.0}, 15, what="sigma_up 0")
+        errors = select(proc.metrics(), "sigma_api_request_errors_total", reason="connection")
+        assert sum(errors.values()) >= 1  # a probe that does not reach Sigma is an error
+    finally:
+        sim.start_listening()
+
+
 def test_a_config_with_nothing_to_watch_and_no_api_fails_loudly(
     sim: Simulator, exporter_process: Callable[..., ExporterProcess]
 ) -> None:

@@ -260,8 +260,17 @@ class Poller:
         return Outcome(ref, reply, None, checked_at, True)
 
     def _probe(self, budget: float) -> bool:
-        outcome = self._check(Reference(PROBE_REFERENCE, "report"), budget)
-        return outcome.reached
+        """Whether Sigma is reachable and takes our credentials, when no run is held to check."""
+        try:
+            self._client.probe(PROBE_REFERENCE, timeout=budget)
+        except FailureReplyError:
+            return True  # Sigma answered, with a FAILURE body
+        except SigmaError:
+            return False
+        except Exception:  # a bug, not Sigma
+            log.exception("probe failed unexpectedly")
+            return False
+        return True
 
     def _refresh_files(self) -> None:
         changed, errors = self._files.refresh()

@@ -35,6 +35,7 @@ from sigma_exporter.sigma.actions import (
     RUN_REPORT,
 )
 from sigma_exporter.sigma.errors import (
+    BadRequestError,
     ReplyTooLargeError,
     SigmaConnectionError,
     SigmaError,
@@ -181,6 +182,15 @@ class SigmaClient:
     def check_report(self, reference: str, timeout: float | None = None) -> ReportReply:
         return self._status_call(REPORT_CHECK, reference, parse_report_reply, timeout)
 
+    def probe(self, reference: str, timeout: float | None = None) -> None:
+        """A status check of a reference Sigma does not know, to learn that it is reachable and takes our
+        credentials when there is nothing else to check. Its expected answer (400, an unknown reference)
+        is counted as a request but not as an error; any other failure raises and is counted as usual."""
+        try:
+            self._status_call(REPORT_CHECK, reference, parse_report_reply, timeout, expected=BadRequestError)
+        except BadRequestError:
+            return
+
     def check_group(self, reference: str, timeout: float | None = None) -> GroupReply:
         return self._status_call(GROUP_CHECK, reference, parse_group_reply, timeout)
 
@@ -229,7 +239,12 @@ class SigmaClient:
         return token
 
     def _status_call(
-        self, action: str, reference: str, parse: Callable[[int, bytes], T], timeout: float | None
+        self,
+        action: str,
+        reference: str,
+        parse: Callable[[int, bytes], T],
+        timeout: float | None,
+        expected: type[SigmaError] | None = None,
     ) -> T:
         budget = (
             self._config.timeout_seconds if timeout is None else min(timeout, self._config.timeout_seconds)
@@ -238,7 +253,7 @@ class SigmaClient:
             token, generation = self._tokens.get(budget)
             params = {"action": action, "referenceNumber": reference, "accessToken": token}
             try:
-                return self._call(action, "report-status", params, parse, budget)
+                return self._call(action, "report-status", params, parse, budget, expected)
             except UnauthorizedError:
                 if attempt == 2 or not self._tokens.renewable:
                     raise
@@ -253,7 +268,9 @@ class SigmaClient:
         params: Mapping[str, object],
         parse: Callable[[int, bytes], T],
         timeout: float,
+        expected: type[SigmaError] | None = None,
     ) -> T:
+        """One call, observed: its latency and code, and its error reason unless it is the `expected` one."""
         start = time.perf_counter()
         code = "error"
         reason: str | None = None
@@ -262,7 +279,8 @@ class SigmaClient:
             code = str(status)
             return parse(status, body)
         except SigmaError as exc:
-            reason = exc.reason
+            if expected is None or not isinstance(exc, expected):
+                reason = exc.reason
             raise
         finally:
             self._observer.observe(action, code, time.perf_counter() - start, reason)
