@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, once, simulate, demo. Every option has an environment twin."""
+"""Command line: serve, check-config, once, simulate, demo, run-report, doctor. Every option has an environment twin."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from sigma_exporter.clioptions import (
 )
 from sigma_exporter.config.load import Config, ConfigError, load_config, watch_problem
 from sigma_exporter.demo import demo_banner, register_demo_run, write_demo_config
+from sigma_exporter.doctor_cli import doctor_command
 from sigma_exporter.logsetup import Redactor, setup_logging
 from sigma_exporter.runreport_cli import run_report_command
 from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references
@@ -344,3 +345,4 @@ def demo(listen: str, log_level: str, log_format: str) -> None:
 
 
 main.add_command(run_report_command)
+main.add_command(doctor_command)

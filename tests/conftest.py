@@ -43,6 +43,19 @@ def require_binary(name: str, *alternatives: str) -> str:
     pytest.skip(message)
 
 
+def run_command(
+    command: str, config: Path, *args: str, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """`sigma-exporter COMMAND --config.file CONFIG ARGS...` as a user runs it, its output captured."""
+    return subprocess.run(
+        [*EXPORTER, command, "--config.file", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

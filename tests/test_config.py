@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from sigma_exporter.config.load import ConfigError, load_config, parse_config
-from tests.conftest import EXPORTER
+from tests.conftest import EXPORTER, run_command
 
 GOOD: dict[str, Any] = {
     "sigma": {
@@ -172,13 +172,7 @@ def test_yaml_errors_name_the_line(tmp_path: Path) -> None:
 
 
 def run_check(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*EXPORTER, "check-config", "--config.file", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run_command("check-config", config, *args)
 
 
 def test_check_config_command(tmp_path: Path) -> None:

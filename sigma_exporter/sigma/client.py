@@ -75,6 +75,15 @@ TOKEN_FAILURE_HOLD_SECONDS: Final = 2.0
 T = TypeVar("T")
 
 
+class ExchangeHook(Protocol):
+    """Sees every exchange with Sigma that got an HTTP reply: the action, the parameters sent (secrets
+    included: a hook that keeps them must redact them), the reply's status, headers and body."""
+
+    def __call__(
+        self, action: str, params: Mapping[str, object], status: int, headers: Mapping[str, str], body: bytes
+    ) -> None: ...
+
+
 class CallObserver(Protocol):
     def observe(self, action: str, code: str, seconds: float, error_reason: str | None) -> None: ...
 
@@ -152,10 +161,12 @@ class SigmaClient:
         *,
         pool_size: int = 8,
         on_secret: Callable[[str], None] | None = None,
+        on_exchange: ExchangeHook | None = None,
     ) -> None:
         self._config = config
         self._observer = observer
         self._on_secret = on_secret
+        self._on_exchange = on_exchange
         self._base = config.url.rstrip("/")
         parts = urlsplit(config.url)
         self._where = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
@@ -190,6 +201,17 @@ class SigmaClient:
             self._status_call(REPORT_CHECK, reference, parse_report_reply, timeout, expected=BadRequestError)
         except BadRequestError:
             return
+
+    def authenticate(self, timeout: float | None = None) -> bool:
+        """Obtain an access token now (GENERATE_TOKEN with the configured credentials). False, without a
+        call, when the auth is a fixed token."""
+        if not self._tokens.renewable:
+            return False
+        budget = (
+            self._config.timeout_seconds if timeout is None else min(timeout, self._config.timeout_seconds)
+        )
+        self._tokens.get(budget)
+        return True
 
     def check_group(self, reference: str, timeout: float | None = None) -> GroupReply:
         return self._status_call(GROUP_CHECK, reference, parse_group_reply, timeout)
@@ -331,6 +353,8 @@ class SigmaClient:
             try:
                 data = self._read_capped(response, deadline, where)
                 done = True
+                if self._on_exchange is not None:
+                    self._on_exchange(action, params, response.status, dict(response.headers), data)
                 return response.status, data
             finally:
                 if not done:

@@ -97,7 +97,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _params(self) -> dict[str, str]:
-        """Parameters from a JSON body first, then a form body, then the query string."""
+        """Parameters from a JSON body first, then a form body, then the query string; a scenario's
+        `params_accepted` makes this Sigma read only the body or only the query string."""
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         params: dict[str, str] = {}
@@ -112,8 +113,12 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             except json.JSONDecodeError:
                 params = dict(parse_qsl(text))
                 source = "form"
-        for key, value in parse_qsl(urlsplit(self.path).query):
-            params.setdefault(key, value)
+        accepted = self.server.state.scenario.params_accepted
+        if accepted == "query":
+            params = {}
+        if accepted != "body":
+            for key, value in parse_qsl(urlsplit(self.path).query):
+                params.setdefault(key, value)
         with self.server.state.lock:
             self.server.state.param_sources[source] += 1
         return params

@@ -1,6 +1,7 @@
 """Scenario files for the simulator: credentials, runs with status timelines, and faults.
 
 token_ttl_seconds: 3600
+params_accepted: both                   # body | query | both: where this Sigma reads a call's parameters
 credentials:
   apikey: [{client_id: 8HIG1002H6, client_token: secret}]
   basic: [{username: sigma, password: secret}]
@@ -126,6 +127,7 @@ class Scenario:
     runs: tuple[RunSpec, ...] = ()
     credentials: Credentials = field(default_factory=Credentials)
     token_ttl_seconds: float = 3600.0
+    params_accepted: str = "both"  # body | query | both (a real Sigma may read only one of them)
     definitions_reports: tuple[tuple[str, ReportSpec], ...] = ()
     definitions_groups: tuple[tuple[str, tuple[ReportSpec, ...]], ...] = ()
     faults: Faults = field(default_factory=Faults)
@@ -309,6 +311,7 @@ def parse_scenario(data: object, source: str = "scenario") -> Scenario:
         runs=tuple(runs),
         credentials=credentials,
         token_ttl_seconds=top.number("token_ttl_seconds", 3600.0, minimum=0.01),
+        params_accepted=top.choice("params_accepted", "both", ("body", "query", "both")),
         definitions_reports=reports,
         definitions_groups=tuple(groups),
         faults=parse_faults(top.get("faults"), "faults", source),

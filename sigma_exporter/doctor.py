@@ -1,0 +1,401 @@
+"""`sigma-exporter doctor`: meet a real Sigma with the user's own config, one step at a time, and say
+for each step ok, warning or failed and what to do. Steps: connect (DNS, TCP, TLS), token, where the
+parameters go (body or query), each given reference (and the quirks of its reply), latency (with suggested
+settings), and optionally one run of a harmless report. The text is redacted of every configured secret
+and of the access tokens Sigma hands out."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import ssl
+import statistics
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Final
+from urllib.parse import urlsplit
+
+from sigma_exporter.config.load import Config
+from sigma_exporter.sigma.client import SigmaClient
+from sigma_exporter.sigma.errors import BadRequestError, SigmaError, UnauthorizedError
+from sigma_exporter.sigma.replies import DOCUMENTED_STATUSES, FINAL_STATUSES
+from sigma_exporter.sigma.stats import ApiStats
+
+OK: Final = "ok"
+WARNING: Final = "warning"
+FAILED: Final = "failed"
+PROBE_REFERENCE: Final = "sigma-exporter-doctor-probe"
+PARAM_PLACES: Final = ("body", "query")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    result: str  # OK | WARNING | FAILED
+    detail: str
+    hint: str = ""
+
+
+@dataclass
+class Exchange:
+    action: str
+    status: int
+    body: bytes
+
+
+@dataclass
+class Recorder:
+    """Every exchange a doctor's client had, and the access tokens Sigma handed out (to redact them)."""
+
+    exchanges: list[Exchange] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+
+    def __call__(
+        self, action: str, params: Mapping[str, object], status: int, headers: Mapping[str, str], body: bytes
+    ) -> None:
+        self.exchanges.append(Exchange(action, status, body))
+
+
+@dataclass(frozen=True)
+class Plan:
+    references: tuple[str, ...] = ()
+    run_report_id: str | None = None
+    run_timeout: float = 600.0
+    run_interval: float = 2.0
+
+
+def _client(config: Config, recorder: Recorder, params_in: str | None = None) -> tuple[SigmaClient, ApiStats]:
+    sigma = config.sigma if params_in is None else replace(config.sigma, params_in=params_in)
+    stats = ApiStats()
+    return SigmaClient(
+        sigma, stats, pool_size=1, on_secret=recorder.secrets.append, on_exchange=recorder
+    ), stats
+
+
+def _timed(call: Callable[[], object]) -> tuple[float, BaseException | None]:
+    start = time.perf_counter()
+    try:
+        call()
+    except (SigmaError, OSError) as exc:
+        return time.perf_counter() - start, exc
+    return time.perf_counter() - start, None
+
+
+# -- connect ---------------------------------------------------------------------------------------------
+def _tls_problem(exc: ssl.SSLCertVerificationError, host: str) -> tuple[str, str]:
+    code, message = exc.verify_code, str(exc.verify_message)
+    if code == 10:
+        return "the server's certificate has expired", "renew Sigma's certificate"
+    if code == 62 or "hostname" in message.lower():
+        return (
+            f"the certificate is not valid for {host!r}",
+            "use the host name the certificate names in sigma.url, or have it reissued for this name",
+        )
+    if code in (18, 19, 20, 21):
+        return (
+            "the certificate is signed by an unknown CA",
+            "set sigma.tls.ca_file to the CA that signed it (insecure_skip_verify only to try)",
+        )
+    return f"certificate verification failed ({message})", "check sigma.tls.ca_file"
+
+
+def check_connect(config: Config) -> Step:
+    parts = urlsplit(config.sigma.url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    timeout = config.sigma.timeout_seconds
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return Step(
+            "connect", FAILED, f"cannot resolve {host!r}: {exc.strerror}", "check the host in sigma.url"
+        )
+    start = time.perf_counter()
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError:
+        return Step(
+            "connect",
+            FAILED,
+            f"{host}:{port} refused the connection",
+            "is Sigma listening there? check sigma.url",
+        )
+    except OSError as exc:
+        what = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        return Step("connect", FAILED, f"{host}:{port}: {what}", "check the network path (firewall, proxy)")
+    connect_ms = (time.perf_counter() - start) * 1000
+    where = f"{host}:{port} ({addresses[0][4][0]}) in {connect_ms:.1f} ms"
+    with sock:
+        if parts.scheme != "https":
+            return Step("connect", OK, f"{where}, plain HTTP", "")
+        context = ssl.create_default_context(cafile=config.sigma.tls.ca_file)
+        if config.sigma.tls.insecure_skip_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        try:
+            with context.wrap_socket(sock, server_hostname=host) as tls:
+                version = tls.version()
+        except ssl.SSLCertVerificationError as exc:
+            problem, hint = _tls_problem(exc, host)
+            return Step("connect", FAILED, f"{where}; TLS: {problem}", hint)
+        except (ssl.SSLError, OSError) as exc:
+            return Step(
+                "connect", FAILED, f"{where}; TLS handshake failed ({type(exc).__name__})", "is it HTTPS?"
+            )
+    if config.sigma.tls.insecure_skip_verify:
+        return Step(
+            "connect", WARNING, f"{where}, {version}, certificate NOT verified", "drop insecure_skip_verify"
+        )
+    return Step("connect", OK, f"{where}, {version}, certificate verified", "")
+
+
+# -- token and parameters --------------------------------------------------------------------------------
+def check_token(config: Config, recorder: Recorder) -> Step:
+    client, _ = _client(config, recorder)
+    try:
+        seconds, error = _timed(client.authenticate)
+    finally:
+        client.close()
+    auth = config.sigma.auth.type
+    if isinstance(error, UnauthorizedError):
+        return Step("token", FAILED, f"Sigma refused the {auth} credentials (401)", "check sigma.auth")
+    if error is not None:
+        configured = config.sigma.params_in
+        other = next(place for place in PARAM_PLACES if place != configured)
+        retry, _ = _client(config, recorder, other)
+        try:
+            _, again = _timed(retry.authenticate)
+        finally:
+            retry.close()
+        if again is None:
+            return Step(
+                "token",
+                FAILED,
+                f"GENERATE_TOKEN with params in the {configured} failed ({error}); in the {other} it works",
+                f"set sigma.params_in: {other}",
+            )
+        return Step("token", FAILED, f"GENERATE_TOKEN failed: {error}", "check sigma.url and sigma.auth")
+    if not recorder.secrets:
+        return Step("token", OK, f"fixed token ({auth}): nothing to generate", "")
+    return Step(
+        "token", OK, f"GENERATE_TOKEN with {auth} credentials answered in {seconds * 1000:.0f} ms", ""
+    )
+
+
+def _accepts(config: Config, recorder: Recorder, place: str, reference: str | None) -> bool:
+    """Whether Sigma reads parameters sent in `place`: it hands out a token, then answers a status call
+    (for a reference it knows, or, without one, the probe's "unknown reference")."""
+    client, _ = _client(config, recorder, place)
+    try:
+        client.authenticate()
+        if reference is None:
+            client.probe(PROBE_REFERENCE)
+        else:
+            client.check_report(reference)
+    except SigmaError:
+        return False
+    finally:
+        client.close()
+    return True
+
+
+def check_params(config: Config, recorder: Recorder, reference: str | None) -> tuple[Step, str]:
+    """The step, and the place the later steps use: the configured one, or else one Sigma accepts."""
+    accepted = [place for place in PARAM_PLACES if _accepts(config, recorder, place, reference)]
+    configured = config.sigma.params_in
+    said = ", ".join(f"{p}: {'accepted' if p in accepted else 'refused'}" for p in PARAM_PLACES)
+    detail = f"{said} (configured: params_in: {configured})"
+    if configured in accepted:
+        return Step("params", OK, detail, ""), configured
+    if accepted:
+        return Step("params", FAILED, detail, f"set sigma.params_in: {accepted[0]}"), accepted[0]
+    hint = "Sigma took the parameters neither way: see the token step" + (
+        f" (or is {reference} unknown to it?)" if reference else ""
+    )
+    return Step("params", FAILED, detail, hint), configured
+
+
+# -- references and their quirks -------------------------------------------------------------------------
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _statuses(value: object) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reportStatus" and isinstance(item, str):
+                yield item.strip()
+            else:
+                yield from _statuses(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _statuses(item)
+
+
+def quirks(status: int, body: bytes) -> list[str]:
+    """What a status reply shows of the quirks the exporter tolerates (shared/sigma-api.md). Pure."""
+    found = []
+    if status == 204 or not body.strip():
+        return ["204 (no status yet)"]
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return ["not JSON"]
+    header = document.get("headerMap") if isinstance(document, dict) else None
+    if not isinstance(header, dict):
+        return ["no headerMap"]
+    if any(text != text.strip() for text in _strings(document)):
+        found.append("stray spaces")
+    code = header.get("statusCode")
+    if isinstance(code, str):
+        found.append("string codes")
+    if str(code).strip() == "204":
+        found.append("204 in the body (no status yet)")
+    elif code is not None and str(code).strip() != str(status):
+        found.append(f"statusCode {str(code).strip()} under HTTP {status}")
+    undocumented = sorted(set(_statuses(document)) - set(DOCUMENTED_STATUSES))
+    if undocumented:
+        found.append("undocumented status " + ", ".join(undocumented))
+    return found
+
+
+def check_reference(config: Config, recorder: Recorder, reference: str, place: str) -> Step:
+    client, _ = _client(config, recorder, place)
+    seen = len(recorder.exchanges)
+    name = f"reference {reference}"
+    try:
+        reply = client.check_report(reference)
+        detail = "PENDING (no status yet)" if reply.pending else f"{reply.report.status}"
+        if reply.report.report_id:
+            detail += f" (report {reply.report.report_id})"
+    except BadRequestError as exc:
+        return Step(name, FAILED, f"Sigma does not know it ({exc.reason})", "check the reference number")
+    except SigmaError as exc:
+        return Step(name, FAILED, str(exc), "")
+    finally:
+        client.close()
+    odd = [
+        q for e in recorder.exchanges[seen:] if e.action != "GENERATE_TOKEN" for q in quirks(e.status, e.body)
+    ]
+    return Step(name, OK, detail + (f"; quirks: {', '.join(odd)}" if odd else "; no quirks"), "")
+
+
+# -- latency and settings --------------------------------------------------------------------------------
+def check_latency(config: Config, seconds: Sequence[float]) -> Step:
+    if not seconds:
+        return Step("latency", WARNING, "no status call was answered", "")
+    slowest, median = max(seconds), statistics.median(seconds)
+    held = max(1, len(config.references.references))
+    interval = config.poll.interval_seconds
+    timeout = max(2.0, math.ceil(slowest * 5))
+    concurrency = max(1, math.ceil(held * median / (interval / 2)))
+    detail = (
+        f"status calls: median {median * 1000:.0f} ms, slowest {slowest * 1000:.0f} ms over {len(seconds)}; "
+        f"suggested timeout_seconds >= {timeout:g}, poll.concurrency >= {concurrency} "
+        f"for {held} reference(s) every {interval:g} s"
+    )
+    problems = []
+    if config.sigma.timeout_seconds < slowest * 3:
+        problems.append(
+            f"sigma.timeout_seconds {config.sigma.timeout_seconds:g} is close to the slowest call"
+        )
+    if config.poll.concurrency < concurrency:
+        problems.append(f"poll.concurrency {config.poll.concurrency} cannot check them all in time")
+    if problems:
+        return Step("latency", WARNING, detail, "; ".join(problems))
+    return Step("latency", OK, detail, "")
+
+
+def check_run(config: Config, recorder: Recorder, plan: Plan) -> Step:
+    assert plan.run_report_id is not None
+    client, _ = _client(config, recorder)
+    name = f"run {plan.run_report_id}"
+    try:
+        started = time.monotonic()
+        reference = client.start_run("report", plan.run_report_id)
+        while time.monotonic() - started < plan.run_timeout:
+            reply = client.check_report(reference)
+            if not reply.pending and reply.report.status in FINAL_STATUSES:
+                took = time.monotonic() - started
+                result = (
+                    OK if reply.report.status in ("PUBLISHED", "NOTIFIED", "NO_DATA_AVAILABLE") else WARNING
+                )
+                return Step(name, result, f"{reference}: {reply.report.status} after {took:.1f} s", "")
+            time.sleep(plan.run_interval)
+    except SigmaError as exc:
+        return Step(name, FAILED, f"could not start or follow the run: {exc}", "check the report id")
+    finally:
+        client.close()
+    return Step(name, FAILED, f"{reference}: no final status within {plan.run_timeout:g} s", "")
+
+
+# -- the whole visit -------------------------------------------------------------------------------------
+def examine(config: Config, plan: Plan, recorder: Recorder | None = None) -> list[Step]:
+    recorder = recorder or Recorder()
+    steps = [check_connect(config)]
+    if steps[-1].result == FAILED:
+        return steps
+    steps.append(check_token(config, recorder))
+    if "(401)" in steps[-1].detail:
+        return steps  # nothing further can authenticate
+    references = (
+        plan.references or tuple(r.reference for r in config.references.references if r.kind == "report")[:3]
+    )
+    params, place = check_params(config, recorder, references[0] if references else None)
+    steps.append(params)
+    for reference in references:
+        steps.append(check_reference(config, recorder, reference, place))
+    timings = _status_timings(config, recorder, references, place)
+    steps.append(check_latency(config, timings))
+    if plan.run_report_id:
+        steps.append(check_run(config, recorder, plan))
+    return steps
+
+
+def _status_timings(config: Config, recorder: Recorder, references: Sequence[str], place: str) -> list[float]:
+    client, _ = _client(config, recorder, place)
+    timings: list[float] = []
+    try:
+        try:
+            client.authenticate()
+        except SigmaError:
+            return timings
+        for reference in [*references, PROBE_REFERENCE] * 3:
+            start = time.perf_counter()
+            try:
+                client.check_report(reference)
+            except BadRequestError:
+                pass  # the probe's expected answer: it still measures a round trip
+            except SigmaError:
+                continue
+            timings.append(time.perf_counter() - start)
+    finally:
+        client.close()
+    return timings
+
+
+def render(steps: Sequence[Step], redact: Callable[[str], str]) -> str:
+    """One line per step, `[ ok ]`, `[warn]` or `[FAIL]`, with what to do under it. Pure."""
+    marks = {OK: "[ ok ]", WARNING: "[warn]", FAILED: "[FAIL]"}
+    width = max(len(step.name) for step in steps)
+    lines = []
+    for step in steps:
+        lines.append(f"{marks[step.result]} {step.name.ljust(width)}  {redact(step.detail)}")
+        if step.hint:
+            lines.append(f"{' ' * 7}{' ' * width}  -> {redact(step.hint)}")
+    failed = sum(step.result == FAILED for step in steps)
+    warned = sum(step.result == WARNING for step in steps)
+    verdict = (
+        "the exporter would work as configured" if not failed else "the exporter would NOT work as configured"
+    )
+    lines.append(f"{len(steps)} steps: {failed} failed, {warned} warnings: {verdict}.")
+    return "\n".join(lines) + "\n"

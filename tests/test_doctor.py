@@ -1,0 +1,143 @@
+"""`sigma-exporter doctor` as a user runs it: a real CLI process against the simulator, healthy and broken
+(refused, 401, a query-only and a body-only Sigma, slow), with a canary secret that must never be printed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sigma_exporter.doctor import quirks
+from sigma_exporter.simulator import Simulator
+from tests.conftest import CLIENT_TOKEN, config_text, free_port, run_command, scenario_from
+
+CANARY = "doctor-canary-secret-5a1b2c3d4e"
+SCENARIO = f"""
+credentials:
+  apikey: [{{client_id: 8HIG1002H6, client_token: {CLIENT_TOKEN}}}, {{client_id: canary, client_token: {CANARY}}}]
+reports:
+  - {{reference: ref-ok, report_id: rpt-ok, report_name: LoanBook, timeline: [NOTIFIED]}}
+definitions:
+  reports:
+    rpt-canary: {{report_name: Canary, timeline: [{{status: GENERATED, seconds: 1}}, {{status: PUBLISHED}}]}}
+"""
+
+
+def doctor(
+    tmp_path: Path, url: str, *args: str, client_token: str = CANARY, **config: Any
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "sigma.yml"
+    body = config_text(url, reports=["ref-ok"], **config)
+    body = body.replace("client_id: 8HIG1002H6", "client_id: canary").replace(CLIENT_TOKEN, client_token)
+    path.write_text(body)
+    return run_command("doctor", path, *args, timeout=120)
+
+
+def lines(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """Step name -> its mark ("ok", "warn", "FAIL")."""
+    found = {}
+    for line in done.stdout.splitlines():
+        match = re.match(r"\[(ok|warn|FAIL) ?\] (\S+(?: \S+)?)\s{2}", line.replace("[ ok ]", "[ok]"))
+        if match:
+            found[match.group(2).strip()] = match.group(1)
+    return found
+
+
+def assert_no_secret(done: subprocess.CompletedProcess[str]) -> None:
+    assert CANARY not in done.stdout + done.stderr
+    assert "accessToken" not in done.stdout
+
+
+def test_a_healthy_sigma_passes_every_step_and_the_run_ends(tmp_path: Path) -> None:
+    with Simulator(scenario_from(SCENARIO)) as sim:
+        done = doctor(tmp_path, sim.url, "--report-id", "rpt-canary", "--run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lines(done) == {
+        "connect": "ok",
+        "token": "ok",
+        "params": "ok",
+        "reference ref-ok": "ok",
+        "latency": "ok",
+        "run rpt-canary": "ok",
+    }, done.stdout
+    assert "body: accepted, query: accepted" in done.stdout
+    assert re.search(r"NOTIFIED \(report rpt-ok\); quirks: stray spaces, string codes", done.stdout)
+    assert re.search(r"run rpt-canary\s+sim\S+: PUBLISHED after \d+\.\d s", done.stdout)
+    assert done.stdout.endswith("6 steps: 0 failed, 0 warnings: the exporter would work as configured.\n")
+    assert_no_secret(done)
+
+
+def test_a_refused_connection_fails_at_the_first_step(tmp_path: Path) -> None:
+    done = doctor(tmp_path, f"http://127.0.0.1:{free_port()}/sigma/rest/reports")
+    assert done.returncode == 1
+    assert lines(done) == {"connect": "FAIL"}
+    assert "refused the connection" in done.stdout and "check sigma.url" in done.stdout
+    assert_no_secret(done)
+
+
+def test_wrong_credentials_fail_at_the_token_with_401(tmp_path: Path) -> None:
+    with Simulator(scenario_from(SCENARIO)) as sim:
+        done = doctor(tmp_path, sim.url, client_token="not-" + CANARY)
+    assert done.returncode == 1
+    assert lines(done) == {"connect": "ok", "token": "FAIL"}, done.stdout
+    assert "(401)" in done.stdout and "check sigma.auth" in done.stdout
+    assert "not-" + CANARY not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("accepted", "configured"), [("query", "body"), ("body", "query")])
+def test_a_sigma_that_reads_only_one_place_says_which(tmp_path: Path, accepted: str, configured: str) -> None:
+    with Simulator(scenario_from(f"params_accepted: {accepted}\n" + SCENARIO)) as sim:
+        done = doctor(tmp_path, sim.url, sigma__params_in=configured)
+        fixed = doctor(tmp_path, sim.url, sigma__params_in=accepted)
+    assert done.returncode == 1
+    marks = lines(done)
+    assert marks["token"] == "FAIL" and marks["params"] == "FAIL", done.stdout
+    assert f"{configured}: refused" in done.stdout and f"{accepted}: accepted" in done.stdout
+    assert done.stdout.count(f"-> set sigma.params_in: {accepted}") == 2
+    assert marks["reference ref-ok"] == "ok"  # checked the way that works
+    assert fixed.returncode == 0, fixed.stdout
+    assert_no_secret(done)
+
+
+def test_a_slow_sigma_is_a_warning_with_suggested_settings(tmp_path: Path) -> None:
+    with Simulator(scenario_from("faults: {latency_seconds: 0.3}\n" + SCENARIO)) as sim:
+        done = doctor(tmp_path, sim.url, sigma__timeout_seconds=0.8)
+    assert done.returncode == 0, done.stdout  # it works, if narrowly
+    assert lines(done)["latency"] == "warn"
+    match = re.search(
+        r"median (\d+) ms, slowest (\d+) ms over \d+; suggested timeout_seconds >= (\d+)", done.stdout
+    )
+    assert match and int(match.group(1)) >= 300 and int(match.group(3)) >= 2, done.stdout
+    assert "sigma.timeout_seconds 0.8 is close to the slowest call" in done.stdout
+
+
+def test_bad_options_exit_64(tmp_path: Path) -> None:
+    done = doctor(tmp_path, "http://127.0.0.1:9/sigma/rest/reports", "--run")
+    assert done.returncode == 64 and "--run needs --report-id" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (204, b"", ["204 (no status yet)"]),
+        (200, b'{"headerMap": {"statusCode": 200, "reportStatus": "PUBLISHED"}}', []),
+        (
+            200,
+            b'{"headerMap": {"statusCode": "200 ", "reportStatus": " PUBLISHED"}}',
+            ["stray spaces", "string codes"],
+        ),
+        (200, b'{"headerMap": {"statusCode": "204"}}', ["string codes", "204 in the body (no status yet)"]),
+        (200, b'{"headerMap": {"statusCode": 500}}', ["statusCode 500 under HTTP 200"]),
+        (
+            200,
+            b'{"headerMap": {"statusCode": 200, "reportStatus": "ARCHIVED"}}',
+            ["undocumented status ARCHIVED"],
+        ),
+        (200, b"<html>", ["not JSON"]),
+    ],
+)
+def test_quirks_of_a_reply(status: int, body: bytes, expected: list[str]) -> None:
+    assert quirks(status, body) == expected
