@@ -88,7 +88,7 @@ def _tls_problem(exc: ssl.SSLCertVerificationError, host: str) -> tuple[str, str
     code, message = exc.verify_code, str(exc.verify_message)
     if code == 10:
         return "the server's certificate has expired", "renew Sigma's certificate"
-    if code == 62 or "hostname" in message.lower():
+    if code in (62, 64) or "mismatch" in message.lower():  # host name, IP address
         return (
             f"the certificate is not valid for {host!r}",
             "use the host name the certificate names in sigma.url, or have it reissued for this name",

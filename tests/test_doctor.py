@@ -1,9 +1,11 @@
 """`sigma-exporter doctor` as a user runs it: a real CLI process against the simulator, healthy and broken
-(refused, 401, a query-only and a body-only Sigma, slow), with a canary secret that must never be printed."""
+(refused, 401, a query-only and a body-only Sigma, slow, TLS for the wrong name or from an unknown CA),
+with a canary secret that must never be printed."""
 
 from __future__ import annotations
 
 import re
+import ssl
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from sigma_exporter.doctor import quirks
 from sigma_exporter.simulator import Simulator
 from tests.conftest import CLIENT_TOKEN, config_text, free_port, run_command, scenario_from
+from tests.test_webconfig import Issued, issue, make_ca
 
 CANARY = "doctor-canary-secret-5a1b2c3d4e"
 SCENARIO = f"""
@@ -141,3 +144,34 @@ def test_bad_options_exit_64(tmp_path: Path) -> None:
 )
 def test_quirks_of_a_reply(status: int, body: bytes, expected: list[str]) -> None:
     assert quirks(status, body) == expected
+
+
+def _tls_simulator(tmp_path: Path, issued: Issued) -> Simulator:
+    (tmp_path / "sim.crt").write_bytes(issued.cert_pem)
+    (tmp_path / "sim.key").write_bytes(issued.key_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "sim.crt", tmp_path / "sim.key")
+    return Simulator(scenario_from(SCENARIO), tls=context)
+
+
+@pytest.mark.parametrize(
+    ("names", "trusted", "mark", "said"),
+    [
+        ({"dns": ("localhost",), "ips": ("127.0.0.1",)}, True, "ok", "certificate verified"),
+        ({"dns": ("sigma.example.com",)}, True, "FAIL", "the certificate is not valid for '127.0.0.1'"),
+        ({"dns": ("localhost",), "ips": ("127.0.0.1",)}, False, "FAIL", "signed by an unknown CA"),
+    ],
+    ids=["verified", "wrong-name", "unknown-ca"],
+)
+def test_tls_verifies_or_says_why_not(
+    tmp_path: Path, names: dict[str, tuple[str, ...]], trusted: bool, mark: str, said: str
+) -> None:
+    ca = make_ca("doctor test CA")
+    (tmp_path / "ca.crt").write_bytes((ca if trusted else make_ca("another CA")).cert_pem)
+    with _tls_simulator(tmp_path, issue(ca, "sigma", **names)).start() as sim:  # type: ignore[arg-type]
+        assert sim.url.startswith("https://")
+        done = doctor(tmp_path, sim.url, sigma__tls={"ca_file": str(tmp_path / "ca.crt")})
+    assert lines(done)["connect"] == mark, done.stdout
+    assert said in done.stdout
+    assert done.returncode == (0 if mark == "ok" else 1)
+    assert_no_secret(done)

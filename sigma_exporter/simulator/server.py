@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import sys
 import threading
 from http.server import ThreadingHTTPServer
@@ -63,16 +64,20 @@ class Simulator:
     """Runs the simulator in a background thread. `stop_listening()` makes Sigma unreachable (connections
     refused) until `start_listening()`, on the same port."""
 
-    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.state = SimulatorState(scenario)
         self.host = host
         self._server: SimulatorHTTPServer | None = SimulatorHTTPServer((host, port), self.state)
         self.port = self._server.server_address[1]
+        self._tls = tls
+        self._wrap()
         self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -104,7 +109,13 @@ class Simulator:
 
     def start_listening(self) -> None:
         self._server = SimulatorHTTPServer((self.host, self.port), self.state)
+        self._wrap()
         self.start()
+
+    def _wrap(self) -> None:
+        """HTTPS when given a context: a failed handshake is an accept() error, which socketserver drops."""
+        if self._tls is not None and self._server is not None:
+            self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True)
 
     def __enter__(self) -> Simulator:
         return self.start()
