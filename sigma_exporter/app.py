@@ -20,6 +20,7 @@ from sigma_exporter.runs.registry import Registry
 from sigma_exporter.runs.schedules import Scheduler
 from sigma_exporter.runs.store import StateStore, StoreError, open_store
 from sigma_exporter.runs.store.writer import StateWriter
+from sigma_exporter.sigma.client import ExchangeHook
 from sigma_exporter.sigma.stats import ApiStats
 from sigma_exporter.web.api.handlers import Api
 from sigma_exporter.web.routes import HEALTH_PATHS, FileReload, Routes
@@ -65,6 +66,7 @@ def build_core(
     client_factory: ClientFactory | None = None,
     storage_path: str | None = None,
     state: StateStore | None = None,
+    on_exchange: ExchangeHook | None = None,
 ) -> Core:
     """Raises ConfigError when a reference file named by the config is invalid or the state store cannot
     be opened (`state.url`)."""
@@ -102,6 +104,7 @@ def build_core(
         loaded=loaded,
         client_factory=client_factory,
         on_secret=on_secret,
+        on_exchange=on_exchange,
     )
     registry.start()
 
@@ -242,6 +245,7 @@ def build_exporter(
     open_health: bool = False,
     limits: Limits | None = None,
     storage_path: str | None = None,
+    on_exchange: ExchangeHook | None = None,
 ) -> Exporter:
     """Raises ConfigError (a bad reference file, web config or state store) or OSError (cannot listen)."""
     core = build_core(
@@ -250,6 +254,7 @@ def build_exporter(
         shard_count=shard_count,
         on_secret=on_secret,
         storage_path=storage_path,
+        on_exchange=on_exchange,
     )
     return Exporter(config_file, core, address, on_secret, web_config_file, open_health, limits or Limits())
 

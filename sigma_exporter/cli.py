@@ -18,7 +18,9 @@ from sigma_exporter.app import build_core, build_exporter, run_until_signalled
 from sigma_exporter.clioptions import (
     DEFAULT_LISTEN,
     config_option,
+    make_recording,
     option,
+    record_options,
     shard_count_option,
     shard_index_option,
     with_logging,
@@ -30,6 +32,7 @@ from sigma_exporter.logsetup import Redactor, setup_logging
 from sigma_exporter.runreport_cli import run_report_command
 from sigma_exporter.runs.references import ReferenceFiles, in_shard, merge_references
 from sigma_exporter.runs.store.memory import MemoryStore
+from sigma_exporter.sigma.client import ExchangeHook
 from sigma_exporter.web.listen import ListenAddressError, parse_listen_address
 from sigma_exporter.web.server import Limits
 from sigma_exporter.web.webconfig import parse_go_duration, validate_web_config_file
@@ -91,6 +94,7 @@ def serve_until_stopped(
     limits: Limits | None = None,
     ready: Callable[[str], None] | None = None,
     storage_path: str | None = None,
+    on_exchange: ExchangeHook | None = None,
 ) -> None:
     try:
         address = parse_listen_address(listen)
@@ -109,6 +113,7 @@ def serve_until_stopped(
             open_health=open_health,
             limits=limits,
             storage_path=storage_path,
+            on_exchange=on_exchange,
         )
     except ConfigError as exc:
         fail(str(exc))
@@ -183,6 +188,7 @@ def main() -> None:
 )
 @shard_index_option
 @shard_count_option
+@record_options
 @with_logging
 def serve(
     config_file: str,
@@ -195,6 +201,9 @@ def serve(
     storage_path: str | None,
     shard_index: int,
     shard_count: int,
+    record_dir: str | None,
+    record_pseudonymize: bool,
+    record_redact: tuple[str, ...],
     log_level: str,
     log_format: str,
 ) -> None:
@@ -204,6 +213,7 @@ def serve(
     setup_logging(log_level, log_format, redactor)
     check_shard(shard_index, shard_count)
     config = load_or_fail(config_file, redactor)
+    recording = make_recording(record_dir, record_pseudonymize, record_redact, redactor.redact)
     serve_until_stopped(
         config,
         config_file,
@@ -215,6 +225,7 @@ def serve(
         open_health=open_health,
         limits=Limits(read_timeout=read_timeout, idle_timeout=idle_timeout, max_connections=max_connections),
         storage_path=storage_path,
+        on_exchange=recording,
     )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final
 
 import click
 
 from sigma_exporter.logsetup import FORMATS, LEVELS
+from sigma_exporter.sigma.recording import Recording, Scrubber
 
 ENV_PREFIX: Final = "SIGMA_EXPORTER_"
 DEFAULT_CONFIG: Final = "/etc/sigma-exporter/config.yml"
@@ -67,3 +70,51 @@ def with_logging(func: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed(log_options):
         func = decorator(func)
     return func
+
+
+def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--record DIR, --record.pseudonymize and --record.redact: exchanges with Sigma as redacted fixtures."""
+    for decorator in reversed(
+        (
+            option(
+                "--record",
+                "record_dir",
+                default=None,
+                type=click.Path(file_okay=False),
+                help="Write every exchange with Sigma into this directory as a redacted fixture file (for a "
+                "bug report; tokens, passwords, client tokens, cookies and configured secrets become <secret>).",
+            ),
+            option(
+                "--record.pseudonymize",
+                "record_pseudonymize",
+                is_flag=True,
+                default=False,
+                help="With --record: replace reference numbers and report ids by stable pseudonyms.",
+            ),
+            option(
+                "--record.redact",
+                "record_redact",
+                multiple=True,
+                help="With --record: a regular expression whose matches also become <secret> (repeatable).",
+            ),
+        )
+    ):
+        command = decorator(command)
+    return command
+
+
+def make_recording(
+    record_dir: str | None, pseudonymize: bool, patterns: tuple[str, ...], redact: Callable[[str], str]
+) -> Recording | None:
+    """The --record hook, or None without --record. Raises click.BadParameter for a bad pattern."""
+    if record_dir is None:
+        if pseudonymize or patterns:
+            raise click.BadParameter(
+                "goes with --record DIR", param_hint="--record.pseudonymize/--record.redact"
+            )
+        return None
+    try:
+        compiled = [re.compile(pattern) for pattern in patterns]
+    except re.error as exc:
+        raise click.BadParameter(f"not a regular expression: {exc}", param_hint="--record.redact") from None
+    return Recording(Path(record_dir), Scrubber(redact, compiled, pseudonymize=pseudonymize))

@@ -18,7 +18,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from sigma_exporter.config.load import Config
-from sigma_exporter.sigma.client import SigmaClient
+from sigma_exporter.sigma.client import ExchangeHook, SigmaClient
 from sigma_exporter.sigma.errors import BadRequestError, SigmaError, UnauthorizedError
 from sigma_exporter.sigma.replies import DOCUMENTED_STATUSES, FINAL_STATUSES
 from sigma_exporter.sigma.stats import ApiStats
@@ -51,11 +51,14 @@ class Recorder:
 
     exchanges: list[Exchange] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
+    forward: ExchangeHook | None = None  # --record
 
     def __call__(
         self, action: str, params: Mapping[str, object], status: int, headers: Mapping[str, str], body: bytes
     ) -> None:
         self.exchanges.append(Exchange(action, status, body))
+        if self.forward is not None:
+            self.forward(action, params, status, headers, body)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sigma_exporter.clioptions import config_option, option, with_logging
+from sigma_exporter.clioptions import config_option, make_recording, option, record_options, with_logging
 from sigma_exporter.config.load import ConfigError, load_config
 from sigma_exporter.doctor import FAILED, Plan, Recorder, examine, render
 from sigma_exporter.logsetup import Redactor, setup_logging
@@ -33,6 +33,7 @@ from sigma_exporter.web.webconfig import parse_go_duration
     default="10m",
     help="Give up following the run after this long (Go duration).",
 )
+@record_options
 @with_logging
 def doctor_command(
     config_file: str,
@@ -40,6 +41,9 @@ def doctor_command(
     report_id: str | None,
     run: bool,
     run_timeout: str,
+    record_dir: str | None,
+    record_pseudonymize: bool,
+    record_redact: tuple[str, ...],
     log_level: str,
     log_format: str,
 ) -> None:
@@ -48,6 +52,8 @@ def doctor_command(
     parameters (body or query), what each reference answers and which quirks its reply shows, the latency
     of the calls with suggested timeout_seconds and poll.concurrency, and with --run one run of a
     harmless report. One line per step: ok, warn or FAIL, with what to do. No secret is ever printed.
+    With --record DIR, every exchange is also written there as a redacted fixture, to send with a bug
+    report.
 
     \b
     Exit codes:
@@ -70,7 +76,9 @@ def doctor_command(
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(64) from None
     redactor.add(*config.secrets())
-    recorder = Recorder()
+    recorder = Recorder(
+        forward=make_recording(record_dir, record_pseudonymize, record_redact, redactor.redact)
+    )
     plan = Plan(
         references=tuple(r.strip() for r in references if r.strip()),
         run_report_id=report_id.strip() if run and report_id else None,

@@ -7,14 +7,24 @@ from __future__ import annotations
 import re
 import ssl
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sigma_exporter.doctor import quirks
+from sigma_exporter.sigma.recording import MARK, recorded
 from sigma_exporter.simulator import Simulator
-from tests.conftest import CLIENT_TOKEN, config_text, free_port, run_command, scenario_from
+from tests.conftest import (
+    CLIENT_TOKEN,
+    ExporterProcess,
+    config_text,
+    free_port,
+    run_command,
+    scenario_from,
+    wait_for,
+)
 from tests.test_webconfig import Issued, issue, make_ca
 
 CANARY = "doctor-canary-secret-5a1b2c3d4e"
@@ -175,3 +185,59 @@ def test_tls_verifies_or_says_why_not(
     assert said in done.stdout
     assert done.returncode == (0 if mark == "ok" else 1)
     assert_no_secret(done)
+
+
+# --- --record -----------------------------------------------------------------------------------------------
+def test_record_writes_every_exchange_without_a_secret(tmp_path: Path) -> None:
+    record = tmp_path / "rec"
+    with Simulator(scenario_from(SCENARIO)) as sim:
+        done = doctor(tmp_path, sim.url, "--record", str(record), "--record.redact", r"Loan\w+")
+        issued = [str(token) for token in sim.state.tokens]
+    assert done.returncode == 0, done.stdout
+    files = sorted(record.glob("*.json"))
+    documents = recorded(record)
+    assert len(files) == len(documents) >= 10
+    assert {d["action"] for d in documents} == {"GENERATE_TOKEN", "REPORT_INSTANCE_STATUS_CHECK"}
+    text = "\n".join(path.read_text() for path in files)
+    assert issued and not any(token in text for token in issued)  # the access tokens Sigma handed out
+    assert CANARY not in text and "LoanBook" not in text  # a configured secret, an extra pattern
+    token_reply = next(d for d in documents if d["action"] == "GENERATE_TOKEN")
+    assert token_reply["request"]["params"]["clientToken"] == MARK
+    assert '"accessToken": " <secret> "' in token_reply["reply"]["body"]
+    status = next(d for d in documents if d["request"]["params"].get("referenceNumber") == "ref-ok")
+    assert '"reportStatus": "NOTIFIED"' in status["reply"]["body"]
+    assert '"statusCode": "200"' in status["reply"]["body"]  # quirks kept as sent
+
+
+def test_record_pseudonymize_replaces_references_and_report_ids_stably(tmp_path: Path) -> None:
+    record = tmp_path / "rec"
+    with Simulator(scenario_from(SCENARIO)) as sim:
+        done = doctor(tmp_path, sim.url, "--record", str(record), "--record.pseudonymize")
+    assert done.returncode == 0, done.stdout
+    text = "\n".join(path.read_text() for path in sorted(record.glob("*.json")))
+    assert "ref-ok" not in text and "rpt-ok" not in text
+    refs = {d["request"]["params"].get("referenceNumber") for d in recorded(record)} - {None}
+    assert refs == {"ref-0001", "ref-0002"}  # ref-ok and doctor's probe, the same pseudonym every time
+    bodies = "\n".join(d["reply"]["body"] for d in recorded(record))
+    assert '"reportId": " rpt-0001"' in bodies
+
+
+def test_record_options_need_record(tmp_path: Path) -> None:
+    done = doctor(tmp_path, "http://127.0.0.1:9/sigma/rest/reports", "--record.pseudonymize")
+    assert done.returncode == 2 and "goes with --record DIR" in done.stderr
+
+
+def test_serve_records_its_exchanges(
+    tmp_path: Path, exporter_process: Callable[..., ExporterProcess]
+) -> None:
+    record = tmp_path / "serve-rec"
+    with Simulator(scenario_from(SCENARIO)) as sim:
+        body = config_text(sim.url, reports=["ref-ok"]).replace(CLIENT_TOKEN, CANARY)
+        body = body.replace("client_id: 8HIG1002H6", "client_id: canary")
+        proc = exporter_process(body, "--record", str(record))
+        proc.wait_ready()
+        wait_for(
+            lambda: len(list(record.glob("*REPORT_INSTANCE_STATUS_CHECK.json"))) >= 1, 15, what="a recording"
+        )
+    text = "\n".join(path.read_text() for path in record.glob("*.json"))
+    assert CANARY not in text and "<secret>" in text

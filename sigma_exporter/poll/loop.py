@@ -27,7 +27,7 @@ from sigma_exporter.poll.workers import WorkerPool
 from sigma_exporter.runs.references import ReferenceFiles
 from sigma_exporter.runs.registry import Registry
 from sigma_exporter.runs.store.records import Loaded
-from sigma_exporter.sigma.client import SigmaClient
+from sigma_exporter.sigma.client import ExchangeHook, SigmaClient
 from sigma_exporter.sigma.errors import BadRequestError, FailureReplyError, SigmaError
 from sigma_exporter.sigma.replies import GroupReply, ReportReply
 from sigma_exporter.sigma.stats import ApiStats
@@ -55,8 +55,10 @@ class Poller:
         loaded: Loaded | None = None,
         client_factory: ClientFactory | None = None,
         on_secret: Callable[[str], None] | None = None,
+        on_exchange: ExchangeHook | None = None,
     ) -> None:
         self.stats = stats
+        self._on_exchange = on_exchange
         self.store = store
         self.registry = registry
         self._info = info
@@ -92,7 +94,11 @@ class Poller:
     # -- construction helpers ----------------------------------------------------------------------
     def _default_client(self, config: Config) -> SigmaClient:
         return SigmaClient(
-            config.sigma, self.stats, pool_size=config.poll.concurrency, on_secret=self._on_secret
+            config.sigma,
+            self.stats,
+            pool_size=config.poll.concurrency,
+            on_secret=self._on_secret,
+            on_exchange=self._on_exchange,
         )
 
     def info(self) -> ExporterInfo:
