@@ -17,8 +17,8 @@ from sigma_exporter import __version__
 from sigma_exporter.app import build_core, build_exporter, run_until_signalled
 from sigma_exporter.clioptions import (
     DEFAULT_LISTEN,
+    RecordSpec,
     config_option,
-    make_recording,
     option,
     record_options,
     shard_count_option,
@@ -201,9 +201,7 @@ def serve(
     storage_path: str | None,
     shard_index: int,
     shard_count: int,
-    record_dir: str | None,
-    record_pseudonymize: bool,
-    record_redact: tuple[str, ...],
+    record: RecordSpec,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -213,7 +211,7 @@ def serve(
     setup_logging(log_level, log_format, redactor)
     check_shard(shard_index, shard_count)
     config = load_or_fail(config_file, redactor)
-    recording = make_recording(record_dir, record_pseudonymize, record_redact, redactor.redact)
+    recording = record.recording(redactor.redact)
     serve_until_stopped(
         config,
         config_file,
@@ -273,15 +271,22 @@ def check_config(config_file: str, web_config_file: str | None, shard_index: int
 
 @main.command()
 @config_option
+@record_options
 @with_logging
-def once(config_file: str, log_level: str, log_format: str) -> None:
+def once(
+    config_file: str,
+    record: RecordSpec,
+    log_level: str,
+    log_format: str,
+) -> None:
     """Run one poll cycle and print the exposition to stdout; exit 0 when sigma_up is 1, else 1. It keeps
     no state: the state store of a running exporter is neither read nor written."""
     redactor = Redactor()
     setup_logging(log_level, log_format, redactor)
     config = load_or_fail(config_file, redactor)
+    recording = record.recording(redactor.redact)
     try:
-        core = build_core(config, on_secret=redactor.add, state=MemoryStore())
+        core = build_core(config, on_secret=redactor.add, state=MemoryStore(), on_exchange=recording)
     except ConfigError as exc:
         fail(str(exc))
         return
@@ -301,13 +306,24 @@ def once(config_file: str, log_level: str, log_format: str) -> None:
     default="demo",
     help="Scenario YAML file, or the name of a built-in one (demo, vendor-samples).",
 )
+@option(
+    "--replay",
+    "replay_dir",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="Instead of a scenario, answer with the replies recorded in this --record directory.",
+)
 @with_logging
-def simulate(listen: str, scenario: str, log_level: str, log_format: str) -> None:
-    """Run the bundled Sigma simulator (the documented API, its quirks and injectable faults)."""
+def simulate(listen: str, scenario: str, replay_dir: str | None, log_level: str, log_format: str) -> None:
+    """Run the bundled Sigma simulator (the documented API, its quirks and injectable faults), or with
+    --replay DIR a Sigma that answers as a recorded one did."""
     from sigma_exporter.simulator import Simulator, load_scenario
     from sigma_exporter.simulator.scenario import builtin_scenario
 
     setup_logging(log_level, log_format, Redactor())
+    if replay_dir is not None:
+        serve_replay(listen, Path(replay_dir))
+        return
     try:
         host, port = parse_listen_address(listen)
         path = Path(scenario) if Path(scenario).is_file() else builtin_scenario(scenario)
@@ -320,12 +336,34 @@ def simulate(listen: str, scenario: str, log_level: str, log_format: str) -> Non
         return
     sim.start()
     click.echo(f"Sigma simulator serving {sim.url} (scenario {path}); stats at {sim.base_url}/_sim/stats")
+    wait_for_termination()
+    sim.stop()
+
+
+def wait_for_termination() -> None:
+    """Block until SIGTERM or SIGINT."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(0.5):
         pass
-    sim.stop()
+
+
+def serve_replay(listen: str, directory: Path) -> None:
+    from sigma_exporter.simulator.replay import Recorded, ReplayServer
+
+    try:
+        host, port = parse_listen_address(listen)
+        server = ReplayServer((host, port), Recorded.load(directory)).start()
+    except (ValueError, KeyError, ListenAddressError) as exc:
+        fail(f"cannot replay {directory}: {exc}")
+        return
+    except OSError as exc:
+        fail(f"cannot listen on {listen}: {exc.strerror or exc}")
+        return
+    click.echo(f"Sigma replay serving {server.url} (recording {directory})")
+    wait_for_termination()
+    server.stop()
 
 
 @main.command()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -72,8 +74,47 @@ def with_logging(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+@dataclass(frozen=True)
+class RecordSpec:
+    """What --record, --record.pseudonymize and --record.redact asked for."""
+
+    directory: str | None = None
+    pseudonymize: bool = False
+    redact: tuple[str, ...] = ()
+
+    def recording(self, redact: Callable[[str], str]) -> Recording | None:
+        """The --record hook, or None without --record. Raises click.BadParameter for a bad pattern."""
+        if self.directory is None:
+            if self.pseudonymize or self.redact:
+                raise click.BadParameter(
+                    "goes with --record DIR", param_hint="--record.pseudonymize/--record.redact"
+                )
+            return None
+        try:
+            compiled = [re.compile(pattern) for pattern in self.redact]
+        except re.error as exc:
+            raise click.BadParameter(
+                f"not a regular expression: {exc}", param_hint="--record.redact"
+            ) from None
+        return Recording(Path(self.directory), Scrubber(redact, compiled, pseudonymize=self.pseudonymize))
+
+
 def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--record DIR, --record.pseudonymize and --record.redact: exchanges with Sigma as redacted fixtures."""
+    """--record DIR, --record.pseudonymize and --record.redact, handed to the command as `record`."""
+
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        record_dir: str | None,
+        record_pseudonymize: bool,
+        record_redact: tuple[str, ...],
+        **kwargs: Any,
+    ) -> Any:
+        return command(
+            *args, record=RecordSpec(record_dir, record_pseudonymize, tuple(record_redact)), **kwargs
+        )
+
+    decorated: Callable[..., Any] = wrapper
     for decorator in reversed(
         (
             option(
@@ -99,22 +140,5 @@ def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
             ),
         )
     ):
-        command = decorator(command)
-    return command
-
-
-def make_recording(
-    record_dir: str | None, pseudonymize: bool, patterns: tuple[str, ...], redact: Callable[[str], str]
-) -> Recording | None:
-    """The --record hook, or None without --record. Raises click.BadParameter for a bad pattern."""
-    if record_dir is None:
-        if pseudonymize or patterns:
-            raise click.BadParameter(
-                "goes with --record DIR", param_hint="--record.pseudonymize/--record.redact"
-            )
-        return None
-    try:
-        compiled = [re.compile(pattern) for pattern in patterns]
-    except re.error as exc:
-        raise click.BadParameter(f"not a regular expression: {exc}", param_hint="--record.redact") from None
-    return Recording(Path(record_dir), Scrubber(redact, compiled, pseudonymize=pseudonymize))
+        decorated = decorator(decorated)
+    return decorated

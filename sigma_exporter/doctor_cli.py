@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sigma_exporter.clioptions import config_option, make_recording, option, record_options, with_logging
+from sigma_exporter.clioptions import RecordSpec, config_option, option, record_options, with_logging
 from sigma_exporter.config.load import ConfigError, load_config
 from sigma_exporter.doctor import FAILED, Plan, Recorder, examine, render
 from sigma_exporter.logsetup import Redactor, setup_logging
@@ -41,9 +41,7 @@ def doctor_command(
     report_id: str | None,
     run: bool,
     run_timeout: str,
-    record_dir: str | None,
-    record_pseudonymize: bool,
-    record_redact: tuple[str, ...],
+    record: RecordSpec,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -76,9 +74,7 @@ def doctor_command(
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(64) from None
     redactor.add(*config.secrets())
-    recorder = Recorder(
-        forward=make_recording(record_dir, record_pseudonymize, record_redact, redactor.redact)
-    )
+    recorder = Recorder(forward=record.recording(redactor.redact))
     plan = Plan(
         references=tuple(r.strip() for r in references if r.strip()),
         run_report_id=report_id.strip() if run and report_id else None,
