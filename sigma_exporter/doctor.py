@@ -196,7 +196,10 @@ def _accepts(config: Config, recorder: Recorder, place: str, reference: str | No
         if reference is None:
             client.probe(PROBE_REFERENCE)
         else:
-            client.check_report(reference)
+            try:
+                client.check_report(reference)
+            except BadRequestError:
+                client.check_group(reference)
     except SigmaError:
         return False
     finally:
@@ -272,23 +275,36 @@ def quirks(status: int, body: bytes) -> list[str]:
 
 
 def check_reference(config: Config, recorder: Recorder, reference: str, place: str) -> Step:
+    """A status check of a report run, or else of a group run, and the quirks its reply showed."""
     client, _ = _client(config, recorder, place)
     seen = len(recorder.exchanges)
     name = f"reference {reference}"
     try:
-        reply = client.check_report(reference)
-        detail = "PENDING (no status yet)" if reply.pending else f"{reply.report.status}"
-        if reply.report.report_id:
-            detail += f" (report {reply.report.report_id})"
+        try:
+            reply = client.check_report(reference)
+            detail = "PENDING (no status yet)" if reply.pending else f"{reply.report.status}"
+            if reply.report.report_id:
+                detail += f" (report {reply.report.report_id})"
+        except BadRequestError:
+            group = client.check_group(reference)
+            statuses = ", ".join(sorted({r.status for r in group.reports})) or "PENDING (no status yet)"
+            detail = f"group {group.report_group_id or '?'}: {len(group.reports)} report(s), {statuses}"
     except BadRequestError as exc:
-        return Step(name, FAILED, f"Sigma does not know it ({exc.reason})", "check the reference number")
+        return Step(
+            name, FAILED, f"Sigma knows it neither as a report nor as a group run ({exc.reason})", "check it"
+        )
     except SigmaError as exc:
         return Step(name, FAILED, str(exc), "")
     finally:
         client.close()
-    odd = [
-        q for e in recorder.exchanges[seen:] if e.action != "GENERATE_TOKEN" for q in quirks(e.status, e.body)
-    ]
+    odd = sorted(
+        {
+            q
+            for e in recorder.exchanges[seen:]
+            if e.action != "GENERATE_TOKEN" and e.status < 400
+            for q in quirks(e.status, e.body)
+        }
+    )
     return Step(name, OK, detail + (f"; quirks: {', '.join(odd)}" if odd else "; no quirks"), "")
 
 

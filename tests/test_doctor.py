@@ -33,6 +33,10 @@ credentials:
   apikey: [{{client_id: 8HIG1002H6, client_token: {CLIENT_TOKEN}}}, {{client_id: canary, client_token: {CANARY}}}]
 reports:
   - {{reference: ref-ok, report_id: rpt-ok, report_name: LoanBook, timeline: [NOTIFIED]}}
+groups:
+  - reference: grp-ok
+    report_group_id: MonthEnd
+    reports: [{{report_id: m1, report_name: Ledger, timeline: [PUBLISHED]}}]
 definitions:
   reports:
     rpt-canary: {{report_name: Canary, timeline: [{{status: GENERATED, seconds: 1}}, {{status: PUBLISHED}}]}}
@@ -81,6 +85,17 @@ def test_a_healthy_sigma_passes_every_step_and_the_run_ends(tmp_path: Path) -> N
     assert re.search(r"run rpt-canary\s+sim\S+: PUBLISHED after \d+\.\d s", done.stdout)
     assert done.stdout.endswith("6 steps: 0 failed, 0 warnings: the exporter would work as configured.\n")
     assert_no_secret(done)
+
+
+def test_a_group_reference_and_an_unknown_one(tmp_path: Path) -> None:
+    with Simulator(scenario_from(SCENARIO)) as sim:
+        done = doctor(tmp_path, sim.url, "--reference", "grp-ok", "--reference", "no-such-run")
+    assert lines(done)["reference grp-ok"] == "ok", done.stdout
+    assert "group MonthEnd: 1 report(s), PUBLISHED" in done.stdout
+    assert lines(done)["reference no-such-run"] == "FAIL"
+    assert "neither as a report nor as a group run" in done.stdout
+    assert lines(done)["params"] == "ok"  # judged by the first reference, a group
+    assert done.returncode == 1
 
 
 def test_a_refused_connection_fails_at_the_first_step(tmp_path: Path) -> None:
