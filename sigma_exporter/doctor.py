@@ -6,13 +6,13 @@ and of the access tokens Sigma hands out."""
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import socket
 import ssl
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 from urllib.parse import urlsplit
@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 from sigma_exporter.config.load import Config
 from sigma_exporter.sigma.client import ExchangeHook, SigmaClient
 from sigma_exporter.sigma.errors import BadRequestError, SigmaError, UnauthorizedError
-from sigma_exporter.sigma.replies import DOCUMENTED_STATUSES, FINAL_STATUSES
+from sigma_exporter.sigma.pool import ca_bundle
+from sigma_exporter.sigma.quirks import quirks
+from sigma_exporter.sigma.replies import FINAL_STATUSES
 from sigma_exporter.sigma.stats import ApiStats
 
 OK: Final = "ok"
@@ -69,12 +71,12 @@ class Plan:
     run_interval: float = 2.0
 
 
-def _client(config: Config, recorder: Recorder, params_in: str | None = None) -> tuple[SigmaClient, ApiStats]:
+def _client(config: Config, recorder: Recorder, params_in: str | None = None) -> SigmaClient:
+    """A client of its own for a step (one connection), its exchanges and tokens seen by `recorder`."""
     sigma = config.sigma if params_in is None else replace(config.sigma, params_in=params_in)
-    stats = ApiStats()
     return SigmaClient(
-        sigma, stats, pool_size=1, on_secret=recorder.secrets.append, on_exchange=recorder
-    ), stats
+        sigma, ApiStats(), pool_size=1, on_secret=recorder.secrets.append, on_exchange=recorder
+    )
 
 
 def _timed(call: Callable[[], object]) -> tuple[float, BaseException | None]:
@@ -133,10 +135,15 @@ def check_connect(config: Config) -> Step:
     with sock:
         if parts.scheme != "https":
             return Step("connect", OK, f"{where}, plain HTTP", "")
-        context = ssl.create_default_context(cafile=config.sigma.tls.ca_file)
-        if config.sigma.tls.insecure_skip_verify:
+        bundle = ca_bundle(config.sigma)  # what the exporter's own client verifies against
+        context = ssl.create_default_context()
+        if bundle is None:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
+        elif os.path.isdir(bundle):
+            context.load_verify_locations(capath=bundle)
+        else:
+            context.load_verify_locations(cafile=bundle)
         try:
             with context.wrap_socket(sock, server_hostname=host) as tls:
                 version = tls.version()
@@ -156,7 +163,7 @@ def check_connect(config: Config) -> Step:
 
 # -- token and parameters --------------------------------------------------------------------------------
 def check_token(config: Config, recorder: Recorder) -> Step:
-    client, _ = _client(config, recorder)
+    client = _client(config, recorder)
     try:
         seconds, error = _timed(client.authenticate)
     finally:
@@ -167,7 +174,7 @@ def check_token(config: Config, recorder: Recorder) -> Step:
     if error is not None:
         configured = config.sigma.params_in
         other = next(place for place in PARAM_PLACES if place != configured)
-        retry, _ = _client(config, recorder, other)
+        retry = _client(config, recorder, other)
         try:
             _, again = _timed(retry.authenticate)
         finally:
@@ -190,7 +197,7 @@ def check_token(config: Config, recorder: Recorder) -> Step:
 def _accepts(config: Config, recorder: Recorder, place: str, reference: str | None) -> bool:
     """Whether Sigma reads parameters sent in `place`: it hands out a token, then answers a status call
     (for a reference it knows, or, without one, the probe's "unknown reference")."""
-    client, _ = _client(config, recorder, place)
+    client = _client(config, recorder, place)
     try:
         client.authenticate()
         if reference is None:
@@ -223,60 +230,10 @@ def check_params(config: Config, recorder: Recorder, reference: str | None) -> t
     return Step("params", FAILED, detail, hint), configured
 
 
-# -- references and their quirks -------------------------------------------------------------------------
-def _strings(value: object) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def _statuses(value: object) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key == "reportStatus" and isinstance(item, str):
-                yield item.strip()
-            else:
-                yield from _statuses(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _statuses(item)
-
-
-def quirks(status: int, body: bytes) -> list[str]:
-    """What a status reply shows of the quirks the exporter tolerates (shared/sigma-api.md). Pure."""
-    found = []
-    if status == 204 or not body.strip():
-        return ["204 (no status yet)"]
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return ["not JSON"]
-    header = document.get("headerMap") if isinstance(document, dict) else None
-    if not isinstance(header, dict):
-        return ["no headerMap"]
-    if any(text != text.strip() for text in _strings(document)):
-        found.append("stray spaces")
-    code = header.get("statusCode")
-    if isinstance(code, str):
-        found.append("string codes")
-    if str(code).strip() == "204":
-        found.append("204 in the body (no status yet)")
-    elif code is not None and str(code).strip() != str(status):
-        found.append(f"statusCode {str(code).strip()} under HTTP {status}")
-    undocumented = sorted(set(_statuses(document)) - set(DOCUMENTED_STATUSES))
-    if undocumented:
-        found.append("undocumented status " + ", ".join(undocumented))
-    return found
-
-
+# -- references and their quirks (sigma/quirks.py) -------------------------------------------------------
 def check_reference(config: Config, recorder: Recorder, reference: str, place: str) -> Step:
     """A status check of a report run, or else of a group run, and the quirks its reply showed."""
-    client, _ = _client(config, recorder, place)
+    client = _client(config, recorder, place)
     seen = len(recorder.exchanges)
     name = f"reference {reference}"
     try:
@@ -336,7 +293,7 @@ def check_latency(config: Config, seconds: Sequence[float]) -> Step:
 
 def check_run(config: Config, recorder: Recorder, plan: Plan) -> Step:
     assert plan.run_report_id is not None
-    client, _ = _client(config, recorder)
+    client = _client(config, recorder)
     name = f"run {plan.run_report_id}"
     try:
         started = time.monotonic()
@@ -381,7 +338,7 @@ def examine(config: Config, plan: Plan, recorder: Recorder | None = None) -> lis
 
 
 def _status_timings(config: Config, recorder: Recorder, references: Sequence[str], place: str) -> list[float]:
-    client, _ = _client(config, recorder, place)
+    client = _client(config, recorder, place)
     timings: list[float] = []
     try:
         try:

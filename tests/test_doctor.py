@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sigma_exporter.doctor import quirks
+from sigma_exporter.sigma.quirks import quirks
 from sigma_exporter.sigma.recording import MARK, recorded
 from sigma_exporter.simulator import Simulator
 from tests.conftest import (

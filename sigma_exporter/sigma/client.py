@@ -7,7 +7,7 @@ errors whose messages we write ourselves, because the HTTP library's exceptions 
 The transport is a urllib3 pool used directly: requests' per-call machinery (settings merged from the
 environment, a stat of ~/.netrc, hooks, cookies) cost more CPU than the rest of a check together. What
 requests took from the environment is resolved once, when the client is built, the way requests does it:
-HTTP(S)_PROXY / NO_PROXY, and REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE before certifi's bundle.
+HTTP(S)_PROXY / NO_PROXY, and REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE before certifi's bundle (`pool.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +22,6 @@ from typing import Final, Protocol, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
-from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_environ_proxies, select_proxy
 
 from sigma_exporter import __version__
 from sigma_exporter.config.model import AuthConfig, SigmaConfig
@@ -44,6 +42,7 @@ from sigma_exporter.sigma.errors import (
     TruncatedReplyError,
     UnauthorizedError,
 )
+from sigma_exporter.sigma.pool import pool_manager
 from sigma_exporter.sigma.replies import (
     GroupReply,
     ReportReply,
@@ -170,7 +169,7 @@ class SigmaClient:
         self._base = config.url.rstrip("/")
         parts = urlsplit(config.url)
         self._where = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
-        self._pool = _pool_manager(config, pool_size)
+        self._pool = pool_manager(config, pool_size)
         self._headers = {
             "User-Agent": f"sigma-exporter/{__version__}",
             "Accept": "application/json",
@@ -182,6 +181,10 @@ class SigmaClient:
             (lambda timeout: self._generate_token(params, timeout)) if params is not None else None,
             fixed=fixed,
         )
+
+    def _budget(self, timeout: float | None) -> float:
+        """A call's time budget: the caller's, never more than sigma.timeout_seconds."""
+        return self._config.timeout_seconds if timeout is None else min(timeout, self._config.timeout_seconds)
 
     def __repr__(self) -> str:
         return f"SigmaClient(url={self._where!r}, auth={self._config.auth.type!r})"
@@ -207,9 +210,7 @@ class SigmaClient:
         call, when the auth is a fixed token."""
         if not self._tokens.renewable:
             return False
-        budget = (
-            self._config.timeout_seconds if timeout is None else min(timeout, self._config.timeout_seconds)
-        )
+        budget = self._budget(timeout)
         self._tokens.get(budget)
         return True
 
@@ -228,9 +229,7 @@ class SigmaClient:
         (a retry could start the run twice), except once after a 401 with a renewed token."""
         action = RUN_REPORT if kind == "report" else EXEC_REPORT_GROUP
         key = "reportId" if kind == "report" else "reportGroupId"
-        budget = (
-            self._config.timeout_seconds if timeout is None else min(timeout, self._config.timeout_seconds)
-        )
+        budget = self._budget(timeout)
         for attempt in (1, 2):
             token, generation = self._tokens.get(budget)
             params: dict[str, object] = {"action": action, key: ident, "accessToken": token}
@@ -268,9 +267,7 @@ class SigmaClient:
         timeout: float | None,
         expected: type[SigmaError] | None = None,
     ) -> T:
-        budget = (
-            self._config.timeout_seconds if timeout is None else min(timeout, self._config.timeout_seconds)
-        )
+        budget = self._budget(timeout)
         for attempt in (1, 2):
             token, generation = self._tokens.get(budget)
             params = {"action": action, "referenceNumber": reference, "accessToken": token}
@@ -391,24 +388,3 @@ class SigmaClient:
         if failure is not None:
             raise failure
         return b"".join(chunks)
-
-
-def _pool_manager(config: SigmaConfig, pool_size: int) -> urllib3.PoolManager:
-    """A keep-alive pool for Sigma's URL, through the environment's proxy if requests would use one."""
-    options: dict[str, object] = {"num_pools": 2, "maxsize": max(pool_size, 1), "retries": False}
-    if urlsplit(config.url).scheme == "https":
-        if config.tls.ca_file or not config.tls.insecure_skip_verify:
-            bundle = (
-                config.tls.ca_file
-                or os.environ.get("REQUESTS_CA_BUNDLE")
-                or os.environ.get("CURL_CA_BUNDLE")
-                or DEFAULT_CA_BUNDLE_PATH
-            )
-            options["cert_reqs"] = "CERT_REQUIRED"
-            options["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
-        else:
-            options["cert_reqs"] = "CERT_NONE"
-    proxy = select_proxy(config.url, get_environ_proxies(config.url))
-    if proxy:
-        return urllib3.ProxyManager(proxy, **options)  # type: ignore[arg-type]
-    return urllib3.PoolManager(**options)  # type: ignore[arg-type]

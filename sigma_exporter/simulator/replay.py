@@ -18,9 +18,9 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from sigma_exporter.sigma.actions import GENERATE_TOKEN
+from sigma_exporter.sigma.recording import MARK
 
 REPLAY_TOKEN: Final = "replay-access-token"  # noqa: S105 - handed out by the replay, not a secret
-SECRET: Final = "<secret>"  # noqa: S105 - recording.py's MARK, the placeholder of a recorded secret
 IDENTITY_PARAMS: Final = ("referenceNumber", "ReferenceNumber", "reportId", "reportGroupId")
 UNKNOWN: Final = (
     b'{"headerMap": {"replyType": "FAILURE", "success": "false", "statusCode": "400", '
@@ -58,7 +58,7 @@ class Recorded:
             document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
             reply = document["reply"]
             headers = {str(k).lower(): str(v) for k, v in reply.get("headers", {}).items()}
-            body = str(reply["body"]).replace(SECRET, REPLAY_TOKEN).encode("utf-8")
+            body = str(reply["body"]).replace(MARK, REPLAY_TOKEN).encode("utf-8")
             key = key_of(str(document["action"]), document["request"]["params"])
             replies.setdefault(key, []).append(
                 Reply(int(reply["status"]), headers.get("content-type", "application/json"), body)
