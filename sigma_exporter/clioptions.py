@@ -96,7 +96,12 @@ class RecordSpec:
             raise click.BadParameter(
                 f"not a regular expression: {exc}", param_hint="--record.redact"
             ) from None
-        return Recording(Path(self.directory), Scrubber(redact, compiled, pseudonymize=self.pseudonymize))
+        try:
+            return Recording(Path(self.directory), Scrubber(redact, compiled, pseudonymize=self.pseudonymize))
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot create {self.directory}: {exc.strerror}", param_hint="--record"
+            ) from None
 
 
 def record_options(command: Callable[..., Any]) -> Callable[..., Any]:

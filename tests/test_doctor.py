@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sigma_exporter.sigma.quirks import quirks
-from sigma_exporter.sigma.recording import MARK, recorded
+from sigma_exporter.sigma.recording import MARK, Recording, Scrubber, fixture, recorded
 from sigma_exporter.simulator import Simulator
 from tests.conftest import (
     CLIENT_TOKEN,
@@ -256,3 +256,24 @@ def test_serve_records_its_exchanges(
         )
     text = "\n".join(path.read_text() for path in record.glob("*.json"))
     assert CANARY not in text and "<secret>" in text
+
+
+def test_a_redact_pattern_that_swallows_quotes_still_gives_a_valid_fixture() -> None:
+    scrubber = Scrubber(lambda text: text, [re.compile(r'rpt.*"?')])
+    params = {"action": "RUN_REPORT", "reportId": 'rpt-ok "quoted"', "reportFilter": {"bind": ["rpt-x"]}}
+    document = fixture(scrubber, "RUN_REPORT", params, 200, {"Set-Cookie": "s=1"}, b'{"headerMap": {}}')
+    sent = document["request"]["params"]  # type: ignore[index]
+    assert sent["reportId"] == MARK and sent["reportFilter"] == {"bind": [MARK]}
+    assert document["reply"]["headers"] == {"Set-Cookie": MARK}  # type: ignore[index]
+
+
+def test_a_recording_that_cannot_be_written_stops_without_failing_the_call(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "rec"
+    recording = Recording(directory, Scrubber(lambda text: text))
+    directory.rmdir()
+    directory.write_text("a file where the directory was: no write can succeed, not even as root")
+    for _ in range(2):
+        recording("GENERATE_TOKEN", {"action": "GENERATE_TOKEN"}, 200, {}, b"{}")  # never raises
+    assert [r.getMessage() for r in caplog.records].count("cannot write the recording; recording stops") == 1

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
+
+log = logging.getLogger(__name__)
 
 MARK: Final = "<secret>"
 #: Parameters and reply fields whose values are secrets.
@@ -104,10 +107,17 @@ def fixture(
     replacements = scrubber.learn(dict(params))
     with contextlib.suppress(ValueError):
         replacements += scrubber.learn(json.loads(text))
-    sent = {
-        key: MARK if key in SECRET_KEYS else json.loads(scrubber.text(json.dumps(value), replacements))
-        for key, value in params.items()
-    }
+
+    def scrub(value: object) -> object:  # each string on its own: a pattern never sees JSON's quotes
+        if isinstance(value, str):
+            return scrubber.text(value, replacements)
+        if isinstance(value, Mapping):
+            return {str(k): MARK if k in SECRET_KEYS else scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(item) for item in value]
+        return value
+
+    sent = scrub(params)
     kept_headers = {
         name: MARK if name.lower() in SECRET_HEADERS else scrubber.text(value, replacements)
         for name, value in headers.items()
@@ -128,15 +138,25 @@ class Recording:
         self._scrubber = scrubber
         self._lock = threading.Lock()
         self._count = len(list(directory.glob("*.json")))
+        self._failed = False
 
     def __call__(
         self, action: str, params: Mapping[str, object], status: int, headers: Mapping[str, str], body: bytes
     ) -> None:
         with self._lock:
+            if self._failed:
+                return
             document = fixture(self._scrubber, action, params, status, headers, body)
             self._count += 1
             path = self.directory / f"{self._count:06d}-{action}.json"
-            path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            try:
+                path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            except OSError as exc:  # a full or read-only disk must not fail the call it records
+                self._failed = True
+                log.error(
+                    "cannot write the recording; recording stops",
+                    extra={"path": str(path), "error": exc.strerror or type(exc).__name__},
+                )
 
 
 def recorded(directory: Path) -> list[dict[str, Any]]:
