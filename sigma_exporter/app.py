@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from sigma_exporter import __version__
 from sigma_exporter.config.load import Config, ConfigError, load_config, watch_problem
 from sigma_exporter.metrics.exposition import ProcessPart
+from sigma_exporter.metrics.latest import LatestSnapshot
 from sigma_exporter.metrics.snapshot import ExporterInfo, initial_snapshot
-from sigma_exporter.metrics.store import SnapshotStore
 from sigma_exporter.poll.loop import ClientFactory, Poller
 from sigma_exporter.runs.registry import Registry
 from sigma_exporter.runs.schedules import Scheduler
@@ -28,7 +28,7 @@ from sigma_exporter.web.server import Limits, WebServer
 from sigma_exporter.web.stats import ServerStats, WebCollector
 from sigma_exporter.web.webconfig import WebConfigSecurity, WebConfigWatcher
 
-log = logging.getLogger("sigma_exporter")
+log = logging.getLogger(__name__)
 
 #: How long /-/reload waits for the poll thread to publish the reload's outcome.
 RELOAD_PUBLISH_SECONDS = 5.0
@@ -42,7 +42,7 @@ class Core:
 
     config: Config
     stats: ApiStats
-    store: SnapshotStore
+    store: LatestSnapshot
     poller: Poller
     state: StateStore
     writer: StateWriter
@@ -94,7 +94,7 @@ def build_core(
     )
     stats = ApiStats()
     info = ExporterInfo.of_this_process(shard_index, shard_count, config.metrics.status_series)
-    store = SnapshotStore(initial_snapshot(info, stats))
+    store = LatestSnapshot(initial_snapshot(info, stats))
     poller = Poller(
         config,
         store,

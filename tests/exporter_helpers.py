@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sigma_exporter.app import build_core
 from sigma_exporter.config.load import Config, parse_config
-from sigma_exporter.metrics.store import SnapshotStore
+from sigma_exporter.metrics.latest import LatestSnapshot
 from sigma_exporter.poll.loop import Poller
 from tests.conftest import config_text
 
@@ -22,7 +22,7 @@ def make_config(url: str, reports: list[Any], groups: list[Any] | None = None, *
     )
 
 
-def make_poller(config: Config, **kwargs: Any) -> tuple[Poller, SnapshotStore]:
+def make_poller(config: Config, **kwargs: Any) -> tuple[Poller, LatestSnapshot]:
     kwargs.setdefault("storage_path", os.environ.get("SIGMA_EXPORTER_STORAGE_PATH"))
     core = build_core(config, **kwargs)
     return core.poller, core.store

@@ -276,7 +276,9 @@ def test_exposed_port_is_the_default_listen_port_and_the_chart_port() -> None:
     (expose,) = final("EXPOSE")
     port = int(expose.args)
     cli = pytest.importorskip("sigma_exporter.cli")
-    assert f":{port}" == cli.DEFAULT_LISTEN
+    serve = cli.main.commands["serve"]
+    (listen,) = [p for p in serve.params if "--web.listen-address" in getattr(p, "opts", [])]
+    assert f":{port}" == listen.default
     service = chart_values()["service"]
     assert isinstance(service, dict) and service["port"] == port
 
@@ -333,7 +335,7 @@ def test_the_state_store_default_lands_on_the_declared_volume_the_chart_mounts()
     workdirs = final("WORKDIR")
     workdir = PurePosixPath(workdirs[-1].args)
     from sigma_exporter.config.model import StateConfig
-    from sigma_exporter.config.state import sqlite_path
+    from sigma_exporter.config.registry import sqlite_path
 
     database = workdir / sqlite_path(StateConfig().url)
     assert database.parent in declared, (database, declared)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sigma_exporter.metrics.store import SnapshotStore
+from sigma_exporter.metrics.latest import LatestSnapshot
 from sigma_exporter.sigma.replies import ALL_STATUSES
 from sigma_exporter.simulator import Simulator
 from sigma_exporter.web.statuspage import render_status_page
@@ -21,7 +21,7 @@ GROUPS = [{"reference": "grp-sample", "labels": {"team": "finance"}}, "grp-mixed
 GOLDEN = Path(__file__).parent / "golden" / "vendor-scenario.prom"
 
 
-def text_of(store: SnapshotStore) -> str:
+def text_of(store: LatestSnapshot) -> str:
     return store.current().rendered.text.decode()
 
 

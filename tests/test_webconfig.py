@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from sigma_exporter.config.durations import parse_go_duration
 from sigma_exporter.metrics.exposition import ProcessPart
 from sigma_exporter.web.routes import Routes
 from sigma_exporter.web.server import Limits, WebServer
@@ -47,13 +48,14 @@ from sigma_exporter.web.webconfig import (
     client_sans_allowed,
     load_web_config,
     parse_basic_authorization,
-    parse_go_duration,
     parse_web_config,
     parse_web_config_text,
     validate_web_config_file,
 )
 
-LOGGER = "sigma_exporter.web.webconfig"
+#: The TLS handshake lines come from the server, the reload errors from the watcher.
+SERVER_LOGGER = "sigma_exporter.web.server"
+LOGGER = "sigma_exporter.web.webconfig.watcher"
 DEADLINE = 10.0
 
 # --------------------------------------------------------------------------------------------------
@@ -851,7 +853,7 @@ def test_plain_http_to_the_tls_port_fails_cleanly(
     tls_dir: Path, pki: PKI, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     path = web_yml(tls_dir, SERVER_TLS)
-    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    caplog.set_level(logging.DEBUG, logger=SERVER_LOGGER)
     with serving(WebConfigWatcher(path)) as server:
         host, port = server.server_address[:2]
         conn = http.client.HTTPConnection(str(host), int(port), timeout=5)
@@ -865,7 +867,7 @@ def test_plain_http_to_the_tls_port_fails_cleanly(
         wait_for(lambda: server.tls_handshake_failures == 1, "the failure to be counted")
         # Still serving TLS.
         assert https_get(server, client_context(pki.server_ca, tls_dir))[0] == 200
-    lines = [r for r in caplog.records if r.name == LOGGER and "TLS handshake" in r.getMessage()]
+    lines = [r for r in caplog.records if r.name == SERVER_LOGGER and "TLS handshake" in r.getMessage()]
     assert len(lines) == 1
     assert lines[0].levelno == logging.DEBUG
     assert "Traceback" not in capfd.readouterr().err

@@ -5,13 +5,16 @@ Secrets come from files (preferred), plain values or the environment, in that or
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sigma_exporter.config.credentials import resolve_secret
 from sigma_exporter.config.expectations import parse_expectations
 from sigma_exporter.config.model import (
+    DEFAULT_DURATION_BUCKETS,
     KINDS,
     SECRET_ENV,
     AuthConfig,
@@ -24,8 +27,7 @@ from sigma_exporter.config.model import (
     TLSConfig,
     label_name_problem,
 )
-from sigma_exporter.config.secret import Secret
-from sigma_exporter.config.state import parse_api, parse_buckets, parse_retention, parse_state
+from sigma_exporter.config.registry import parse_api, parse_retention, parse_state
 from sigma_exporter.config.walker import ConfigError, Section, kind_of, read_yaml_file, utf8
 
 __all__ = [
@@ -38,37 +40,6 @@ __all__ = [
     "read_yaml_file",
     "watch_problem",
 ]
-
-
-# --- secrets -------------------------------------------------------------------------------------------
-def read_secret_file(path: str, section: Section, name: str) -> Secret:
-    try:
-        value = Path(path).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise section.error(name, f"secret file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise section.error(name, f"secret file {path} cannot be read ({type(exc).__name__})") from None
-    except ValueError:  # a NUL byte in the path
-        raise section.error(name, f"secret file {path!r} is not a valid path") from None
-    if not value:
-        raise section.error(name, f"secret file {path} is empty")
-    return Secret(value)
-
-
-def resolve_secret(
-    section: Section, name: str, environ: Mapping[str, str], env_name: str | None = None
-) -> Secret | None:
-    """`name_file` (preferred), then the plain `name`, then the environment twin."""
-    path = section.text(f"{name}_file")
-    plain = section.get(name)
-    if path:
-        return read_secret_file(path, section, f"{name}_file")
-    if plain is not None:
-        if not isinstance(plain, (str, int)) or isinstance(plain, bool) or not str(plain).strip():
-            raise section.error(name, "should be a non-empty string")
-        return Secret(str(plain).strip())
-    env = environ.get(env_name or SECRET_ENV[name], "").strip()
-    return Secret(env) if env else None
 
 
 def parse_auth(section: Section, environ: Mapping[str, str]) -> AuthConfig:
@@ -245,6 +216,27 @@ def parse_config(data: object, source: str, environ: Mapping[str, str] | None = 
 def load_config(path: str, environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate the config file at `path`; ConfigError says what is wrong and where."""
     return parse_config(read_yaml_file(path, "config file"), path, environ)
+
+
+def parse_buckets(section: Section, name: str) -> tuple[float, ...]:
+    raw = section.get(name)
+    if raw is None:
+        return DEFAULT_DURATION_BUCKETS
+    if not isinstance(raw, list) or not raw:
+        raise section.error(name, f"should be a non-empty list of seconds, got {kind_of(raw)}")
+    values: list[float] = []
+    for index, item in enumerate(raw):
+        if (
+            isinstance(item, bool)
+            or not isinstance(item, (int, float))
+            or not math.isfinite(item)
+            or item <= 0
+        ):
+            raise section.error(f"{name}[{index}]", f"should be a positive number of seconds, got {item!r}")
+        if values and item <= values[-1]:
+            raise section.error(f"{name}[{index}]", "buckets should increase")
+        values.append(float(item))
+    return tuple(values)
 
 
 def watch_problem(config: Config, *, web_users: bool) -> ConfigError | None:

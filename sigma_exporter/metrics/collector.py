@@ -1,24 +1,24 @@
 """Snapshot -> metric families. A pure function: a reference that is gone or down has no status series,
-and every state of the `status` state set is emitted (unless `status_series: current`).
-
-Families hold their sample lines already formatted, exactly as prometheus_client writes them (labels sorted
-by name, values escaped, floats as Go prints them), because the sample lines of the text format and of
-OpenMetrics are the same: the exposition writes each line once and only the HELP/TYPE headers differ. At
-10,000 references that is about 100,000 lines, which prometheus_client's writer takes seconds to produce.
-"""
+and every state of the `status` state set is emitted (unless `status_series: current`). The per-run
+families are written here; the report identity and registry families in `identities.py`; both on the line
+builders of `families.py`."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
+from collections.abc import Iterator
 from typing import Final
 
-from prometheus_client.openmetrics.exposition import escape_label_name
-from prometheus_client.utils import floatToGoString
-
+from sigma_exporter.metrics.families import (
+    Family,
+    add_histogram,
+    counter,
+    escape_value,
+    format_value,
+    gauge,
+    histogram,
+)
+from sigma_exporter.metrics.identities import identity_families, registry_families
 from sigma_exporter.metrics.snapshot import ReferenceState, Snapshot
 from sigma_exporter.sigma.actions import POLLED_ACTIONS
 from sigma_exporter.sigma.errors import ERROR_REASONS
@@ -26,61 +26,6 @@ from sigma_exporter.sigma.replies import ALL_STATUSES
 from sigma_exporter.sigma.stats import LATENCY_BUCKETS
 
 STATUS_LABELS = ["reference", "report_group_id", "report_id", "report_name", "status"]
-_LEGACY_NAME: Final = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-def escape_value(value: str) -> str:
-    """A label value as the exposition formats write it (backslash, newline and double quote escaped)."""
-    if "\\" in value or "\n" in value or '"' in value:
-        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-    return value
-
-
-@lru_cache(maxsize=1024)
-def _label_name(name: str) -> str:
-    return name if _LEGACY_NAME.match(name) else escape_label_name(name)
-
-
-def format_value(value: float) -> str:
-    return "1.0" if value == 1.0 else str(floatToGoString(value))  # type: ignore[no-untyped-call]
-
-
-def labels_text(pairs: Iterable[tuple[str, str]]) -> str:
-    """`{a="x",b="y"}` with the labels sorted by name, or "" without labels (prometheus_client's form)."""
-    inner = ",".join(f'{_label_name(k)}="{escape_value(v)}"' for k, v in sorted(pairs))
-    return f"{{{inner}}}" if inner else ""
-
-
-@dataclass
-class Family:
-    """One metric family with its sample lines. `name` is the OpenMetrics family name (a counter's
-    without `_total`); `kind` is gauge, counter or histogram."""
-
-    name: str
-    documentation: str
-    kind: str
-    labelnames: Sequence[str] = ()
-    lines: list[str] = field(default_factory=list)
-
-    def add(self, values: Sequence[str], value: float, suffix: str = "") -> None:
-        self.add_labels(zip(self.labelnames, values, strict=True), value, suffix)
-
-    def add_labels(self, pairs: Iterable[tuple[str, str]], value: float, suffix: str = "") -> None:
-        self.lines.append(f"{self.name}{suffix}{labels_text(pairs)} {format_value(value)}\n")
-
-
-def gauge(name: str, documentation: str, labels: Sequence[str] = (), value: float | None = None) -> Family:
-    family = Family(name, documentation, "gauge", labels)
-    if value is not None:
-        family.add((), value)
-    return family
-
-
-def counter(name: str, documentation: str, labels: Sequence[str] = (), value: float | None = None) -> Family:
-    family = Family(name, documentation, "counter", labels)
-    if value is not None:
-        family.add((), value, "_total")
-    return family
 
 
 #: For each status, the tail of a state-set line when it is the current status and when it is not.
@@ -208,18 +153,14 @@ def _reference_families(snapshot: Snapshot) -> Iterator[Family]:
 
 def _api_families(snapshot: Snapshot) -> Iterator[Family]:
     api = snapshot.api
-    duration = Family(
-        "sigma_api_request_duration_seconds", "Latency of Sigma API calls.", "histogram", ["action"]
-    )
+    duration = histogram("sigma_api_request_duration_seconds", "Latency of Sigma API calls.", ["action"])
+    bounds = (*LATENCY_BUCKETS, float("inf"))
     for action in sorted(set(POLLED_ACTIONS) | set(api.durations)):
         hist = api.durations.get(action)
-        counts = hist.counts if hist is not None else (0,) * (len(LATENCY_BUCKETS) + 1)
-        cumulative = 0
-        for bound, value in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
-            cumulative += value
-            duration.add_labels((("action", action), ("le", _le(bound))), float(cumulative), "_bucket")
-        duration.add([action], float(cumulative), "_count")
-        duration.add([action], hist.total if hist is not None else 0.0, "_sum")
+        counts = hist.counts if hist is not None else (0,) * len(bounds)
+        add_histogram(
+            duration, (("action", action),), bounds, counts, hist.total if hist is not None else 0.0
+        )
     requests = counter("sigma_api_requests", "Sigma API calls by HTTP status.", ["action", "code"])
     for (action, code), value in sorted(api.requests.items()):
         requests.add([action, code], float(value), "_total")
@@ -228,10 +169,6 @@ def _api_families(snapshot: Snapshot) -> Iterator[Family]:
     for action, reason in sorted(known):
         errors.add([action, reason], float(api.errors.get((action, reason), 0)), "_total")
     yield from (duration, requests, errors)
-
-
-def _le(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(bound)
 
 
 def _exporter_families(snapshot: Snapshot) -> Iterator[Family]:
@@ -281,8 +218,6 @@ def _exporter_families(snapshot: Snapshot) -> Iterator[Family]:
 
 
 def families(snapshot: Snapshot) -> list[Family]:
-    from sigma_exporter.metrics.identities import identity_families, registry_families  # they build on Family
-
     """Every metric family the snapshot implies, in a stable order."""
     sparse = snapshot.info.status_series == "current"
     return [

@@ -20,7 +20,8 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
-from sigma_exporter.metrics.collector import escape_value, families
+from sigma_exporter.metrics.collector import families
+from sigma_exporter.metrics.families import escape_value
 from sigma_exporter.metrics.snapshot import Snapshot
 
 TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"

@@ -7,15 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sigma_exporter.config.model import SOURCES
-from sigma_exporter.metrics.collector import Family, counter, gauge
+from sigma_exporter.metrics.families import Family, add_histogram, counter, gauge, histogram
 from sigma_exporter.metrics.snapshot import Snapshot
 from sigma_exporter.runs.outcomes import OUTCOMES, REGISTER_RESULTS, RETIRE_REASONS, RUN_STATES
 
 IDENTITY = ["report_group_id", "report_id"]
-
-
-def _le(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(bound)
 
 
 def identity_families(snapshot: Snapshot) -> Iterator[Family]:
@@ -37,10 +33,9 @@ def identity_families(snapshot: Snapshot) -> Iterator[Family]:
         "Submitted (or first seen) to first final status, of the last run that ended.",
         IDENTITY,
     )
-    duration = Family(
+    duration = histogram(
         "sigma_report_run_duration_seconds",
         "Submitted (or first seen) to first final status, per run.",
-        "histogram",
         IDENTITY,
     )
     active = gauge("sigma_report_runs_active", "Runs held that are not final.", IDENTITY)
@@ -81,13 +76,8 @@ def identity_families(snapshot: Snapshot) -> Iterator[Family]:
             if value is not None:
                 family.add(key, value)
         buckets = record.buckets if len(record.buckets) == len(bounds) else (0,) * len(bounds)
-        cumulative = 0
-        pairs = list(zip(IDENTITY, key, strict=True))
-        for bound, count in zip(bounds, buckets, strict=True):
-            cumulative += count
-            duration.add_labels((*pairs, ("le", _le(bound))), float(cumulative), "_bucket")
-        duration.add(key, float(cumulative), "_count")
-        duration.add(key, record.duration_sum, "_sum")
+        pairs = tuple(zip(IDENTITY, key, strict=True))
+        add_histogram(duration, pairs, bounds, buckets, record.duration_sum)
         active.add(key, float(state.active))
         info.add_labels((*pairs, ("report_name", record.report_name), *(state.labels or record.labels)), 1.0)
         verdict = state.verdict

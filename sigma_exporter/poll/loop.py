@@ -12,13 +12,13 @@ from dataclasses import replace
 
 from sigma_exporter.config.load import Config, ConfigError, Reference
 from sigma_exporter.config.model import Schedule
+from sigma_exporter.metrics.latest import LatestSnapshot
 from sigma_exporter.metrics.snapshot import (
     ExporterInfo,
     ReferenceState,
     ReloadState,
     Snapshot,
 )
-from sigma_exporter.metrics.store import SnapshotStore
 from sigma_exporter.poll import accounting
 from sigma_exporter.poll.apply import fold
 from sigma_exporter.poll.holdings import Holdings
@@ -47,7 +47,7 @@ class Poller:
     def __init__(
         self,
         config: Config,
-        store: SnapshotStore,
+        store: LatestSnapshot,
         *,
         info: ExporterInfo,
         stats: ApiStats,

@@ -32,7 +32,7 @@ from sigma_exporter.simulator.scenario import (
     Faults,
     ReportSpec,
     RunSpec,
-    Step,
+    TimelineStep,
     parse_runs,
 )
 from sigma_exporter.simulator.state import (
@@ -46,7 +46,7 @@ from sigma_exporter.simulator.state import (
 )
 
 if TYPE_CHECKING:
-    from sigma_exporter.simulator.server import SimulatorHTTPServer
+    from sigma_exporter.simulator.httpserver import SimulatorHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -231,12 +231,16 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         reference = f"sim{uuid.uuid4()}"
         if is_group:
             members = dict(state.scenario.definitions_groups).get(ident) or (
-                ReportSpec(f"{ident}-1", "Member1", (Step("GENERATED", 3), Step("PUBLISHED"))),
+                ReportSpec(
+                    f"{ident}-1", "Member1", (TimelineStep("GENERATED", 3), TimelineStep("PUBLISHED"))
+                ),
             )
             spec = RunSpec(reference, "group", members, report_group_id=ident)
         else:
             report = dict(state.scenario.definitions_reports).get(ident) or ReportSpec(
-                ident, ident or "Report", (Step("PENDING", 2), Step("GENERATED", 3), Step("PUBLISHED"))
+                ident,
+                ident or "Report",
+                (TimelineStep("PENDING", 2), TimelineStep("GENERATED", 3), TimelineStep("PUBLISHED")),
             )
             spec = RunSpec(reference, "report", (report,))
         with state.lock:

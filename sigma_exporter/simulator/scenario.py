@@ -55,20 +55,20 @@ PER_REFERENCE_FAULTS: Final = ("garbage", "html", "truncated", "500", "400", "sl
 
 
 @dataclass(frozen=True)
-class Step:
+class TimelineStep:
     status: str
     seconds: float | None = None  # None: lasts forever
 
 
 #: The timeline of `never_finishes: true`: GENERATED from the start, for ever.
-NEVER_FINISHES: Final = (Step("GENERATED"),)
+NEVER_FINISHES: Final = (TimelineStep("GENERATED"),)
 
 
 @dataclass(frozen=True)
 class ReportSpec:
     report_id: str
     report_name: str
-    timeline: tuple[Step, ...] = (Step("NOTIFIED"),)
+    timeline: tuple[TimelineStep, ...] = (TimelineStep("NOTIFIED"),)
     repeat: bool = False
     error_code: str = "SIG-RPT-500"
     error_msg: str = "Report generation failed: query returned an error"
@@ -135,10 +135,10 @@ class Scenario:
 
 
 # --- parsing -----------------------------------------------------------------------------------------
-def _timeline(section: Section, name: str) -> tuple[Step, ...]:
+def _timeline(section: Section, name: str) -> tuple[TimelineStep, ...]:
     items = section.items(name)
     if not items:
-        return (Step("NOTIFIED"),)
+        return (TimelineStep("NOTIFIED"),)
     steps = []
     for index, item in enumerate(items):
         where = f"{section.key(name)}[{index}]"
@@ -150,7 +150,7 @@ def _timeline(section: Section, name: str) -> tuple[Step, ...]:
         step.done()
         if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
             raise step.error("seconds", "should be a number")
-        steps.append(Step(status, float(seconds) if seconds is not None else None))
+        steps.append(TimelineStep(status, float(seconds) if seconds is not None else None))
     for step_ in steps[:-1]:
         if step_.seconds is None:
             raise section.error(name, "only the last step may last forever")
@@ -218,13 +218,14 @@ def _generated_runs(section: Section) -> list[RunSpec]:
     final_reports = round(reports * final_fraction)
     for i in range(reports):
         status = "NOTIFIED" if i < final_reports else "GENERATED"
-        spec = ReportSpec(f"{prefix}-rpt-{i:06d}", f"Report{i % 50}", (Step(status),))
+        spec = ReportSpec(f"{prefix}-rpt-{i:06d}", f"Report{i % 50}", (TimelineStep(status),))
         runs.append(RunSpec(f"{prefix}-r-{i:06d}", "report", (spec,)))
     final_groups = round(groups * final_fraction)
     for i in range(groups):
         status = "PUBLISHED" if i < final_groups else "GENERATED"
         specs = tuple(
-            ReportSpec(f"{prefix}-g{i:06d}-m{m}", f"Member{m}", (Step(status),)) for m in range(members)
+            ReportSpec(f"{prefix}-g{i:06d}-m{m}", f"Member{m}", (TimelineStep(status),))
+            for m in range(members)
         )
         runs.append(RunSpec(f"{prefix}-g-{i:06d}", "group", specs, report_group_id=f"Group{i % 20}"))
     return runs
@@ -356,7 +357,7 @@ __all__ = [
     "ReportSpec",
     "RunSpec",
     "Scenario",
-    "Step",
+    "TimelineStep",
     "load_scenario",
     "parse_scenario",
     "replace",

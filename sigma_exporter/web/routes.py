@@ -24,7 +24,7 @@ from sigma_exporter.metrics.exposition import (
     parts_for,
     wants_openmetrics,
 )
-from sigma_exporter.metrics.store import SnapshotStore
+from sigma_exporter.metrics.latest import LatestSnapshot
 from sigma_exporter.web import stats as reasons
 from sigma_exporter.web.api.handlers import PREFIX as API_PREFIX
 from sigma_exporter.web.api.handlers import Api, bearer_matches
@@ -57,7 +57,7 @@ def text(status: int, body: str, headers: dict[str, str] | None = None) -> web.R
 class Routes:
     def __init__(
         self,
-        store: SnapshotStore,
+        store: LatestSnapshot,
         live: ProcessPart,
         reload: Callable[[], list[FileReload]],
         security: WebConfigSecurity | None,

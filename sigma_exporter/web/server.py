@@ -33,7 +33,6 @@ from sigma_exporter.web.webconfig import WebConfigWatcher, client_sans_allowed
 from sigma_exporter.web.webconfig.tls import ssl_problem_of
 
 log = logging.getLogger(__name__)
-tls_log = logging.getLogger("sigma_exporter.web.webconfig")
 
 TLS_RECORD_HANDSHAKE: Final = 0x16
 PLAIN_HTTP_REPLY: Final = (
@@ -76,7 +75,7 @@ class LimitedHandler(web.RequestHandler):
         if tls is not None and not client_sans_allowed(tls, transport.get_extra_info("peercert")):
             self._refused = True
             self.gate.stats.reject(reasons.TLS_HANDSHAKE)
-            tls_log.debug("TLS handshake refused: client certificate has none of client_allowed_sans")
+            log.debug("TLS handshake refused: client certificate has none of client_allowed_sans")
             assert isinstance(transport, asyncio.Transport)
             transport.abort()
             return
@@ -309,7 +308,7 @@ class WebServer:
 
     def _handshake_failed(self, problem: str) -> None:
         self.stats.reject(reasons.TLS_HANDSHAKE)
-        tls_log.debug("TLS handshake failed: %s", problem)
+        log.debug("TLS handshake failed: %s", problem)
 
     async def _peek(self, conn: socket.socket, timeout: float) -> bytes:
         """The first byte the client sent, without taking it off the socket (b"" if it hung up or was

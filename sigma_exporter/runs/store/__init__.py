@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sigma_exporter.config.model import StateConfig
-from sigma_exporter.config.state import sqlite_path
+from sigma_exporter.config.registry import sqlite_path
 from sigma_exporter.runs.store.memory import MemoryStore
 from sigma_exporter.runs.store.records import (
     Arrivals,

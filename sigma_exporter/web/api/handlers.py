@@ -14,7 +14,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from sigma_exporter.config.secret import Secret
-from sigma_exporter.metrics.store import SnapshotStore
+from sigma_exporter.metrics.latest import LatestSnapshot
 from sigma_exporter.runs.registry import KindConflict, NotDeletable, Registry, RegistryFull
 from sigma_exporter.runs.store.records import StoreError
 from sigma_exporter.web.api.openapi import openapi_document
@@ -57,7 +57,7 @@ def bearer_matches(authorization: str | None, token: Secret | None) -> bool:
 class Api:
     def __init__(
         self,
-        store: SnapshotStore,
+        store: LatestSnapshot,
         registry: Registry,
         token: Callable[[], Secret | None],
         basic_users: Callable[[], bool],

@@ -55,7 +55,6 @@ from sigma_exporter.web.webconfig.model import (
 from sigma_exporter.web.webconfig.parse import (
     bcrypt_cost,
     load_web_config,
-    parse_go_duration,
     parse_web_config,
     parse_web_config_text,
 )
@@ -78,7 +77,6 @@ __all__ = [
     "client_sans_allowed",
     "load_web_config",
     "parse_basic_authorization",
-    "parse_go_duration",
     "parse_web_config",
     "parse_web_config_text",
     "validate_web_config_file",

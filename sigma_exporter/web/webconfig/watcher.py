@@ -18,7 +18,7 @@ from sigma_exporter.web.webconfig.model import WebConfig, WebConfigError
 from sigma_exporter.web.webconfig.parse import parse_web_config_text
 from sigma_exporter.web.webconfig.tls import build_ssl_context
 
-logger = logging.getLogger("sigma_exporter.web.webconfig")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

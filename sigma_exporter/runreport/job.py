@@ -22,10 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, TextIO
 
-import requests
-
 from sigma_exporter.config.model import Config
 from sigma_exporter.config.secret import Secret
+from sigma_exporter.runreport.register import register, registration
 from sigma_exporter.runs.outcomes import FAILURE, NO_DATA, SUCCESS, outcome_of_run
 from sigma_exporter.sigma.client import SigmaClient
 from sigma_exporter.sigma.errors import BadRequestError, SigmaError
@@ -40,8 +39,6 @@ EXIT_USAGE: Final = 64
 #: Between two status checks while waiting.
 WAIT_INTERVAL_SECONDS: Final = 2.0
 MAX_FILTER_BYTES: Final = 64 * 1024
-#: Tries of a registration answered 503 or not answered at all (about 15 s in all).
-REGISTER_ATTEMPTS: Final = 5
 
 
 class UsageError(Exception):
@@ -91,45 +88,6 @@ def read_token(path: str) -> Secret:
     if not token:
         raise UsageError(f"{path}: the API token file is empty")
     return Secret(token)
-
-
-def registration(request: Request, reference: str, submitted_at: float) -> dict[str, object]:
-    body: dict[str, object] = {"reference": reference, "kind": request.kind, "submitted_at": submitted_at}
-    body["report_group_id" if request.kind == "group" else "report_id"] = request.ident
-    return body
-
-
-def register(request: Request, reference: str, submitted_at: float, timeout: float) -> str | None:
-    """Register the run with the exporter; None when it took it, else what went wrong (no secret)."""
-    assert request.register_url is not None
-    url = request.register_url.rstrip("/")
-    if not url.endswith("/api/v1/runs"):
-        url += "/api/v1/runs"
-    headers = {"Content-Type": "application/json"}
-    if request.api_token is not None:
-        headers["Authorization"] = f"Bearer {request.api_token.reveal()}"
-    body = json.dumps(registration(request, reference, submitted_at))
-    problem = ""
-    for attempt in range(REGISTER_ATTEMPTS):  # 503 (the store is busy) and connection errors are retried
-        if attempt:
-            time.sleep(min(8.0, 0.5 * 2**attempt))
-        try:
-            reply = requests.post(url, data=body, headers=headers, timeout=timeout)
-        except requests.RequestException as exc:
-            problem = f"cannot reach {url} ({type(exc).__name__})"
-            continue
-        if reply.status_code != 503:
-            break
-        problem = f"{url} answered 503 (its state store cannot write now)"
-    else:
-        return problem
-    if reply.status_code in (200, 201):
-        return None
-    try:
-        detail = str(reply.json().get("error", ""))[:200]
-    except ValueError:
-        detail = ""
-    return f"{url} answered {reply.status_code}" + (f": {detail}" if detail else "")
 
 
 def statuses(client: SigmaClient, kind: str, reference: str, timeout: float) -> tuple[str, ...]:
@@ -204,7 +162,8 @@ def run_report(config: Config, request: Request, out: TextIO = sys.stdout, err: 
         out.flush()
         code = EXIT_OK
         if request.register_url:
-            problem = register(request, reference, submitted, config.sigma.timeout_seconds)
+            body = registration(request.kind, request.ident, reference, submitted)
+            problem = register(request.register_url, request.api_token, body, config.sigma.timeout_seconds)
             if problem is not None:
                 err.write(f"error: the run {reference} started but was not registered: {problem}\n")
                 code = EXIT_NOT_REGISTERED

@@ -1,16 +1,10 @@
-"""The demo: the config `sigma-exporter demo` writes for the bundled simulator, and what it prints."""
+"""The demo's words: the config `sigma-exporter demo` writes for the bundled simulator's demo scenario, the
+curl line that registers a run, and the banner it prints."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Final
-
-import requests
-
-from sigma_exporter.config.model import Config
-from sigma_exporter.sigma.client import SigmaClient
-from sigma_exporter.sigma.errors import SigmaError
-from sigma_exporter.sigma.stats import ApiStats
 
 #: The vendor's sample client token, which the demo scenario accepts.
 DEMO_CLIENT_TOKEN: Final = "sample72695bf9-3932-4f60-88b5-2f-2hjd"  # noqa: S105 - the public sample
@@ -78,26 +72,6 @@ def registration_curl(base: str, reference: str) -> str:
         f"curl -sS -X POST {base}/api/v1/runs -H 'Authorization: Bearer {DEMO_API_TOKEN}' "
         f"-H 'Content-Type: application/json' -d '{body}'"
     )
-
-
-def register_demo_run(config: Config, base: str) -> str:
-    """Start one run as a scheduler's job would, and register it through the API with the curl line's
-    request; returns what to print."""
-    client = SigmaClient(config.sigma, ApiStats(), pool_size=1)
-    try:
-        reference = client.start_run("report", "rpt-adhoc-extract")
-    except SigmaError as exc:
-        return f"could not start the demo's ad-hoc run: {exc}"
-    finally:
-        client.close()
-    curl = registration_curl(base, reference)
-    body = curl.split("-d '", 1)[1].rstrip("'")
-    headers = {"Authorization": f"Bearer {DEMO_API_TOKEN}", "Content-Type": "application/json"}
-    try:
-        status = requests.post(f"{base}/api/v1/runs", data=body, headers=headers, timeout=5).status_code
-    except requests.RequestException as exc:
-        return f"could not register the demo's ad-hoc run: {type(exc).__name__}"
-    return f"Registered one run through the API ({status}), as a scheduler's job would:\n  {curl}\n"
 
 
 def demo_banner(bound: str, sigma_url: str, sim_base_url: str, config_file: Path) -> str:

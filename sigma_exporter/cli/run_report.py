@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from sigma_exporter.clioptions import config_option, option, with_logging
+from sigma_exporter.cli.logsetup import Redactor, setup_logging
+from sigma_exporter.cli.options import config_option, option, with_logging
+from sigma_exporter.config.durations import parse_go_duration
 from sigma_exporter.config.load import ConfigError, load_config
-from sigma_exporter.logsetup import Redactor, setup_logging
-from sigma_exporter.runreport import EXIT_USAGE, Request, UsageError, read_filter, read_token, run_report
-from sigma_exporter.web.webconfig import parse_go_duration
+from sigma_exporter.runreport.job import EXIT_USAGE, Request, UsageError, read_filter, read_token, run_report
 
 
 class _UsageExit(click.Command):

@@ -1,8 +1,10 @@
-"""The options every command shares: each has an environment twin (`SIGMA_EXPORTER_...`)."""
+"""The options every command shares (each has an environment twin, `SIGMA_EXPORTER_...`), and how a command
+fails: one `error:` line on stderr, exit 1."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,8 +13,12 @@ from typing import Any, Final
 
 import click
 
-from sigma_exporter.logsetup import FORMATS, LEVELS
+from sigma_exporter.cli.logsetup import FORMATS, LEVELS, Redactor
+from sigma_exporter.config.durations import parse_go_duration
+from sigma_exporter.config.load import Config, ConfigError, load_config
 from sigma_exporter.sigma.recording import Recording, Scrubber
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX: Final = "SIGMA_EXPORTER_"
 DEFAULT_CONFIG: Final = "/etc/sigma-exporter/config.yml"
@@ -147,3 +153,47 @@ def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ):
         decorated = decorator(decorated)
     return decorated
+
+
+def fail(message: str) -> None:
+    """Log and print `message` as the command's error, and exit 1."""
+    log.error(message)
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(1)
+
+
+def load_or_fail(path: str, redactor: Redactor) -> Config:
+    """The config at `path` (its secrets handed to the redactor), or exit 1 naming what is wrong."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        fail(str(exc))
+        raise AssertionError from exc  # unreachable: fail() exits
+    redactor.add(*config.secrets())
+    return config
+
+
+def check_shard(index: int, count: int) -> None:
+    """Exit 1 unless 0 <= index < count."""
+    if count < 1 or not 0 <= index < count:
+        fail(f"--shard.index must be in [0, --shard.count); got index {index} of {count}")
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """A Go/Prometheus duration (30s, 1m30s, 500ms) or plain seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip()
+        seconds = parse_go_duration(text)
+        if seconds is None:
+            try:
+                seconds = float(text)
+            except ValueError:
+                self.fail(f"{value!r} is not a duration (examples: 30s, 1m30s, 500ms)", param, ctx)
+        if not seconds > 0:  # also NaN
+            self.fail(f"{value!r} must be above zero", param, ctx)
+        return seconds

@@ -16,7 +16,7 @@ class Published:
     rendered: Rendered
 
 
-class SnapshotStore:
+class LatestSnapshot:
     def __init__(self, initial: Snapshot) -> None:
         self._publish_lock = threading.Lock()
         self._current = Published(initial, render(initial))

@@ -1,22 +1,19 @@
 """The config sections of the run registry: `state:` (where runs are kept), `retention:` (when runs are let
-go), `api:` (who may register runs) and the duration buckets of the report identity histogram."""
+go) and `api:` (who may register runs)."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sigma_exporter.config.model import DEFAULT_DURATION_BUCKETS, ApiConfig, RetentionConfig, StateConfig
-from sigma_exporter.config.secret import Secret
-from sigma_exporter.config.walker import Section, kind_of
+from sigma_exporter.config.credentials import resolve_secret
+from sigma_exporter.config.model import ApiConfig, RetentionConfig, StateConfig
+from sigma_exporter.config.walker import Section
 
 #: Environment twins of the registry's secrets.
 STATE_PASSWORD_ENV = "SIGMA_STATE_PASSWORD"  # noqa: S105 - a variable name
 API_TOKEN_ENV = "SIGMA_API_TOKEN"  # noqa: S105 - a variable name
-
-SecretResolver = Callable[[Section, str, Mapping[str, str], str], "Secret | None"]
 
 
 def state_url_problem(url: str) -> str | None:
@@ -48,8 +45,6 @@ def sqlite_path(url: str) -> Path:
 
 
 def parse_state(section: Section, environ: Mapping[str, str]) -> StateConfig:
-    from sigma_exporter.config.load import resolve_secret  # the secret rules live with the auth section
-
     raw = section.text("url")
     url = raw or StateConfig.url
     problem = state_url_problem(url)
@@ -75,31 +70,8 @@ def parse_retention(section: Section) -> RetentionConfig:
 
 
 def parse_api(section: Section, environ: Mapping[str, str]) -> ApiConfig:
-    from sigma_exporter.config.load import resolve_secret
-
     token = resolve_secret(section, "token", environ, API_TOKEN_ENV)
     if token is not None and len(token.reveal()) < 16:
         raise section.error("token_file", "the API token should be at least 16 characters")
     section.done()
     return ApiConfig(token=token)
-
-
-def parse_buckets(section: Section, name: str) -> tuple[float, ...]:
-    raw = section.get(name)
-    if raw is None:
-        return DEFAULT_DURATION_BUCKETS
-    if not isinstance(raw, list) or not raw:
-        raise section.error(name, f"should be a non-empty list of seconds, got {kind_of(raw)}")
-    values: list[float] = []
-    for index, item in enumerate(raw):
-        if (
-            isinstance(item, bool)
-            or not isinstance(item, (int, float))
-            or not math.isfinite(item)
-            or item <= 0
-        ):
-            raise section.error(f"{name}[{index}]", f"should be a positive number of seconds, got {item!r}")
-        if values and item <= values[-1]:
-            raise section.error(f"{name}[{index}]", "buckets should increase")
-        values.append(float(item))
-    return tuple(values)

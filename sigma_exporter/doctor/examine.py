@@ -1,47 +1,34 @@
-"""`sigma-exporter doctor`: meet a real Sigma with the user's own config, one step at a time, and say
-for each step ok, warning or failed and what to do. Steps: connect (DNS, TCP, TLS), token, where the
-parameters go (body or query), each given reference (and the quirks of its reply), latency (with suggested
-settings), and optionally one run of a harmless report. The text is redacted of every configured secret
-and of the access tokens Sigma hands out."""
+"""The doctor's steps after connecting: token, where the parameters go (body or query), each given
+reference (and the quirks of its reply), latency (with suggested settings), and optionally one run of a
+harmless report. Every exchange is seen by a `Recorder`, which also learns the access tokens Sigma hands
+out so that the text can be redacted of them."""
 
 from __future__ import annotations
 
 import math
-import os
-import socket
-import ssl
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
-from urllib.parse import urlsplit
 
-from sigma_exporter.config.load import Config
+from sigma_exporter.config.model import Config
+from sigma_exporter.doctor.connect import check_connect
+from sigma_exporter.doctor.findings import FAILED, OK, WARNING, Finding
 from sigma_exporter.sigma.client import ExchangeHook, SigmaClient
 from sigma_exporter.sigma.errors import BadRequestError, SigmaError, UnauthorizedError
-from sigma_exporter.sigma.pool import ca_bundle
 from sigma_exporter.sigma.quirks import quirks
 from sigma_exporter.sigma.replies import FINAL_STATUSES
 from sigma_exporter.sigma.stats import ApiStats
 
-OK: Final = "ok"
-WARNING: Final = "warning"
-FAILED: Final = "failed"
 PROBE_REFERENCE: Final = "sigma-exporter-doctor-probe"
 PARAM_PLACES: Final = ("body", "query")
 
 
-@dataclass(frozen=True)
-class Step:
-    name: str
-    result: str  # OK | WARNING | FAILED
-    detail: str
-    hint: str = ""
-
-
 @dataclass
 class Exchange:
+    """One call the doctor made: its action, the HTTP status and the raw reply body."""
+
     action: str
     status: int
     body: bytes
@@ -65,6 +52,8 @@ class Recorder:
 
 @dataclass(frozen=True)
 class Plan:
+    """What the user asked the doctor to look at: references, and a report to run once."""
+
     references: tuple[str, ...] = ()
     run_report_id: str | None = None
     run_timeout: float = 600.0
@@ -88,81 +77,8 @@ def _timed(call: Callable[[], object]) -> tuple[float, BaseException | None]:
     return time.perf_counter() - start, None
 
 
-# -- connect ---------------------------------------------------------------------------------------------
-def _tls_problem(exc: ssl.SSLCertVerificationError, host: str) -> tuple[str, str]:
-    code, message = exc.verify_code, str(exc.verify_message)
-    if code == 10:
-        return "the server's certificate has expired", "renew Sigma's certificate"
-    if code in (62, 64) or "mismatch" in message.lower():  # host name, IP address
-        return (
-            f"the certificate is not valid for {host!r}",
-            "use the host name the certificate names in sigma.url, or have it reissued for this name",
-        )
-    if code in (18, 19, 20, 21):
-        return (
-            "the certificate is signed by an unknown CA",
-            "set sigma.tls.ca_file to the CA that signed it (insecure_skip_verify only to try)",
-        )
-    return f"certificate verification failed ({message})", "check sigma.tls.ca_file"
-
-
-def check_connect(config: Config) -> Step:
-    parts = urlsplit(config.sigma.url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    timeout = config.sigma.timeout_seconds
-    try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        return Step(
-            "connect", FAILED, f"cannot resolve {host!r}: {exc.strerror}", "check the host in sigma.url"
-        )
-    start = time.perf_counter()
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except ConnectionRefusedError:
-        return Step(
-            "connect",
-            FAILED,
-            f"{host}:{port} refused the connection",
-            "is Sigma listening there? check sigma.url",
-        )
-    except OSError as exc:
-        what = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
-        return Step("connect", FAILED, f"{host}:{port}: {what}", "check the network path (firewall, proxy)")
-    connect_ms = (time.perf_counter() - start) * 1000
-    where = f"{host}:{port} ({addresses[0][4][0]}) in {connect_ms:.1f} ms"
-    with sock:
-        if parts.scheme != "https":
-            return Step("connect", OK, f"{where}, plain HTTP", "")
-        bundle = ca_bundle(config.sigma)  # what the exporter's own client verifies against
-        context = ssl.create_default_context()
-        if bundle is None:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        elif os.path.isdir(bundle):
-            context.load_verify_locations(capath=bundle)
-        else:
-            context.load_verify_locations(cafile=bundle)
-        try:
-            with context.wrap_socket(sock, server_hostname=host) as tls:
-                version = tls.version()
-        except ssl.SSLCertVerificationError as exc:
-            problem, hint = _tls_problem(exc, host)
-            return Step("connect", FAILED, f"{where}; TLS: {problem}", hint)
-        except (ssl.SSLError, OSError) as exc:
-            return Step(
-                "connect", FAILED, f"{where}; TLS handshake failed ({type(exc).__name__})", "is it HTTPS?"
-            )
-    if config.sigma.tls.insecure_skip_verify:
-        return Step(
-            "connect", WARNING, f"{where}, {version}, certificate NOT verified", "drop insecure_skip_verify"
-        )
-    return Step("connect", OK, f"{where}, {version}, certificate verified", "")
-
-
 # -- token and parameters --------------------------------------------------------------------------------
-def check_token(config: Config, recorder: Recorder) -> Step:
+def check_token(config: Config, recorder: Recorder) -> Finding:
     client = _client(config, recorder)
     try:
         seconds, error = _timed(client.authenticate)
@@ -170,7 +86,7 @@ def check_token(config: Config, recorder: Recorder) -> Step:
         client.close()
     auth = config.sigma.auth.type
     if isinstance(error, UnauthorizedError):
-        return Step("token", FAILED, f"Sigma refused the {auth} credentials (401)", "check sigma.auth")
+        return Finding("token", FAILED, f"Sigma refused the {auth} credentials (401)", "check sigma.auth")
     if error is not None:
         configured = config.sigma.params_in
         other = next(place for place in PARAM_PLACES if place != configured)
@@ -180,16 +96,16 @@ def check_token(config: Config, recorder: Recorder) -> Step:
         finally:
             retry.close()
         if again is None:
-            return Step(
+            return Finding(
                 "token",
                 FAILED,
                 f"GENERATE_TOKEN with params in the {configured} failed ({error}); in the {other} it works",
                 f"set sigma.params_in: {other}",
             )
-        return Step("token", FAILED, f"GENERATE_TOKEN failed: {error}", "check sigma.url and sigma.auth")
+        return Finding("token", FAILED, f"GENERATE_TOKEN failed: {error}", "check sigma.url and sigma.auth")
     if not recorder.secrets:
-        return Step("token", OK, f"fixed token ({auth}): nothing to generate", "")
-    return Step(
+        return Finding("token", OK, f"fixed token ({auth}): nothing to generate", "")
+    return Finding(
         "token", OK, f"GENERATE_TOKEN with {auth} credentials answered in {seconds * 1000:.0f} ms", ""
     )
 
@@ -214,24 +130,24 @@ def _accepts(config: Config, recorder: Recorder, place: str, reference: str | No
     return True
 
 
-def check_params(config: Config, recorder: Recorder, reference: str | None) -> tuple[Step, str]:
+def check_params(config: Config, recorder: Recorder, reference: str | None) -> tuple[Finding, str]:
     """The step, and the place the later steps use: the configured one, or else one Sigma accepts."""
     accepted = [place for place in PARAM_PLACES if _accepts(config, recorder, place, reference)]
     configured = config.sigma.params_in
     said = ", ".join(f"{p}: {'accepted' if p in accepted else 'refused'}" for p in PARAM_PLACES)
     detail = f"{said} (configured: params_in: {configured})"
     if configured in accepted:
-        return Step("params", OK, detail, ""), configured
+        return Finding("params", OK, detail, ""), configured
     if accepted:
-        return Step("params", FAILED, detail, f"set sigma.params_in: {accepted[0]}"), accepted[0]
+        return Finding("params", FAILED, detail, f"set sigma.params_in: {accepted[0]}"), accepted[0]
     hint = "Sigma took the parameters neither way: see the token step" + (
         f" (or is {reference} unknown to it?)" if reference else ""
     )
-    return Step("params", FAILED, detail, hint), configured
+    return Finding("params", FAILED, detail, hint), configured
 
 
 # -- references and their quirks (sigma/quirks.py) -------------------------------------------------------
-def check_reference(config: Config, recorder: Recorder, reference: str, place: str) -> Step:
+def check_reference(config: Config, recorder: Recorder, reference: str, place: str) -> Finding:
     """A status check of a report run, or else of a group run, and the quirks its reply showed."""
     client = _client(config, recorder, place)
     seen = len(recorder.exchanges)
@@ -247,11 +163,11 @@ def check_reference(config: Config, recorder: Recorder, reference: str, place: s
             statuses = ", ".join(sorted({r.status for r in group.reports})) or "PENDING (no status yet)"
             detail = f"group {group.report_group_id or '?'}: {len(group.reports)} report(s), {statuses}"
     except BadRequestError as exc:
-        return Step(
+        return Finding(
             name, FAILED, f"Sigma knows it neither as a report nor as a group run ({exc.reason})", "check it"
         )
     except SigmaError as exc:
-        return Step(name, FAILED, str(exc), "")
+        return Finding(name, FAILED, str(exc), "")
     finally:
         client.close()
     odd = sorted(
@@ -262,13 +178,13 @@ def check_reference(config: Config, recorder: Recorder, reference: str, place: s
             for q in quirks(e.status, e.body)
         }
     )
-    return Step(name, OK, detail + (f"; quirks: {', '.join(odd)}" if odd else "; no quirks"), "")
+    return Finding(name, OK, detail + (f"; quirks: {', '.join(odd)}" if odd else "; no quirks"), "")
 
 
 # -- latency and settings --------------------------------------------------------------------------------
-def check_latency(config: Config, seconds: Sequence[float]) -> Step:
+def check_latency(config: Config, seconds: Sequence[float]) -> Finding:
     if not seconds:
-        return Step("latency", WARNING, "no status call was answered", "")
+        return Finding("latency", WARNING, "no status call was answered", "")
     slowest, median = max(seconds), statistics.median(seconds)
     held = max(1, len(config.references.references))
     interval = config.poll.interval_seconds
@@ -287,11 +203,11 @@ def check_latency(config: Config, seconds: Sequence[float]) -> Step:
     if config.poll.concurrency < concurrency:
         problems.append(f"poll.concurrency {config.poll.concurrency} cannot check them all in time")
     if problems:
-        return Step("latency", WARNING, detail, "; ".join(problems))
-    return Step("latency", OK, detail, "")
+        return Finding("latency", WARNING, detail, "; ".join(problems))
+    return Finding("latency", OK, detail, "")
 
 
-def check_run(config: Config, recorder: Recorder, plan: Plan) -> Step:
+def check_run(config: Config, recorder: Recorder, plan: Plan) -> Finding:
     assert plan.run_report_id is not None
     client = _client(config, recorder)
     name = f"run {plan.run_report_id}"
@@ -305,17 +221,18 @@ def check_run(config: Config, recorder: Recorder, plan: Plan) -> Step:
                 result = (
                     OK if reply.report.status in ("PUBLISHED", "NOTIFIED", "NO_DATA_AVAILABLE") else WARNING
                 )
-                return Step(name, result, f"{reference}: {reply.report.status} after {took:.1f} s", "")
+                return Finding(name, result, f"{reference}: {reply.report.status} after {took:.1f} s", "")
             time.sleep(plan.run_interval)
     except SigmaError as exc:
-        return Step(name, FAILED, f"could not start or follow the run: {exc}", "check the report id")
+        return Finding(name, FAILED, f"could not start or follow the run: {exc}", "check the report id")
     finally:
         client.close()
-    return Step(name, FAILED, f"{reference}: no final status within {plan.run_timeout:g} s", "")
+    return Finding(name, FAILED, f"{reference}: no final status within {plan.run_timeout:g} s", "")
 
 
 # -- the whole visit -------------------------------------------------------------------------------------
-def examine(config: Config, plan: Plan, recorder: Recorder | None = None) -> list[Step]:
+def examine(config: Config, plan: Plan, recorder: Recorder | None = None) -> list[Finding]:
+    """Every step in order; stops early when a step leaves nothing further to try."""
     recorder = recorder or Recorder()
     steps = [check_connect(config)]
     if steps[-1].result == FAILED:
@@ -357,21 +274,3 @@ def _status_timings(config: Config, recorder: Recorder, references: Sequence[str
     finally:
         client.close()
     return timings
-
-
-def render(steps: Sequence[Step], redact: Callable[[str], str]) -> str:
-    """One line per step, `[ ok ]`, `[warn]` or `[FAIL]`, with what to do under it. Pure."""
-    marks = {OK: "[ ok ]", WARNING: "[warn]", FAILED: "[FAIL]"}
-    width = max(len(step.name) for step in steps)
-    lines = []
-    for step in steps:
-        lines.append(f"{marks[step.result]} {step.name.ljust(width)}  {redact(step.detail)}")
-        if step.hint:
-            lines.append(f"{' ' * 7}{' ' * width}  -> {redact(step.hint)}")
-    failed = sum(step.result == FAILED for step in steps)
-    warned = sum(step.result == WARNING for step in steps)
-    verdict = (
-        "the exporter would work as configured" if not failed else "the exporter would NOT work as configured"
-    )
-    lines.append(f"{len(steps)} steps: {failed} failed, {warned} warnings: {verdict}.")
-    return "\n".join(lines) + "\n"

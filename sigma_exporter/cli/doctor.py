@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from sigma_exporter.clioptions import RecordSpec, config_option, option, record_options, with_logging
+from sigma_exporter.cli.logsetup import Redactor, setup_logging
+from sigma_exporter.cli.options import RecordSpec, config_option, option, record_options, with_logging
+from sigma_exporter.config.durations import parse_go_duration
 from sigma_exporter.config.load import ConfigError, load_config
-from sigma_exporter.doctor import FAILED, Plan, Recorder, examine, render
-from sigma_exporter.logsetup import Redactor, setup_logging
-from sigma_exporter.web.webconfig import parse_go_duration
+from sigma_exporter.doctor.examine import Plan, Recorder, examine
+from sigma_exporter.doctor.findings import FAILED, render
 
 
 @click.command("doctor")
