@@ -27,12 +27,11 @@ from sigma_exporter.config.load import Reference
 from sigma_exporter.metrics.exposition import OM_EOF, render
 from sigma_exporter.metrics.snapshot import (
     ExporterInfo,
-    GroupCounts,
     ReferenceState,
     ReloadState,
-    ReportRow,
     Snapshot,
 )
+from sigma_exporter.runs.held import GroupCounts, ReportRow
 from sigma_exporter.sigma.replies import ALL_STATUSES
 from sigma_exporter.sigma.stats import ApiStats
 

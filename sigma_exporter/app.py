@@ -1,26 +1,50 @@
-"""The composition root: the one place that builds config, store, poller and web and wires them together.
-The CLI, the tests and the benchmarks all build the exporter through it."""
+"""The composition root: the one place that builds every part with its collaborators, starts them in order
+and stops them in reverse. serve, once, demo, doctor, the tests and the benchmarks all go through it.
+
+A part owns a thread, a socket or a connection. Its constructor only assigns; `start()` brings it up (or
+raises) and `stop(timeout)` lets it go. The order, and so what each part may rely on when it starts:
+
+    state store -> writer -> Sigma link -> worker pool -> registry -> poller (restores, publishes)
+        -> web server (binds) -> poll loop (first cycle) -> scheduler
+
+Nothing talks to Sigma before the exporter answers on its address; on the way down the scheduler and the
+loop stop first, the writer writes what is pending and the store closes last.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import resource
 import signal
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol
 
 from sigma_exporter import __version__
+from sigma_exporter.config.inforce import ConfigInForce
 from sigma_exporter.config.load import Config, ConfigError, load_config, watch_problem
+from sigma_exporter.config.model import Schedule
+from sigma_exporter.doctor.examine import Plan, Recorder, examine
+from sigma_exporter.doctor.findings import Finding
 from sigma_exporter.metrics.exposition import ProcessPart
 from sigma_exporter.metrics.latest import LatestSnapshot
-from sigma_exporter.metrics.snapshot import ExporterInfo, initial_snapshot
-from sigma_exporter.poll.loop import ClientFactory, Poller
+from sigma_exporter.metrics.snapshot import ExporterInfo, Snapshot, initial_snapshot
+from sigma_exporter.poll.inbox import ReloadInbox
+from sigma_exporter.poll.loop import PollLoop
+from sigma_exporter.poll.poller import Poller
+from sigma_exporter.poll.workers import WorkerPool
+from sigma_exporter.runs.holdings import Holdings
+from sigma_exporter.runs.references import Shard
 from sigma_exporter.runs.registry import Registry
 from sigma_exporter.runs.schedules import Scheduler
-from sigma_exporter.runs.store import StateStore, StoreError, open_store
+from sigma_exporter.runs.store import StateStore, StoreError, store_for
 from sigma_exporter.runs.store.writer import StateWriter
 from sigma_exporter.sigma.client import ExchangeHook
+from sigma_exporter.sigma.link import SigmaLink
 from sigma_exporter.sigma.stats import ApiStats
 from sigma_exporter.web.api.handlers import Api
 from sigma_exporter.web.routes import HEALTH_PATHS, FileReload, Routes
@@ -31,30 +55,88 @@ from sigma_exporter.web.webconfig import WebConfigSecurity, WebConfigWatcher
 log = logging.getLogger(__name__)
 
 #: How long /-/reload waits for the poll thread to publish the reload's outcome.
-RELOAD_PUBLISH_SECONDS = 5.0
-#: How long a stop waits for the poll thread and open requests.
-SHUTDOWN_SECONDS = 2.0
+RELOAD_PUBLISH_SECONDS: Final = 5.0
+#: How long a stop may take in all (SIGTERM: the container is gone within 2 s).
+SHUTDOWN_SECONDS: Final = 2.0
 
 
-@dataclass
+class Part(Protocol):
+    """Something that owns a thread, a socket or a connection. Only app.py calls these."""
+
+    def start(self) -> object:
+        """Bring it up, or raise; the parts before it are up."""
+
+    def stop(self, timeout: float) -> None:
+        """Let it go within `timeout` seconds; the parts after it are down."""
+
+
+class Parts:
+    """Parts in start order: `start` starts them in order (when one fails, those started are stopped in
+    reverse and the error raised); `stop` stops the started ones in reverse, each with a fair share of what
+    is left of the time."""
+
+    def __init__(self, parts: Sequence[Part]) -> None:
+        self._parts = tuple(parts)
+        self._started: list[Part] = []
+
+    def start(self) -> None:
+        """Start every part in order."""
+        for part in self._parts:
+            try:
+                part.start()
+            except BaseException:
+                self.stop(SHUTDOWN_SECONDS)
+                raise
+            self._started.append(part)
+
+    def stop(self, timeout: float) -> None:
+        """Stop the started parts in reverse order within `timeout` seconds in all."""
+        deadline = time.monotonic() + timeout
+        while self._started:
+            part = self._started.pop()
+            share = max(0.0, deadline - time.monotonic()) / (len(self._started) + 1)
+            try:
+                part.stop(share)
+            except Exception:  # one part failing to stop must not keep the others up
+                log.exception("a part failed to stop", extra={"part": type(part).__name__})
+
+
+@contextlib.contextmanager
+def running(parts: Sequence[Part], timeout: float = SHUTDOWN_SECONDS) -> Iterator[None]:
+    """The parts started for the block, stopped after it whatever happens."""
+    started = Parts(parts)
+    started.start()
+    try:
+        yield
+    finally:
+        started.stop(timeout)
+
+
+@dataclass(frozen=True)
 class Core:
-    """What holds runs, polls Sigma and publishes snapshots: no HTTP."""
+    """What holds runs, polls Sigma and publishes snapshots: everything but HTTP."""
 
-    config: Config
-    stats: ApiStats
-    store: LatestSnapshot
-    poller: Poller
+    in_force: ConfigInForce
+    latest: LatestSnapshot
     state: StateStore
     writer: StateWriter
+    link: SigmaLink
+    pool: WorkerPool
     registry: Registry
+    inbox: ReloadInbox
+    poller: Poller
+    loop: PollLoop
     scheduler: Scheduler
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """After the poll thread: write what is pending, then let the store go."""
-        self.scheduler.stop(timeout / 2)
-        self.registry.stop()
-        self.writer.close(timeout)
-        self.state.close()
+    def parts(self, *, polling: bool = True, web: Part | None = None) -> list[Part]:
+        """In start order, with the web server (when given) before anything talks to Sigma. Without
+        `polling`, no poll thread and no scheduler: the caller runs the cycles (`once`, tests)."""
+        parts: list[Part] = [self.state, self.writer, self.link, self.pool, self.registry, self.poller]
+        if web is not None:
+            parts.append(web)
+        if polling:
+            parts += [self.loop, self.scheduler]
+        return parts
 
 
 def build_core(
@@ -63,69 +145,86 @@ def build_core(
     shard_index: int = 0,
     shard_count: int = 1,
     on_secret: Callable[[str], None] | None = None,
-    client_factory: ClientFactory | None = None,
     storage_path: str | None = None,
     state: StateStore | None = None,
     on_exchange: ExchangeHook | None = None,
 ) -> Core:
-    """Raises ConfigError when a reference file named by the config is invalid or the state store cannot
-    be opened (`state.url`)."""
+    """Every part of the core, wired, none started."""
     if state is None:
-        try:
-            state = open_store(config.state, storage_path)
-        except StoreError as exc:
-            raise ConfigError(config.source, "state.url", str(exc)) from None
+        state = store_for(config.state, storage_path)
         if state.description == "memory:":
             log.warning(
                 "state.url is memory: runs registered through the API and report history are lost on restart"
             )
-    try:
-        loaded = state.load()
-    except StoreError as exc:
-        raise ConfigError(config.source, "state.url", str(exc)) from None
-    writer = StateWriter(state)
-    registry = Registry(
-        state,
-        writer,
-        max_runs=config.retention.max_runs,
-        shard_index=shard_index,
-        shard_count=shard_count,
-        cursor=loaded.cursor,
-    )
+    shard = Shard(shard_index, shard_count)
+    wake = threading.Event()  # news for the poll thread: arrivals, reloads, schedule starts
+    in_force = ConfigInForce(config)
     stats = ApiStats()
     info = ExporterInfo.of_this_process(shard_index, shard_count, config.metrics.status_series)
-    store = LatestSnapshot(initial_snapshot(info, stats))
-    poller = Poller(
-        config,
-        store,
-        info=info,
-        stats=stats,
-        registry=registry,
-        loaded=loaded,
-        client_factory=client_factory,
-        on_secret=on_secret,
-        on_exchange=on_exchange,
-    )
-    registry.start()
+    latest = LatestSnapshot(initial_snapshot(info, stats))
+    writer = StateWriter(state)
+    link = SigmaLink(config, stats, on_secret=on_secret, on_exchange=on_exchange)
+    pool = WorkerPool(config.poll.concurrency)
+    registry = Registry(state, writer, max_runs=config.retention.max_runs, shard=shard, wake=wake)
+    inbox = ReloadInbox(wake)
 
     def active_runs(key: tuple[str, str]) -> int:
-        for identity in store.current().snapshot.identities:
+        for identity in latest.current().snapshot.identities:
             if identity.record.key == key:
                 return identity.active
         return 0
 
-    scheduler = Scheduler(
-        lambda: poller.config,
-        state,
-        registry,
-        poller.start_run,
-        active_runs,
-        shard_index=shard_index,
-        shard_count=shard_count,
+    def start_run(schedule: Schedule) -> str:
+        expectation = schedule.expectation
+        ident = expectation.report_group_id or expectation.report_id
+        return link.start_run(expectation.kind, ident, schedule.filter)
+
+    scheduler = Scheduler(in_force.get, state, registry, start_run, active_runs, shard=shard, wake=wake)
+    poller = Poller(
+        in_force,
+        state=state,
+        holdings=Holdings(registry, config.metrics.duration_buckets, shard),
+        registry=registry,
+        link=link,
+        pool=pool,
+        latest=latest,
+        inbox=inbox,
+        writer=writer,
+        stats=stats,
+        info=info,
+        schedule_counts=scheduler.counters,
     )
-    scheduler.on_change = poller.wake
-    poller.schedule_counters = scheduler.counters
-    return Core(config, stats, store, poller, state, writer, registry, scheduler)
+    loop = PollLoop(poller, wake)
+    return Core(in_force, latest, state, writer, link, pool, registry, inbox, poller, loop, scheduler)
+
+
+def start_parts(parts: Parts, config: Config) -> None:
+    """Start `parts`; a state store that cannot be opened or read is the config's `state.url` error."""
+    try:
+        parts.start()
+    except StoreError as exc:
+        raise ConfigError(config.source, "state.url", str(exc)) from None
+
+
+def run_once(
+    config: Config, *, on_secret: Callable[[str], None] | None = None, on_exchange: ExchangeHook | None = None
+) -> tuple[Snapshot, bytes]:
+    """One poll cycle keeping no state: the snapshot and its exposition (text format)."""
+    from sigma_exporter.runs.store.memory import MemoryStore
+
+    core = build_core(config, on_secret=on_secret, state=MemoryStore(), on_exchange=on_exchange)
+    parts = Parts(core.parts(polling=False))
+    start_parts(parts, config)
+    try:
+        snapshot = core.poller.run_cycle()
+    finally:
+        parts.stop(SHUTDOWN_SECONDS)
+    return snapshot, core.latest.current().rendered.text
+
+
+def diagnose(config: Config, plan: Plan, recorder: Recorder) -> list[Finding]:
+    """The doctor's visit: each step opens and closes a client of its own."""
+    return examine(config, plan, recorder)
 
 
 def raise_open_files_limit() -> int:
@@ -143,94 +242,62 @@ def raise_open_files_limit() -> int:
 
 @dataclass
 class Exporter:
-    """The whole exporter: core plus the HTTP server. `start()` binds at once (OSError if it cannot)."""
+    """The whole exporter: the core and the HTTP server, as one list of parts."""
 
     config_file: str
     core: Core
-    address: tuple[str, int]
+    server: WebServer
+    watcher: WebConfigWatcher | None
     on_secret: Callable[[str], None]
-    web_config_file: str | None = None
-    open_health: bool = False
-    limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
-        self.watcher = WebConfigWatcher(self.web_config_file) if self.web_config_file else None
-        security = (
-            WebConfigSecurity(self.watcher, HEALTH_PATHS if self.open_health else ())
-            if self.watcher is not None
-            else None
-        )
-        problem = watch_problem(
-            self.core.config, web_users=self.watcher is not None and bool(self.watcher.current().config.users)
-        )
-        if problem is not None:
-            raise problem
-        files_limit = raise_open_files_limit()
-        limits = self.limits
-        if limits.max_connections > files_limit - 64:
-            limits = Limits(**{**limits.__dict__, "max_connections": max(16, files_limit - 64)})
-            log.warning(
-                "--web.max-connections lowered to fit the open files limit",
-                extra={"max_connections": limits.max_connections, "open_files_limit": files_limit},
-            )
-        self.server_stats = ServerStats()
-        live = ProcessPart(collectors=(WebCollector(self.server_stats, self.watcher),))
-        watcher = self.watcher
-        api = Api(
-            self.core.store,
-            self.core.registry,
-            token=lambda: self.core.poller.config.api.token,
-            basic_users=lambda: watcher is not None and bool(watcher.current().config.users),
-        )
-        routes = Routes(self.core.store, live, self.reload, security, self.server_stats, api)
-        self.server = WebServer(
-            routes.application(limits),
-            self.address,
-            limits=limits,
-            stats=self.server_stats,
-            watcher=self.watcher,
-        )
-        self._poll_thread = threading.Thread(
-            target=self.core.poller.run_forever, name="sigma-poller", daemon=True
-        )
-        self.tls = self.watcher is not None and self.watcher.current().ssl_context is not None
+        self.parts = Parts(self.core.parts(web=self.server))
+
+    @property
+    def tls(self) -> bool:
+        """HTTPS (the web config has TLS)."""
+        return self.watcher is not None and self.watcher.current().ssl_context is not None
 
     @property
     def bound(self) -> str:
+        """The address it listens on, as HOST:PORT."""
         host, port = self.server.server_address
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def start(self) -> None:
-        self.server.start()
-        self._poll_thread.start()
-        self.core.scheduler.start()
+        """Start every part. Raises ConfigError (a bad reference file or state store) or OSError (cannot
+        listen)."""
+        start_parts(self.parts, self.core.in_force.get())
 
-    def stop(self, timeout: float = 2.0) -> None:
-        self.core.poller.stop()
-        self.server.stop(timeout / 2)
-        self._poll_thread.join(timeout / 4)
-        self.core.stop(timeout / 4)
+    def stop(self, timeout: float = SHUTDOWN_SECONDS) -> None:
+        """Stop every part, in reverse."""
+        self.parts.stop(timeout)
 
     def reload(self) -> list[FileReload]:
-        """Re-read the config (with its reference files) and the web config; each good file takes effect,
-        each bad one leaves its last good version in force. Waits (bounded) until the poll thread has
-        published the outcome, so that /metrics shows it when the reply arrives."""
+        """Re-read the config and the web config (as /-/reload and SIGHUP do)."""
+        return reload_files(self.config_file, self.core.inbox, self.watcher, self.on_secret)
 
-        def load() -> Config:
-            new = load_config(self.config_file)
-            self.on_secret(*new.secrets())
-            return new
 
-        ok, error = self.core.poller.reload(load)
-        results = [FileReload("config", self.config_file, "" if ok else error)]
-        if self.watcher is not None and self.watcher.path is not None:
-            good = self.watcher.reload()
-            results.append(
-                FileReload("web config", self.watcher.path, "" if good else self.watcher.last_error or "?")
-            )
-        if not self.core.poller.wait_applied(RELOAD_PUBLISH_SECONDS):
-            log.warning("reload outcome not yet published: the poll thread is busy with a cycle")
-        return results
+def reload_files(
+    config_file: str, inbox: ReloadInbox, watcher: WebConfigWatcher | None, on_secret: Callable[[str], None]
+) -> list[FileReload]:
+    """Re-read the config (with its reference files) and the web config; each good file takes effect, each
+    bad one leaves its last good version in force. Waits (bounded) until the poll thread has published the
+    outcome, so that /metrics shows it when the reply arrives."""
+
+    def load() -> Config:
+        new = load_config(config_file)
+        on_secret(*new.secrets())
+        return new
+
+    ok, error = inbox.load(load)
+    results = [FileReload("config", config_file, "" if ok else error)]
+    if watcher is not None and watcher.path is not None:
+        good = watcher.reload()
+        results.append(FileReload("web config", watcher.path, "" if good else watcher.last_error or "?"))
+    if not inbox.wait_applied(RELOAD_PUBLISH_SECONDS):
+        log.warning("reload outcome not yet published: the poll thread is busy with a cycle")
+    return results
 
 
 def build_exporter(
@@ -247,7 +314,13 @@ def build_exporter(
     storage_path: str | None = None,
     on_exchange: ExchangeHook | None = None,
 ) -> Exporter:
-    """Raises ConfigError (a bad reference file, web config or state store) or OSError (cannot listen)."""
+    """Every part of the exporter, wired, none started. Raises ConfigError (a bad web config, or nothing to
+    watch)."""
+    watcher = WebConfigWatcher(web_config_file) if web_config_file else None
+    web_users = watcher is not None and bool(watcher.current().config.users)
+    problem = watch_problem(config, web_users=web_users)
+    if problem is not None:
+        raise problem
     core = build_core(
         config,
         shard_index=shard_index,
@@ -256,10 +329,34 @@ def build_exporter(
         storage_path=storage_path,
         on_exchange=on_exchange,
     )
-    return Exporter(config_file, core, address, on_secret, web_config_file, open_health, limits or Limits())
+    limits = limits or Limits()
+    files_limit = raise_open_files_limit()
+    if limits.max_connections > files_limit - 64:
+        limits = Limits(**{**limits.__dict__, "max_connections": max(16, files_limit - 64)})
+        log.warning(
+            "--web.max-connections lowered to fit the open files limit",
+            extra={"max_connections": limits.max_connections, "open_files_limit": files_limit},
+        )
+    security = (
+        WebConfigSecurity(watcher, HEALTH_PATHS if open_health else ()) if watcher is not None else None
+    )
+    server_stats = ServerStats()
+    live = ProcessPart(collectors=(WebCollector(server_stats, watcher),))
+    api = Api(
+        core.latest,
+        core.registry,
+        token=lambda: core.in_force.get().api.token,
+        basic_users=lambda: watcher is not None and bool(watcher.current().config.users),
+    )
+    reload = functools.partial(reload_files, config_file, core.inbox, watcher, on_secret)
+    routes = Routes(core.latest, live, reload, security, server_stats, api)
+    server = WebServer(
+        routes.application(limits), address, limits=limits, stats=server_stats, watcher=watcher
+    )
+    return Exporter(config_file, core, server, watcher, on_secret)
 
 
-def run_until_signalled(
+def serve_until_signalled(
     exporter: Exporter,
     ready: Callable[[str], None] | None = None,
     *,
@@ -267,7 +364,8 @@ def run_until_signalled(
     shard: str,
     shutdown_seconds: float = SHUTDOWN_SECONDS,
 ) -> None:
-    """Start the exporter and serve until SIGTERM or SIGINT; SIGHUP reloads, as /-/reload does."""
+    """Start the exporter and serve until SIGTERM or SIGINT; SIGHUP reloads, as /-/reload does. Raises as
+    `Exporter.start` does."""
     exporter.start()
     scheme = "https" if exporter.tls else "http"
     log.info(
@@ -298,4 +396,16 @@ def run_until_signalled(
     log.info("stopped")
 
 
-__all__ = ["ConfigError", "Core", "Exporter", "build_core", "build_exporter", "run_until_signalled"]
+__all__ = [
+    "ConfigError",
+    "Core",
+    "Exporter",
+    "Part",
+    "Parts",
+    "build_core",
+    "build_exporter",
+    "diagnose",
+    "run_once",
+    "running",
+    "serve_until_signalled",
+]

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from sigma_exporter.app import build_core
+from sigma_exporter.app import Parts, build_core
 from sigma_exporter.config.load import Config, parse_config
 from sigma_exporter.metrics.latest import LatestSnapshot
-from sigma_exporter.poll.loop import Poller
+from sigma_exporter.metrics.snapshot import Snapshot
 from tests.conftest import config_text
 
 
@@ -22,10 +23,32 @@ def make_config(url: str, reports: list[Any], groups: list[Any] | None = None, *
     )
 
 
-def make_poller(config: Config, **kwargs: Any) -> tuple[Poller, LatestSnapshot]:
-    kwargs.setdefault("storage_path", os.environ.get("SIGMA_EXPORTER_STORAGE_PATH"))
-    core = build_core(config, **kwargs)
-    return core.poller, core.store
+class InProcess:
+    """The exporter's core, built and started by app.py without its poll thread: the test runs the cycles."""
+
+    def __init__(self, config: Config, **kwargs: Any) -> None:
+        kwargs.setdefault("storage_path", os.environ.get("SIGMA_EXPORTER_STORAGE_PATH"))
+        self.core = build_core(config, **kwargs)
+        self._parts = Parts(self.core.parts(polling=False))
+        self._parts.start()
+
+    def run_cycle(self, *, due_only: bool = False) -> Snapshot:
+        return self.core.poller.run_cycle(due_only=due_only)
+
+    def reload(self, load: Callable[[], Config]) -> tuple[bool, str]:
+        """As /-/reload: load on this thread, queue for the poll thread."""
+        return self.core.inbox.load(load)
+
+    def apply_pending(self) -> bool:
+        return self.core.poller.apply_pending()
+
+    def stop(self) -> None:
+        self._parts.stop(2.0)
+
+
+def make_poller(config: Config, **kwargs: Any) -> tuple[InProcess, LatestSnapshot]:
+    core = InProcess(config, **kwargs)
+    return core, core.core.latest
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -35,9 +35,9 @@ from sigma_exporter.config.load import Config, ConfigError, Reference, load_conf
 from sigma_exporter.config.model import PollConfig
 from sigma_exporter.metrics.exposition import render
 from sigma_exporter.metrics.snapshot import ExporterInfo, Snapshot
-from sigma_exporter.poll.apply import fold
-from sigma_exporter.poll.loop import Poller
-from sigma_exporter.poll.memory import Memory, Outcome
+from sigma_exporter.poll.publish import reference_state
+from sigma_exporter.runs.fold import fold
+from sigma_exporter.runs.held import HeldRun, Observation
 from sigma_exporter.sigma.actions import POLLED_ACTIONS as ACTIONS
 from sigma_exporter.sigma.errors import SigmaError
 from sigma_exporter.sigma.replies import (
@@ -547,7 +547,7 @@ def test_parsed_replies_render_to_a_valid_exposition(
         )
         for name, kind in refs
     ]
-    memories = {ref.key: Memory(ref) for ref in references}
+    memories = {ref.key: HeldRun(ref) for ref in references}
     stats = ApiStats()
     for _ in range(rounds):
         for ref in references:
@@ -561,7 +561,7 @@ def test_parsed_replies_render_to_a_valid_exposition(
                 data.draw(st.floats(0, 100)),
                 result.reason if isinstance(result, SigmaError) else None,
             )
-            outcome = Outcome(
+            outcome = Observation(
                 ref,
                 None if isinstance(result, SigmaError) else result,  # type: ignore[arg-type]
                 result if isinstance(result, SigmaError) else None,
@@ -572,7 +572,7 @@ def test_parsed_replies_render_to_a_valid_exposition(
     snapshot = Snapshot(
         info=ExporterInfo("fuzz", "3", status_series="current" if sparse else "all"),
         api=stats.freeze(),
-        references=tuple(Poller._state_of(m) for m in memories.values()),
+        references=tuple(reference_state(m) for m in memories.values()),
         up=True,
         cycles=rounds,
     )

@@ -182,6 +182,7 @@ def test_writer_keeps_changes_while_sqlite_is_locked_and_writes_them_after(tmp_p
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
     writer = StateWriter(store)
+    writer.start()
     config_run = RunRecord(Reference("cfg-1", "report", source="config"), first_seen_at=NOW)
     writer.submit(Changes(runs=(config_run,)))
     deadline = time.monotonic() + 10
@@ -198,7 +199,7 @@ def test_writer_keeps_changes_while_sqlite_is_locked_and_writes_them_after(tmp_p
     loaded = SQLiteStore(path).load()
     assert [r.ref.reference for r in loaded.runs] == ["cfg-1"]
     assert loaded.identities == (identity,)
-    writer.close()
+    writer.stop(2.0)
 
 
 def test_postgresql_read_only_database_makes_writes_fail_then_recover(postgres_cluster: Any) -> None:

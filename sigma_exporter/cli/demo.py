@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import requests
 
+from sigma_exporter.app import running
 from sigma_exporter.cli.logsetup import Redactor, setup_logging
 from sigma_exporter.cli.options import load_or_fail, option, with_logging
 from sigma_exporter.cli.serve import serve_until_stopped
@@ -28,21 +29,19 @@ def demo(listen: str, log_level: str, log_format: str) -> None:
 
     redactor = Redactor()
     setup_logging(log_level, log_format, redactor)
-    sim = Simulator(load_scenario(builtin_scenario("demo"))).start()
-    workdir = Path(tempfile.mkdtemp(prefix="sigma-exporter-demo-"))
-    config_file = write_demo_config(workdir, sim.url)
-    config = load_or_fail(str(config_file), redactor)
+    sim = Simulator(load_scenario(builtin_scenario("demo")))
+    with running([sim]):  # the simulator first: the exporter's config names its port
+        workdir = Path(tempfile.mkdtemp(prefix="sigma-exporter-demo-"))
+        config_file = write_demo_config(workdir, sim.url)
+        config = load_or_fail(str(config_file), redactor)
 
-    def announce(bound: str) -> None:
-        click.echo(demo_banner(bound, sim.url, sim.base_url, config_file))
-        click.echo(register_demo_run(config, f"http://{bound}"))
+        def announce(bound: str) -> None:
+            click.echo(demo_banner(bound, sim.url, sim.base_url, config_file))
+            click.echo(register_demo_run(config, f"http://{bound}"))
 
-    try:
         serve_until_stopped(
             config, str(config_file), listen, redactor, ready=announce, storage_path=str(workdir)
         )
-    finally:
-        sim.stop()
 
 
 def register_demo_run(config: Config, base: str) -> str:

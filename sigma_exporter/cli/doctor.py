@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from sigma_exporter.app import diagnose
 from sigma_exporter.cli.logsetup import Redactor, setup_logging
 from sigma_exporter.cli.options import RecordSpec, config_option, option, record_options, with_logging
 from sigma_exporter.config.durations import parse_go_duration
 from sigma_exporter.config.load import ConfigError, load_config
-from sigma_exporter.doctor.examine import Plan, Recorder, examine
+from sigma_exporter.doctor.examine import Plan, Recorder
 from sigma_exporter.doctor.findings import FAILED, render
 
 
@@ -81,7 +82,7 @@ def doctor_command(
         run_report_id=report_id.strip() if run and report_id else None,
         run_timeout=timeout,
     )
-    steps = examine(config, plan, recorder)
+    steps = diagnose(config, plan, recorder)
     redactor.add(*recorder.secrets)
     click.echo(render(steps, redactor.redact), nl=False)
     raise SystemExit(1 if any(step.result == FAILED for step in steps) else 0)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from sigma_exporter.app import build_core
+from sigma_exporter.app import run_once
 from sigma_exporter.cli.logsetup import Redactor, setup_logging
 from sigma_exporter.cli.options import (
     RecordSpec,
@@ -17,7 +17,6 @@ from sigma_exporter.cli.options import (
     with_logging,
 )
 from sigma_exporter.config.load import ConfigError
-from sigma_exporter.runs.store.memory import MemoryStore
 
 
 @click.command()
@@ -37,13 +36,10 @@ def once(
     config = load_or_fail(config_file, redactor)
     recording = record.recording(redactor.redact)
     try:
-        core = build_core(config, on_secret=redactor.add, state=MemoryStore(), on_exchange=recording)
+        snapshot, exposition = run_once(config, on_secret=redactor.add, on_exchange=recording)
     except ConfigError as exc:
         fail(str(exc))
         return
-    snapshot = core.poller.run_cycle()
-    core.poller.stop()
-    core.stop()
-    sys.stdout.buffer.write(core.store.current().rendered.text)
+    sys.stdout.buffer.write(exposition)
     sys.stdout.flush()
     raise SystemExit(0 if snapshot.up else 1)

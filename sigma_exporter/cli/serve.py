@@ -1,4 +1,4 @@
-"""`sigma-exporter serve`: run the exporter until SIGTERM."""
+"""`sigma-exporter serve`: run the exporter until SIGTERM (the parts are built and started by app.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import click
 
-from sigma_exporter.app import build_exporter, run_until_signalled
+from sigma_exporter.app import build_exporter, serve_until_signalled
 from sigma_exporter.cli.logsetup import Redactor, setup_logging
 from sigma_exporter.cli.options import (
     DEFAULT_LISTEN,
@@ -62,13 +62,11 @@ def serve_until_stopped(
             storage_path=storage_path,
             on_exchange=on_exchange,
         )
+        serve_until_signalled(exporter, ready, config_file=config_file, shard=f"{shard_index}/{shard_count}")
     except ConfigError as exc:
         fail(str(exc))
-        return
     except OSError as exc:
         fail(f"cannot listen on {listen}: {exc.strerror or exc}")
-        return
-    run_until_signalled(exporter, ready, config_file=config_file, shard=f"{shard_index}/{shard_count}")
 
 
 @click.command()

@@ -9,32 +9,15 @@ from dataclasses import dataclass, field
 from sigma_exporter import __version__
 from sigma_exporter.config.load import Reference
 from sigma_exporter.runs.expectations import Verdict
+from sigma_exporter.runs.held import GroupCounts, ReportRow
 from sigma_exporter.runs.store.records import IdentityRecord
 from sigma_exporter.sigma.stats import ApiStats, ApiStatsSnapshot
 
 
 @dataclass(frozen=True)
-class ReportRow:
-    """One report of a reference as last seen. Group members carry their group's reference."""
-
-    report_group_id: str
-    report_id: str
-    report_name: str
-    status: str
-    since: float
-    error_code: str = ""
-    error_msg: str = ""
-
-
-@dataclass(frozen=True)
-class GroupCounts:
-    failures: int | None
-    successes: int | None
-    members: int | None
-
-
-@dataclass(frozen=True)
 class ReferenceState:
+    """A run as one snapshot shows it: its last check, its reports, and what it was counted as."""
+
     ref: Reference
     up: bool
     last_check: float | None = None
@@ -72,6 +55,8 @@ class RegistryState:
 
 @dataclass(frozen=True)
 class ExporterInfo:
+    """Build, shard and exposition settings of this process (sigma_exporter_build_info and friends)."""
+
     version: str
     python_version: str
     shard_index: int = 0
@@ -82,11 +67,14 @@ class ExporterInfo:
     def of_this_process(
         cls, shard_index: int = 0, shard_count: int = 1, status_series: str = "all"
     ) -> ExporterInfo:
+        """This process's version and Python, with its shard."""
         return cls(__version__, platform.python_version(), shard_index, shard_count, status_series)
 
 
 @dataclass(frozen=True)
 class ReloadState:
+    """The outcome of the last configuration (re)load, for sigma_config_last_reload_*."""
+
     successful: bool = True
     last_success: float = 0.0
     last_attempt: float = 0.0
@@ -95,6 +83,8 @@ class ReloadState:
 
 @dataclass(frozen=True)
 class Snapshot:
+    """Everything one poll cycle saw, immutable: what every scrape, the status page and the API read."""
+
     info: ExporterInfo
     api: ApiStatsSnapshot
     references: tuple[ReferenceState, ...] = ()
@@ -109,4 +99,5 @@ class Snapshot:
 
 
 def initial_snapshot(info: ExporterInfo, stats: ApiStats) -> Snapshot:
+    """The snapshot before the first one is published: nothing held, Sigma not yet reached."""
     return Snapshot(info=info, api=stats.freeze())

@@ -1,4 +1,5 @@
-"""Due-time scheduling: which runs are due for a check, earliest first, without sweeping the whole list."""
+"""Due times: when a run is next checked (`next_check`, pure), and the queue that finds the due runs,
+earliest first, without sweeping the whole list."""
 
 from __future__ import annotations
 
@@ -7,11 +8,21 @@ import itertools
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
+from sigma_exporter.config.model import PollConfig
+
 K = TypeVar("K", bound=Hashable)
 
 
+def next_check(final: bool, poll: PollConfig, checked_at: float) -> float:
+    """When a run checked at `checked_at` is due again: a final run after the re-check period (never
+    sooner than the interval), any other after the interval."""
+    step = max(poll.final_recheck_seconds, poll.interval_seconds) if final else poll.interval_seconds
+    return checked_at + step
+
+
 class DueQueue(Generic[K]):
-    """A heap of (due time, key) with lazy removal: `set` replaces a key's due time, `remove` forgets it."""
+    """A heap of (due time, key) with lazy removal: `set` replaces a key's due time, `remove` forgets it.
+    The poll thread's."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, K]] = []
@@ -25,6 +36,7 @@ class DueQueue(Generic[K]):
         return key in self._due
 
     def set(self, key: K, due: float) -> None:
+        """Make `key` due at `due` (replacing its earlier due time)."""
         self._due[key] = due
         heapq.heappush(self._heap, (due, next(self._order), key))
         if len(self._heap) > 4 * len(self._due) + 64:  # many stale entries: rebuild
@@ -32,9 +44,11 @@ class DueQueue(Generic[K]):
             heapq.heapify(self._heap)
 
     def remove(self, key: K) -> None:
+        """Forget `key`."""
         self._due.pop(key, None)
 
     def next_due(self) -> float | None:
+        """The earliest due time, None when the queue is empty."""
         while self._heap:
             due, _, key = self._heap[0]
             if self._due.get(key) == due:

@@ -16,6 +16,9 @@ R = TypeVar("R")
 
 
 class BatchResult(Generic[R]):
+    """What one batch came to: the results of the checks that ran, and how many were skipped (not started
+    before the deadline) or abandoned (started, not finished within the grace)."""
+
     def __init__(self) -> None:
         self.results: list[R] = []
         self.skipped = 0
@@ -23,13 +26,37 @@ class BatchResult(Generic[R]):
 
 
 class WorkerPool:
+    """`size` daemon threads that run the poll thread's batches. The poll thread calls `run` and `resize`;
+    app.py calls `start` and `stop`."""
+
     def __init__(self, size: int, name: str = "sigma-check") -> None:
         self.size = size
+        self._name = name
         self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True) for i in range(size)
-        ]
-        for thread in self._threads:
+        self._spawned = 0
+
+    def start(self) -> None:
+        """Start the threads."""
+        self._spawn(self.size)
+
+    def stop(self, timeout: float) -> None:
+        """Let every thread end once its current call returns (a call in flight is not waited for)."""
+        for _ in range(self.size):
+            self._tasks.put(None)
+        self.size = 0
+
+    def resize(self, size: int) -> None:
+        """Grow or shrink to `size` threads (a reload changed poll.concurrency)."""
+        if size > self.size:
+            self._spawn(size - self.size)
+        for _ in range(self.size - size):
+            self._tasks.put(None)
+        self.size = size
+
+    def _spawn(self, count: int) -> None:
+        for _ in range(count):
+            thread = threading.Thread(target=self._work, name=f"{self._name}-{self._spawned}", daemon=True)
+            self._spawned += 1
             thread.start()
 
     def _work(self) -> None:
@@ -38,10 +65,6 @@ class WorkerPool:
             if task is None:
                 return
             task()
-
-    def close(self) -> None:
-        for _ in self._threads:
-            self._tasks.put(None)
 
     def run(
         self,

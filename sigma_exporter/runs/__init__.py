@@ -1,4 +1,6 @@
-"""Stage 2, the runs the exporter holds: inline references of the config and reference files (re-read when
-they change, `references.py`), registrations from the API (`registry.py`), the vocabularies of outcomes
-and retirements (`outcomes.py`), per report identity history (`identities.py`) and the durable state store
-(`store/`). Filtered to this process's shard. May import: `config/`, `sigma/` (status vocabulary)."""
+"""Stage 3, the runs the exporter holds (the registry): where runs come from (config and reference files,
+`references.py`; the API, `registry.py`; schedules, `schedules.py`), what is held of each and the
+bookkeeping of the identities they feed (`holdings.py`, with `held.py`, `fold.py`, `accounting.py`,
+`identities.py`), expectations (`expectations.py`, `timetable.py`), the vocabularies of outcomes and
+retirements (`outcomes.py`), and the durable state store (`store/`). Filtered to this process's shard.
+May import: `config/`, `sigma/` (replies, errors and the status vocabulary)."""

@@ -14,20 +14,28 @@ IdentityKey = tuple[str, str]  # (report_group_id, report_id)
 
 
 class Identities:
-    def __init__(self, bounds: tuple[float, ...], records: tuple[IdentityRecord, ...] = ()) -> None:
+    """Every report identity this shard exports, with its history. Owned by the poll thread."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
         self._records: dict[IdentityKey, IdentityRecord] = {}
         self._dirty: set[IdentityKey] = set()
         self.expected: frozenset[IdentityKey] = frozenset()  # identities with an expectation
+
+    def restore(self, records: tuple[IdentityRecord, ...]) -> None:
+        """Take the identities the state store kept."""
+        bounds = self.bounds
         for stored in records:
             # Reconfigured buckets: the old counts cannot be re-binned, so the histogram starts again.
             fresh = replace(stored, bounds=bounds, buckets=(0,) * (len(bounds) + 1), duration_sum=0.0)
             self._records[stored.key] = stored if stored.bounds == bounds else fresh
 
     def get(self, key: IdentityKey) -> IdentityRecord | None:
+        """The identity's record, None when it is not known."""
         return self._records.get(key)
 
     def all(self) -> tuple[IdentityRecord, ...]:
+        """Every record, sorted by identity."""
         return tuple(self._records[k] for k in sorted(self._records))
 
     def touch(self, key: IdentityKey, report_name: str, labels: tuple[tuple[str, str], ...]) -> None:
@@ -82,6 +90,7 @@ class Identities:
             self._dirty.add(record.key)
 
     def take_dirty(self) -> tuple[IdentityRecord, ...]:
+        """The records changed since the last call, for the state store."""
         dirty = tuple(self._records[k] for k in sorted(self._dirty))
         self._dirty.clear()
         return dirty

@@ -22,9 +22,28 @@ def shard_of(reference: str, shard_count: int) -> int:
 
 
 def in_shard(refs: Iterable[Reference], index: int, count: int) -> tuple[Reference, ...]:
-    if count <= 1:
-        return tuple(refs)
-    return tuple(ref for ref in refs if shard_of(ref.reference, count) == index)
+    """The references shard `index` of `count` watches."""
+    return Shard(index, count).select(refs)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which share of the runs, expectations and schedules this process takes: those whose name hashes to
+    `index` of `count` (all of them with one shard)."""
+
+    index: int = 0
+    count: int = 1
+
+    def owns(self, name: str) -> bool:
+        """A run's reference, an identity's "group/report" or a schedule's name falls in this shard."""
+        return self.count <= 1 or shard_of(name, self.count) == self.index
+
+    def select(self, refs: Iterable[Reference]) -> tuple[Reference, ...]:
+        """The references of `refs` this shard watches."""
+        return tuple(ref for ref in refs if self.owns(ref.reference))
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
 
 
 FileStamp = tuple[str, int, int]  # path, mtime_ns, size

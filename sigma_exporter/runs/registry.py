@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sigma_exporter.config.model import Reference
-from sigma_exporter.runs.references import shard_of
+from sigma_exporter.runs.references import Shard
 from sigma_exporter.runs.store import StateStore, StoreError
 from sigma_exporter.runs.store.records import RunRecord
 from sigma_exporter.runs.store.writer import StateWriter
@@ -31,12 +30,16 @@ class RegistryFull(Exception):
 
 
 class KindConflict(Exception):
+    """The reference is held as a run of the other kind."""
+
     def __init__(self, held: Reference) -> None:
         super().__init__(f"reference {held.reference} is held as a {held.kind} run")
         self.held = held
 
 
 class NotDeletable(Exception):
+    """Only runs registered through the API can be deleted."""
+
     def __init__(self, held: Reference) -> None:
         super().__init__(f"reference {held.reference} comes from {held.source}; only api runs can be deleted")
         self.held = held
@@ -44,54 +47,64 @@ class NotDeletable(Exception):
 
 @dataclass(frozen=True)
 class Registration:
+    """What a registration came to, and the run held under its reference."""
+
     result: str  # "created" | "existing"
     ref: Reference
 
 
 class Registry:
+    """The front door of the runs: registrations and deletions made durable, then handed to the poll thread.
+
+    Who calls what: the API's handlers and the scheduler call `register`, `delete`, `held`, `all_held`,
+    `lookup` and `count_registered` from any thread; the poll thread calls `take`, `take_starts`,
+    `set_held`, `count_retired` and `counters`; app.py calls `start` and `stop`. Every arrival sets `wake`,
+    which the poll loop waits on.
+    """
+
     def __init__(
         self,
         store: StateStore,
         writer: StateWriter,
         *,
         max_runs: int,
-        shard_index: int = 0,
-        shard_count: int = 1,
-        cursor: int = 0,
+        shard: Shard | None = None,
+        wake: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.writer = writer
         self.max_runs = max_runs
-        self.shard_index = shard_index
-        self.shard_count = shard_count
+        self.shard = shard or Shard()
+        self._wake = wake or threading.Event()
         self._lock = threading.Lock()
         self._held: dict[str, Reference] = {}
         self._inbox: dict[str, RunRecord] = {}
         self._deletions: list[str] = []
         self._starts: list[Reference] = []  # every run registered anywhere, for expectations (any shard)
-        self._cursor = cursor
+        self._cursor = 0
         self.registered: Counter[tuple[str, str]] = Counter()
         self.retired: Counter[str] = Counter()
-        self._wake: Callable[[], None] = lambda: None
         self._stop = threading.Event()
         self._sync: threading.Thread | None = None
 
-    # -- wiring ----------------------------------------------------------------------------------------
-    def on_arrival(self, wake: Callable[[], None]) -> None:
-        self._wake = wake
-
+    # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
-        if self.shard_count > 1 and self._sync is None:
+        """With several shards, follow the shared store for runs registered (or deleted) through the
+        others, from its newest sequence number on. Raises StoreError."""
+        if self.shard.count > 1 and self._sync is None:
+            self._cursor = self.store.cursor()
             self._sync = threading.Thread(target=self._sync_forever, name="sigma-registry-sync", daemon=True)
             self._sync.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float) -> None:
+        """Stop following the shared store."""
         self._stop.set()
         if self._sync is not None:
-            self._sync.join(timeout=2)
+            self._sync.join(timeout)
 
     def owns(self, reference: str) -> bool:
-        return self.shard_count <= 1 or shard_of(reference, self.shard_count) == self.shard_index
+        """This shard polls the run `reference`."""
+        return self.shard.owns(reference)
 
     # -- the API's calls (any thread) ------------------------------------------------------------------
     def held(self, reference: str) -> Reference | None:
@@ -132,7 +145,7 @@ class Registry:
                 if self.owns(ref.reference):
                     with self._lock:
                         self._inbox[ref.reference] = RunRecord(ref, first_seen_at=ref.registered_at)
-                    self._wake()
+                    self._wake.set()
                 self._count(ref.source, "created")
                 log.info(
                     "run registered",
@@ -168,7 +181,7 @@ class Registry:
                 self._inbox.pop(reference, None)
                 self._held.pop(reference, None)
                 self._deletions.append(reference)
-            self._wake()
+            self._wake.set()
         return held
 
     def lookup(self, reference: str) -> RunRecord | None:
@@ -193,14 +206,17 @@ class Registry:
         return starts
 
     def set_held(self, refs: dict[str, Reference]) -> None:
+        """The index of the runs the poll thread holds (replaces the previous one)."""
         with self._lock:
             self._held = refs
 
     def count_retired(self, reason: str, n: int = 1) -> None:
+        """Count runs let go, for sigma_runs_retired_total."""
         with self._lock:
             self.retired[reason] += n
 
     def count_registered(self, source: str, result: str) -> None:
+        """Count a registration, for sigma_runs_registered_total."""
         self._count(source, result)
 
     def _count(self, source: str, result: str) -> None:
@@ -208,6 +224,7 @@ class Registry:
             self.registered[(source, result)] += 1
 
     def counters(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+        """Registrations by (source, result) and retirements by reason, so far."""
         with self._lock:
             return dict(self.registered), dict(self.retired)
 
@@ -231,4 +248,4 @@ class Registry:
                     self._inbox.pop(ref, None)
             self._cursor = arrivals.cursor
             if mine or gone:
-                self._wake()
+                self._wake.set()

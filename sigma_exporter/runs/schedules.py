@@ -21,7 +21,7 @@ from typing import Final
 
 from sigma_exporter.config.model import Config, Reference, Schedule
 from sigma_exporter.runs import timetable
-from sigma_exporter.runs.references import shard_of
+from sigma_exporter.runs.references import Shard
 from sigma_exporter.runs.registry import Registry, RegistryFull
 from sigma_exporter.runs.store import StateStore, StoreError
 
@@ -36,6 +36,10 @@ Starter = Callable[[Schedule], str]  # starts a run; returns its reference; rais
 
 
 class Scheduler:
+    """Fires the schedules this shard owns, on a thread of its own. `config` gives the config in force (a
+    reload may change the schedules); every start, error or skip sets `wake`, so that the next snapshot
+    shows it. The poll thread reads `counters`; tests call `tick`; app.py calls `start` and `stop`."""
+
     def __init__(
         self,
         config: Callable[[], Config],
@@ -44,39 +48,36 @@ class Scheduler:
         start: Starter,
         active_runs: Callable[[tuple[str, str]], int],
         *,
-        shard_index: int = 0,
-        shard_count: int = 1,
+        shard: Shard | None = None,
+        wake: threading.Event | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._registry = registry
         self._start = start
         self._active_runs = active_runs
-        self.shard_index = shard_index
-        self.shard_count = shard_count
+        self.shard = shard or Shard()
+        self._wake = wake or threading.Event()
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._names: tuple[str, ...] = ()
         self._next: dict[str, float] = {}
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.on_change: Callable[[], None] = lambda: None
-
-    def owns(self, name: str) -> bool:
-        return self.shard_count <= 1 or shard_of(name, self.shard_count) == self.shard_index
+        self._thread = threading.Thread(target=self._run, name="sigma-scheduler", daemon=True)
 
     def mine(self) -> tuple[Schedule, ...]:
-        return tuple(s for s in self._config().expectations.schedules if self.owns(s.name))
+        """The schedules of the config in force that this shard fires."""
+        return tuple(s for s in self._config().expectations.schedules if self.shard.owns(s.name))
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="sigma-scheduler", daemon=True)
-            self._thread.start()
+        """Start the scheduling thread."""
+        self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float) -> None:
+        """End the thread (a run being started is left to finish on its own)."""
         self._stop.set()
-        if self._thread is not None:
+        if self._thread.is_alive():
             self._thread.join(timeout)
 
     def counters(self) -> tuple[tuple[tuple[str, str], int], ...]:
@@ -107,7 +108,7 @@ class Scheduler:
             with self._lock:
                 self._names = names
             self._plan(schedules, now)
-            self.on_change()
+            self._wake.set()
         wait = float("inf")
         for schedule in schedules:
             due = self._next.get(schedule.name)
@@ -217,7 +218,7 @@ class Scheduler:
     def _count(self, name: str, result: str) -> None:
         with self._lock:
             self._counts[(name, result)] += 1
-        self.on_change()
+        self._wake.set()
 
 
 def _iso(moment: float) -> str:

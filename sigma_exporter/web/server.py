@@ -162,7 +162,8 @@ class Gate:
 
 
 class WebServer:
-    """`start()` binds (raising OSError at once) and serves on a thread; `stop()` closes everything."""
+    """The HTTP server of the exporter. app.py calls `start` (binds, raising OSError at once, and serves on a
+    thread of its own) and `stop` (closes every connection)."""
 
     def __init__(
         self,
@@ -174,18 +175,14 @@ class WebServer:
         watcher: WebConfigWatcher | None = None,
     ) -> None:
         self.app = app
+        self.address = address
         self.limits = limits or Limits()
         self.stats = stats or ServerStats()
         self.gate = Gate(self.limits, self.stats, watcher)
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.limits.workers, thread_name_prefix="sigma-web-worker"
-        )
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self._sock = socket.create_server(address, family=family, backlog=512)
-        self._sock.setblocking(False)
-        self.server_address: tuple[str, int] = self._sock.getsockname()[:2]
-        self._loop = asyncio.new_event_loop()
-        self._loop.set_default_executor(self.executor)
+        self.server_address: tuple[str, int] = address
+        self._sock: socket.socket | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop  # made by start(): an event loop owns sockets too
         self._stopped = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="sigma-web", daemon=True)
         self._started = threading.Event()
@@ -194,21 +191,35 @@ class WebServer:
 
     @property
     def tls_handshake_failures(self) -> int:
+        """TLS handshakes that failed or were refused."""
         return self.stats.tls_handshake_failures
 
     def start(self) -> WebServer:
+        """Bind (OSError when the address cannot be had) and serve."""
+        family = socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET
+        self._sock = socket.create_server(self.address, family=family, backlog=512)
+        self._sock.setblocking(False)
+        self.server_address = self._sock.getsockname()[:2]
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.limits.workers, thread_name_prefix="sigma-web-worker"
+        )
+        self._loop = asyncio.new_event_loop()
+        self._loop.set_default_executor(self._executor)
         self._thread.start()
         if not self._started.wait(10):
             raise OSError("the HTTP server did not start")
         return self
 
     def stop(self, timeout: float = 1.0) -> None:
+        """Close the socket and every connection, waiting at most `timeout` for open requests."""
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stopped.set)
             self._thread.join(timeout)
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        with contextlib.suppress(OSError):
-            self._sock.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
 
     def call(self, func: Callable[[], Any]) -> None:
         """Run `func` on the server's loop (tests, and counters that must be touched there)."""
@@ -261,9 +272,11 @@ class WebServer:
 
     async def _accept(self, protocol: Callable[[], LimitedHandler]) -> None:
         loop = self._loop
+        sock = self._sock
+        assert sock is not None
         while True:
             try:
-                conn, _ = await loop.sock_accept(self._sock)
+                conn, _ = await loop.sock_accept(sock)
             except OSError as exc:  # EMFILE and friends: say so, breathe, go on
                 log.warning("cannot accept a connection", extra={"error": exc.strerror or str(exc)})
                 await asyncio.sleep(0.1)

@@ -21,24 +21,63 @@ from sigma_exporter.runs.store.records import (
 
 
 class StateStore(Protocol):
+    """Where runs and per-identity history are kept, so that nothing acknowledged is lost.
+
+    Every method is one transaction and may be called from any thread (implementations serialise them);
+    each raises StoreError when the store cannot read or write. Who calls what: app.py `start` (migrate)
+    and `stop`; the registry `register`, `get`, `delete`, `cursor`, `arrivals`, `prune_tombstones` (API
+    threads and its sync thread); the poller `load` (at start); the writer `write` (its own thread); the
+    scheduler `firings` and `claim_firing`.
+    """
+
     description: str
 
-    def migrate(self) -> int: ...
-    def load(self) -> Loaded: ...
-    def register(self, record: RunRecord) -> RunRecord | None: ...
-    def get(self, reference: str) -> RunRecord | None: ...
-    def delete(self, reference: str) -> bool: ...
-    def write(self, changes: Changes) -> None: ...
-    def arrivals(self, cursor: int) -> Arrivals: ...
-    def prune_tombstones(self, below: int) -> None: ...
-    def firings(self) -> dict[str, float]: ...
-    def claim_firing(self, name: str, firing: float) -> bool: ...
-    def close(self) -> None: ...
+    def start(self) -> None:
+        """Connect and bring the schema up to date (refusing a newer one)."""
+
+    def stop(self, timeout: float) -> None:
+        """Let the connection go."""
+
+    def migrate(self) -> int:
+        """Bring the schema up to date; the version in force."""
+
+    def load(self) -> Loaded:
+        """Everything held: runs, identities, and the newest sequence number."""
+
+    def register(self, record: RunRecord) -> RunRecord | None:
+        """Insert a new run, durable on return (None); or the run already held under its reference."""
+
+    def get(self, reference: str) -> RunRecord | None:
+        """The run held under `reference`, if any."""
+
+    def delete(self, reference: str) -> bool:
+        """Delete a run, leaving a tombstone for the shard that polls it; False when none was held."""
+
+    def write(self, changes: Changes) -> None:
+        """What the poller changed (runs, retirements, identities), in one transaction."""
+
+    def cursor(self) -> int:
+        """The newest sequence number: `arrivals(cursor())` later gives what came after now."""
+
+    def arrivals(self, cursor: int) -> Arrivals:
+        """Runs registered and deleted after `cursor`, through any shard."""
+
+    def prune_tombstones(self, below: int) -> None:
+        """Forget tombstones at or below `below`."""
+
+    def firings(self) -> dict[str, float]:
+        """Per schedule, the latest firing claimed."""
+
+    def claim_firing(self, name: str, firing: float) -> bool:
+        """Claim a schedule's firing before starting its run; False when it (or a later one) was claimed."""
+
+    def close(self) -> None:
+        """Let the connection go (as `stop`)."""
 
 
-def open_store(config: StateConfig, storage_path: str | None = None) -> StateStore:
-    """The store `state.url` names (`--storage.path DIR` moves the default SQLite file into DIR), with its
-    schema migrated. Raises StoreError."""
+def store_for(config: StateConfig, storage_path: str | None = None) -> StateStore:
+    """The store `state.url` names (`--storage.path DIR` moves the default SQLite file into DIR), not yet
+    started."""
     store: StateStore
     if config.url == "memory:":
         store = MemoryStore()
@@ -53,7 +92,13 @@ def open_store(config: StateConfig, storage_path: str | None = None) -> StateSto
         from sigma_exporter.runs.store.postgres import PostgresStore
 
         store = PostgresStore(config.url, config.password)
-    store.migrate()
+    return store
+
+
+def open_store(config: StateConfig, storage_path: str | None = None) -> StateStore:
+    """`store_for`, started (schema migrated). Raises StoreError."""
+    store = store_for(config, storage_path)
+    store.start()
     return store
 
 
@@ -66,4 +111,5 @@ __all__ = [
     "StateStore",
     "StoreError",
     "open_store",
+    "store_for",
 ]

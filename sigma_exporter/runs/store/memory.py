@@ -10,6 +10,8 @@ from sigma_exporter.runs.store.schema import LATEST
 
 
 class MemoryStore:
+    """Keeps nothing across restarts: the same calls as the SQL stores (see `StateStore`), in a dict."""
+
     description = "memory:"
 
     def __init__(self) -> None:
@@ -20,8 +22,20 @@ class MemoryStore:
         self._seq = 0
         self._firings: dict[str, float] = {}
 
+    def start(self) -> None:
+        """Nothing to connect to."""
+
+    def stop(self, timeout: float) -> None:
+        """Nothing to let go."""
+
     def migrate(self) -> int:
+        """Nothing to migrate: the newest schema."""
         return LATEST
+
+    def cursor(self) -> int:
+        """The newest sequence number."""
+        with self._lock:
+            return self._seq
 
     def load(self) -> Loaded:
         with self._lock:
@@ -86,4 +100,4 @@ class MemoryStore:
             return True
 
     def close(self) -> None:
-        pass
+        """Nothing to let go."""

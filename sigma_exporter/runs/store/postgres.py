@@ -16,6 +16,8 @@ MIGRATION_LOCK = 0x5167_6D61
 
 
 class PostgresStore(SQLStore):
+    """The state store in a PostgreSQL database shared by every shard."""
+
     def __init__(self, url: str, password: Secret | None) -> None:
         parts = urlsplit(url)
         shown = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1])  # no user in messages either

@@ -96,7 +96,8 @@ def record_of(row: Sequence[Any]) -> RunRecord:
 
 
 class SQLStore(ABC):
-    """A state store on one DB-API connection, used by one thread at a time (behind a lock)."""
+    """A state store on one DB-API connection, used by one thread at a time (behind a lock). See
+    `StateStore` for what each method promises and who calls it."""
 
     def __init__(self, description: str) -> None:
         self.description = description
@@ -159,6 +160,14 @@ class SQLStore(ABC):
         return int(cursor.fetchone()[0])
 
     # -- the interface ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect and migrate. Raises StoreError."""
+        self.migrate()
+
+    def stop(self, timeout: float) -> None:
+        """Close the connection."""
+        self.close()
+
     def migrate(self) -> int:
         """Bring the schema up to date; returns the version in force."""
         with self._transaction() as cur:
@@ -183,6 +192,7 @@ class SQLStore(ABC):
         return LATEST
 
     def load(self) -> Loaded:
+        """Every run and identity held, and the newest sequence number."""
         with self._transaction() as cur:
             self._run(cur, _SELECT_RUNS)
             runs = tuple(record_of(row) for row in cur.fetchall())
@@ -213,6 +223,7 @@ class SQLStore(ABC):
         return held
 
     def get(self, reference: str) -> RunRecord | None:
+        """The run held under `reference`, if any."""
         with self._transaction() as cur:
             self._run(cur, _SELECT_RUN, (reference,))
             row = cur.fetchone()
@@ -232,6 +243,7 @@ class SQLStore(ABC):
         return deleted
 
     def write(self, changes: Changes) -> None:
+        """What the poller changed, in one transaction."""
         with self._transaction() as cur:
             for record in changes.runs:
                 if record.ref.source in ("config", "file"):
@@ -252,6 +264,12 @@ class SQLStore(ABC):
             (identity.report_group_id, identity.report_id, identity_json(identity)),
         )
 
+    def cursor(self) -> int:
+        """The newest sequence number."""
+        with self._transaction() as cur:
+            self._run(cur, "SELECT value FROM meta WHERE name = 'seq'")
+            return int(cur.fetchone()[0])
+
     def arrivals(self, cursor: int) -> Arrivals:
         """Runs registered and deleted after `cursor` (by this replica or another)."""
         with self._transaction() as cur:
@@ -263,6 +281,7 @@ class SQLStore(ABC):
         return Arrivals(tuple(record_of(r) for r in rows), tuple(t[0] for t in tombs), newest)
 
     def prune_tombstones(self, below: int) -> None:
+        """Forget tombstones at or below `below`."""
         with self._transaction() as cur:
             self._run(cur, "DELETE FROM tombstones WHERE seq <= ?", (below,))
 
@@ -285,6 +304,7 @@ class SQLStore(ABC):
             return bool(cur.rowcount == 1)
 
     def close(self) -> None:
+        """Close the connection (the next call opens a new one)."""
         with self._lock:
             self._drop()
 

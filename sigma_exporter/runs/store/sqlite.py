@@ -15,18 +15,20 @@ BUSY_TIMEOUT_MS = 5000
 
 
 class SQLiteStore(SQLStore):
+    """The state store in one SQLite file (its directory made on first use)."""
+
     def __init__(self, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         super().__init__(f"sqlite:///{path}")
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(
-                f"state store {self.description}: cannot create {path.parent}: {exc.strerror}"
-            ) from None
 
     def _connect(self) -> Any:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"state store {self.description}: cannot create {self.path.parent}: {exc.strerror}"
+            ) from None
         conn = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level="DEFERRED"
         )

@@ -23,6 +23,9 @@ RETRY_MAX_SECONDS = 30.0
 
 
 class StateWriter:
+    """Writes what the poller changed on a thread of its own. The poll thread calls `submit`; the registry
+    `mark`s how its own writes went; anyone may read `up`; app.py calls `start` and `stop`."""
+
     def __init__(self, store: StateStore) -> None:
         self.store = store
         self._cond = threading.Condition()
@@ -33,10 +36,23 @@ class StateWriter:
         self.failures_total = 0
         self.writes_total = 0
         self._thread = threading.Thread(target=self._run, name="sigma-state-writer", daemon=True)
+
+    def start(self) -> None:
+        """Start the writing thread."""
         self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Write what is pending (waiting at most `timeout`), then end the thread."""
+        self.flush(timeout)
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     @property
     def up(self) -> bool:
+        """The last write (the writer's or a registration's) succeeded."""
         return self._up
 
     def mark(self, ok: bool) -> None:
@@ -44,6 +60,7 @@ class StateWriter:
         self._up = ok
 
     def submit(self, changes: Changes) -> None:
+        """Queue changes for the next write (merged with what is pending)."""
         if not changes:
             return
         with self._cond:
@@ -60,13 +77,6 @@ class StateWriter:
                     return False
                 self._cond.wait(left)
         return True
-
-    def close(self, timeout: float = 2.0) -> None:
-        self.flush(timeout)
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         delay = RETRY_MIN_SECONDS

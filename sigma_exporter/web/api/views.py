@@ -6,10 +6,8 @@ from typing import Any
 
 from sigma_exporter.config.model import Reference
 from sigma_exporter.metrics.snapshot import ReferenceState
+from sigma_exporter.runs.outcomes import FAILURE, outcome_of_status
 from sigma_exporter.runs.store.records import RunRecord
-from sigma_exporter.sigma.replies import FINAL_STATUSES
-
-FAILED = ("FAILED", "NOTIFICATION_FAILED")
 
 
 def run_status(statuses: list[str]) -> str | None:
@@ -17,10 +15,10 @@ def run_status(statuses: list[str]) -> str | None:
     if any member failed, else the last member's status."""
     if not statuses:
         return None
-    running = [s for s in statuses if s not in FINAL_STATUSES]
+    running = [s for s in statuses if outcome_of_status(s) is None]
     if running:
         return running[0]
-    failed = [s for s in statuses if s in FAILED]
+    failed = [s for s in statuses if outcome_of_status(s) == FAILURE]
     return failed[0] if failed else statuses[-1]
 
 

@@ -1,12 +1,13 @@
 """Per run bookkeeping after each check: which report identities a run feeds, counting it once at its
-first final status (or as lost), and retention. Runs on the poll thread; the state store gets the result."""
+first final status (or as lost), retention, and a run's record in the state store. Pure but for the
+`Identities` it is given; the poll thread's."""
 
 from __future__ import annotations
 
 import logging
 
 from sigma_exporter.config.model import RETAINED_SOURCES, RetentionConfig
-from sigma_exporter.poll.memory import Memory
+from sigma_exporter.runs.held import HeldRun
 from sigma_exporter.runs.identities import Identities, IdentityKey
 from sigma_exporter.runs.outcomes import ABANDONED, LOST, outcome_of_run
 from sigma_exporter.runs.store.records import RunRecord
@@ -14,7 +15,7 @@ from sigma_exporter.runs.store.records import RunRecord
 log = logging.getLogger(__name__)
 
 
-def identity_keys(memory: Memory) -> tuple[IdentityKey, ...]:
+def identity_keys(memory: HeldRun) -> tuple[IdentityKey, ...]:
     """The identities a run feeds: an individual report ("", report_id); a group run as a whole (group, "")
     and each of its members (group, report_id). Known from the registration before Sigma names them."""
     ref = memory.ref
@@ -28,7 +29,7 @@ def identity_keys(memory: Memory) -> tuple[IdentityKey, ...]:
     return ((group_id, ""), *members)
 
 
-def started_at(memory: Memory) -> float:
+def started_at(memory: HeldRun) -> float:
     """When the run started, for expectations: submitted, else registered, else first seen."""
     ref = memory.ref
     if ref.submitted_at is not None:
@@ -36,7 +37,8 @@ def started_at(memory: Memory) -> float:
     return ref.registered_at or memory.first_seen_at or 0.0
 
 
-def touch_identities(memory: Memory, identities: Identities) -> None:
+def touch_identities(memory: HeldRun, identities: Identities) -> None:
+    """Make the run's identities known (with their names and labels) and tell them when it started."""
     names = {r.report_id: r.report_name for r in memory.rows if r.report_id}
     start = started_at(memory)
     for key in identity_keys(memory):
@@ -44,7 +46,7 @@ def touch_identities(memory: Memory, identities: Identities) -> None:
         identities.started(key, start)
 
 
-def count_if_final(memory: Memory, identities: Identities, seen_before: bool, checked_at: float) -> str:
+def count_if_final(memory: HeldRun, identities: Identities, seen_before: bool, checked_at: float) -> str:
     """Count the run at its first final status; returns the outcome ("" when not counted now)."""
     if memory.outcome or not memory.up or not memory.rows:
         return ""
@@ -77,7 +79,7 @@ def count_if_final(memory: Memory, identities: Identities, seen_before: bool, ch
     return outcome
 
 
-def count_lost(memory: Memory, identities: Identities, checked_at: float) -> bool:
+def count_lost(memory: HeldRun, identities: Identities, checked_at: float) -> bool:
     """A run Sigma knew and now rejects as unknown: counted once as lost."""
     if memory.outcome or not memory.since or memory.ref.source not in RETAINED_SOURCES:
         return False
@@ -89,7 +91,7 @@ def count_lost(memory: Memory, identities: Identities, checked_at: float) -> boo
     return True
 
 
-def retire_reason(memory: Memory, retention: RetentionConfig, now: float) -> str | None:
+def retire_reason(memory: HeldRun, retention: RetentionConfig, now: float) -> str | None:
     """Why an api/schedule run should be let go now, or None."""
     if memory.ref.source not in RETAINED_SOURCES:
         return None
@@ -102,7 +104,8 @@ def retire_reason(memory: Memory, retention: RetentionConfig, now: float) -> str
     return None
 
 
-def count_abandoned(memory: Memory, identities: Identities, now: float) -> None:
+def count_abandoned(memory: HeldRun, identities: Identities, now: float) -> None:
+    """A run retired before it ended: counted once as abandoned."""
     memory.outcome, memory.final_at = ABANDONED, now
     keys = identity_keys(memory)
     if keys:
@@ -113,7 +116,8 @@ def count_abandoned(memory: Memory, identities: Identities, now: float) -> None:
     )
 
 
-def record_of(memory: Memory) -> RunRecord:
+def record_of(memory: HeldRun) -> RunRecord:
+    """The run as the state store keeps it."""
     return RunRecord(
         ref=memory.ref,
         first_seen_at=memory.first_seen_at,
@@ -124,9 +128,9 @@ def record_of(memory: Memory) -> RunRecord:
     )
 
 
-def memory_of(record: RunRecord) -> Memory:
+def held_of(record: RunRecord) -> HeldRun:
     """A run as the store kept it: what it was, not yet checked by this process."""
-    return Memory(
+    return HeldRun(
         ref=record.ref,
         since={rid: (status, since) for rid, status, since in record.since},
         first_seen_at=record.first_seen_at,

@@ -1,18 +1,54 @@
-"""What the poller remembers of each reference between cycles, and the outcome of one check."""
+"""One run as the exporter holds it between checks (`HeldRun`), what one check of it saw (`Observation`),
+and the rows of its reports as last seen."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sigma_exporter.config.load import Reference
-from sigma_exporter.metrics.snapshot import GroupCounts, ReportRow
+from sigma_exporter.config.model import Reference
 from sigma_exporter.sigma.errors import SigmaError
 from sigma_exporter.sigma.replies import FINAL_STATUSES, GroupReply, ReportReply, ReportResult
 
+Key = tuple[str, str]  # (kind, reference): a run's key
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One report of a run as last seen. Group members carry their group's reference."""
+
+    report_group_id: str
+    report_id: str
+    report_name: str
+    status: str
+    since: float
+    error_code: str = ""
+    error_msg: str = ""
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    """A group run's own counts, as the API reports them (None when it sent none)."""
+
+    failures: int | None
+    successes: int | None
+    members: int | None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one check of a run saw: a reply or an error, when, and whether Sigma answered as an
+    authenticated API (even if the answer was "no such reference")."""
+
+    ref: Reference
+    reply: ReportReply | GroupReply | None
+    error: SigmaError | None
+    checked_at: float
+    reached: bool
+
 
 @dataclass
-class Memory:
-    """What the poller remembers of one reference between cycles (owned by the poll thread)."""
+class HeldRun:
+    """What the exporter knows of one run between checks. Owned by the poll thread."""
 
     ref: Reference
     up: bool = False
@@ -32,19 +68,12 @@ class Memory:
 
     @property
     def final(self) -> bool:
+        """Every report of the run is in a final status, as last seen."""
         return self.up and bool(self.rows) and all(row.status in FINAL_STATUSES for row in self.rows)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    ref: Reference
-    reply: ReportReply | GroupReply | None
-    error: SigmaError | None
-    checked_at: float
-    reached: bool  # Sigma answered as an authenticated API (even if the answer was "no such reference")
-
-
 def row_of(report: ReportResult, since: float) -> ReportRow:
+    """A parsed report as the row the exporter keeps, its status seen since `since`."""
     return ReportRow(
         report_group_id=report.report_group_id,
         report_id=report.report_id,

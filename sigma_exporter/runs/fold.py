@@ -1,20 +1,19 @@
-"""Folding one check's outcome into what the poller remembers of a run: statuses, `since` times, group
-counts, and the log lines an operator wants (status changes, failures, recoveries, undocumented statuses)."""
+"""Folding what one check saw into what the exporter holds of a run: statuses, `since` times, group counts,
+and the log lines an operator wants (status changes, failures, recoveries, undocumented statuses)."""
 
 from __future__ import annotations
 
 import logging
 import time
 
-from sigma_exporter.metrics.snapshot import GroupCounts
-from sigma_exporter.poll.memory import Memory, Outcome, row_of
+from sigma_exporter.runs.held import GroupCounts, HeldRun, Observation, row_of
 from sigma_exporter.sigma.replies import PENDING, UNKNOWN, GroupReply, ReportResult
 
-log = logging.getLogger("sigma_exporter.poll.loop")
+log = logging.getLogger(__name__)
 
 
-def fold(memory: Memory, outcome: Outcome) -> int:
-    """Fold one check's outcome into the reference's memory; returns the number of status changes."""
+def fold(memory: HeldRun, outcome: Observation) -> int:
+    """Fold what one check saw into the run; returns the number of status changes."""
     ref = outcome.ref
     memory.last_check = outcome.checked_at
     if outcome.error is not None:
