@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mypy --python-version 3.11 grafana
+	$(BIN)/lint-imports
 	$(BIN)/python grafana/generate.py --check
 	bash helm/sync-assets.sh --check
 

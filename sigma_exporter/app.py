@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import resource
 import signal
 import threading
 import time
@@ -48,7 +47,7 @@ from sigma_exporter.sigma.link import SigmaLink
 from sigma_exporter.sigma.stats import ApiStats
 from sigma_exporter.web.api.handlers import Api
 from sigma_exporter.web.routes import HEALTH_PATHS, FileReload, Routes
-from sigma_exporter.web.server import Limits, WebServer
+from sigma_exporter.web.server import Limits, WebServer, raise_open_files_limit
 from sigma_exporter.web.stats import ServerStats, WebCollector
 from sigma_exporter.web.webconfig import WebConfigSecurity, WebConfigWatcher
 
@@ -225,19 +224,6 @@ def run_once(
 def diagnose(config: Config, plan: Plan, recorder: Recorder) -> list[Finding]:
     """The doctor's visit: each step opens and closes a client of its own."""
     return examine(config, plan, recorder)
-
-
-def raise_open_files_limit() -> int:
-    """Lift the soft limit on open files to the hard one (as Go programs do), so that the connection cap,
-    not the file table, is what bounds connections. Returns the soft limit in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            return soft
-        return hard
-    return soft
 
 
 @dataclass

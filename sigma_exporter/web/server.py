@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import resource
 import socket
 import threading
 from collections.abc import Callable
@@ -364,3 +365,16 @@ class WebServer:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def raise_open_files_limit() -> int:
+    """Lift the soft limit on open files to the hard one (as Go programs do), so that the connection cap,
+    not the file table, is what bounds connections. Returns the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            return soft
+        return hard
+    return soft
