@@ -1,0 +1,43 @@
+"""Small builders of configs, runs and replies for the unit tests (no file, no network)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sigma_exporter.config.load import Config, parse_config
+from sigma_exporter.config.model import Reference
+from sigma_exporter.runs.held import HeldRun, Observation, ReportRow
+from sigma_exporter.sigma.replies import ReportReply, ReportResult
+
+
+def config(**sections: Any) -> Config:
+    """A valid config: a Sigma URL and API-key auth, plus the given sections."""
+    data: dict[str, Any] = {
+        "sigma": {
+            "url": "http://sigma.invalid:9081/sigma/rest/reports",
+            "auth": {"type": "apikey", "client_id": "id", "client_token": "token-token"},
+            "timeout_seconds": 1,
+        },
+        **sections,
+    }
+    return parse_config(data, "unit.yml", environ={})
+
+
+def api_ref(reference: str, report_id: str = "rpt-1", registered_at: float = 1000.0) -> Reference:
+    """A run registered through the API."""
+    return Reference(reference, "report", source="api", report_id=report_id, registered_at=registered_at)
+
+
+def run(reference: str, *, status: str | None = None, last_success: float | None = None) -> HeldRun:
+    """A held report run, with one report in `status` when given (seen up)."""
+    held = HeldRun(api_ref(reference), last_success=last_success, last_check=last_success)
+    if status is not None:
+        held.up = True
+        held.rows = (ReportRow("", "rpt-1", "Report", status, 1.0),)
+    return held
+
+
+def seen(ref: Reference, status: str, at: float, **result: Any) -> Observation:
+    """A check of `ref` that found its report in `status`."""
+    report = ReportResult(report_id=ref.report_id or "rpt-1", report_name="Report", status=status, **result)
+    return Observation(ref, ReportReply(report), None, at, True)
