@@ -228,7 +228,8 @@ def diagnose(config: Config, plan: Plan, recorder: Recorder) -> list[Finding]:
 
 @dataclass
 class Exporter:
-    """The whole exporter: the core and the HTTP server, as one list of parts."""
+    """The whole exporter: the core and the HTTP server, as one list of parts. `serve_until_signalled`
+    calls `start` and `stop` on the main thread; `reload` runs on SIGHUP's thread (and in tests)."""
 
     config_file: str
     core: Core

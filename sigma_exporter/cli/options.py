@@ -26,10 +26,12 @@ DEFAULT_LISTEN: Final = ":9842"
 
 
 def env(name: str) -> str:
+    """The environment twin of an option: `--web.listen-address` is `SIGMA_EXPORTER_WEB_LISTEN_ADDRESS`."""
     return ENV_PREFIX + name.upper().replace(".", "_").replace("-", "_")
 
 
 def option(name: str, dest: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A click option with its environment twin, both shown in --help with the default."""
     return click.option(
         name, dest, envvar=env(name.lstrip("-")), show_envvar=True, show_default=True, **kwargs
     )
@@ -75,6 +77,7 @@ log_options = [
 
 
 def with_logging(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --log.level and --log.format to a command."""
     for decorator in reversed(log_options):
         func = decorator(func)
     return func
@@ -185,6 +188,7 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        """Seconds, above zero; a usage error for anything else."""
         if isinstance(value, (int, float)):
             return float(value)
         text = str(value).strip()

@@ -43,6 +43,9 @@ def serve_until_stopped(
     storage_path: str | None = None,
     on_exchange: ExchangeHook | None = None,
 ) -> None:
+    """Build the exporter for `config` on `listen` and serve until SIGTERM or SIGINT (`serve` and `demo`);
+    `ready` gets the bound address once it answers. A bad listen address, a bad config or web config and an
+    address in use exit 1 through `fail`."""
     try:
         address = parse_listen_address(listen)
     except ListenAddressError as exc:

@@ -66,6 +66,8 @@ def wait_for_termination() -> None:
 
 
 def serve_replay(listen: str, directory: Path) -> None:
+    """Serve the recording in `directory` on `listen` until SIGTERM or SIGINT; an unreadable recording or an
+    address in use exits 1 through `fail`."""
     from sigma_exporter.simulator.replay import Recorded, ReplayServer
 
     try:

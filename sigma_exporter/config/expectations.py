@@ -38,6 +38,8 @@ def _zone(section: Section) -> str:
 
 
 def parse_timetable(section: Section) -> Timetable:
+    """The timetable of an expectation or schedule: a cron expression (checked) in a time zone, or
+    `every_seconds`; exactly one of them."""
     cron = section.text("cron")
     every = section.get("every_seconds")
     if (cron is None) == (every is None):
@@ -55,6 +57,8 @@ def parse_timetable(section: Section) -> Timetable:
 
 
 def parse_labels(section: Section) -> tuple[tuple[str, str], ...]:
+    """The operator's labels of a section, as sorted (name, value) pairs; reserved and invalid names are
+    errors."""
     pairs = []
     for label, value in section.data.items():
         name = str(label)
@@ -80,6 +84,8 @@ def _identity(section: Section) -> tuple[str, str]:
 
 
 def parse_expectation(section: Section, schedule: str = "") -> Expectation:
+    """One expectation (or the one a schedule named `schedule` implies): its identity, timetable, grace, max
+    duration and labels. The caller rejects unknown keys."""
     group_id, report_id = _identity(section)
     timetable = parse_timetable(section)
     grace = section.number("grace_seconds", DEFAULT_GRACE_SECONDS, minimum=0)
@@ -128,6 +134,8 @@ def _filter(section: Section) -> str:
 
 
 def parse_expectations(top: Section) -> ExpectationsConfig:
+    """The `expectations:` and `schedules:` lists of the top section; an identity with two of them (a schedule
+    is an expectation of its identity) and a schedule name used twice are errors."""
     expectations: list[Expectation] = []
     seen: dict[tuple[str, str], str] = {}
     for index, item in enumerate(top.items("expectations")):

@@ -43,6 +43,8 @@ __all__ = [
 
 
 def parse_auth(section: Section, environ: Mapping[str, str]) -> AuthConfig:
+    """`sigma.auth`: the type and the credentials it needs (secrets from files, plain values or `environ`); a
+    missing one is an error that says where else it may come from."""
     kind = section.choice("type", "apikey", ("apikey", "basic", "token"))
     client_token = resolve_secret(section, "client_token", environ)
     password = resolve_secret(section, "password", environ)
@@ -71,6 +73,8 @@ def parse_auth(section: Section, environ: Mapping[str, str]) -> AuthConfig:
 
 # --- references --------------------------------------------------------------------------------------
 def parse_reference_entry(item: object, kind: str, where: str, source: str) -> Reference:
+    """One entry of a `reports:` or `groups:` list: a plain reference number or a mapping with `reference` and
+    `labels`."""
     if isinstance(item, (str, int)) and not isinstance(item, bool):
         name = utf8(str(item).strip(), Section({}, where, source), "reference")
         labels: tuple[tuple[str, str], ...] = ()
@@ -117,6 +121,8 @@ def parse_reference_lists(section: Section) -> list[Reference]:
 
 
 def parse_reference_file(data: object, source: str) -> list[Reference]:
+    """The references of a reference file's parsed YAML (the same `reports:` and `groups:` lists as the
+    config's `references:`)."""
     section = Section(data, "", source)
     refs = parse_reference_lists(section)
     section.done()
@@ -125,6 +131,7 @@ def parse_reference_file(data: object, source: str) -> list[Reference]:
 
 # --- the whole file ------------------------------------------------------------------------------------
 def parse_url(section: Section) -> str:
+    """`sigma.url`: http(s) with a host, no credentials, query or fragment; without a trailing slash."""
     url = section.text("url", required=True) or ""
     try:
         parts = urlsplit(url)
@@ -144,6 +151,9 @@ def parse_url(section: Section) -> str:
 
 
 def parse_config(data: object, source: str, environ: Mapping[str, str] | None = None) -> Config:
+    """The config in the parsed YAML `data` from `source`, validated (secrets from `environ`, the process
+    environment by default); ConfigError names the file, the key and the problem. Pure but for the files it
+    names (secret files, the CA file)."""
     env = os.environ if environ is None else environ
     top = Section(data, "", source)
     sigma = top.section("sigma")
@@ -219,6 +229,8 @@ def load_config(path: str, environ: Mapping[str, str] | None = None) -> Config:
 
 
 def parse_buckets(section: Section, name: str) -> tuple[float, ...]:
+    """The duration histogram's bucket bounds under `name`: positive seconds, increasing; the defaults when
+    absent."""
     raw = section.get(name)
     if raw is None:
         return DEFAULT_DURATION_BUCKETS

@@ -55,6 +55,9 @@ def label_name_problem(name: str) -> str | None:
 
 @dataclass(frozen=True)
 class AuthConfig:
+    """`sigma.auth`: how the client gets its access token (`apikey`, `basic` or a fixed `token`); only the
+    secrets its type uses are kept."""
+
     type: str
     client_id: str = ""
     client_token: Secret | None = None
@@ -63,17 +66,24 @@ class AuthConfig:
     token: Secret | None = None
 
     def secrets(self) -> tuple[str, ...]:
+        """The revealed values of its secrets, for the log redactor."""
         return tuple(s.reveal() for s in (self.client_token, self.password, self.token) if s)
 
 
 @dataclass(frozen=True)
 class TLSConfig:
+    """`sigma.tls`: the CA file Sigma's certificate is verified against (by default the environment's or
+    certifi's bundle: `sigma/pool.py`), or no verification (`insecure_skip_verify` without a `ca_file`)."""
+
     ca_file: str | None = None
     insecure_skip_verify: bool = False
 
 
 @dataclass(frozen=True)
 class SigmaConfig:
+    """`sigma:`: where Sigma is, how to authenticate and send parameters, and the client's time and reply-size
+    budgets."""
+
     url: str
     auth: AuthConfig
     params_in: str = "body"
@@ -84,6 +94,9 @@ class SigmaConfig:
 
 @dataclass(frozen=True)
 class PollConfig:
+    """`poll:`: how often runs are checked, how many checks run at once, and when a final run is first
+    re-checked."""
+
     interval_seconds: float = 60.0
     concurrency: int = 8
     final_recheck_seconds: float = 900.0
@@ -91,6 +104,8 @@ class PollConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
+    """`metrics:`: which status series are emitted and the buckets of the run duration histogram."""
+
     status_series: str = "all"
     duration_buckets: tuple[float, ...] = DEFAULT_DURATION_BUCKETS
 
@@ -111,11 +126,14 @@ class Reference:
 
     @property
     def key(self) -> tuple[str, str]:
+        """(kind, reference): what identifies a run the exporter holds."""
         return (self.kind, self.reference)
 
 
 @dataclass(frozen=True)
 class ReferencesConfig:
+    """`references:`: the runs written in the config and the reference-file globs."""
+
     references: tuple[Reference, ...] = ()
     files: tuple[str, ...] = ()
 
@@ -131,6 +149,9 @@ class StateConfig:
 
 @dataclass(frozen=True)
 class RetentionConfig:
+    """`retention:`: how long api and schedule runs are kept once final or while never final, and how many
+    runs may be held."""
+
     final_seconds: float = 86400.0
     abandon_after_seconds: float = 172800.0
     max_runs: int = 100000
@@ -138,6 +159,8 @@ class RetentionConfig:
 
 @dataclass(frozen=True)
 class ApiConfig:
+    """`api:`: the bearer token that allows writes to /api/v1 (None: only web-config users, if any)."""
+
     token: Secret | None = None
 
 
@@ -151,6 +174,7 @@ class Timetable:
     every_seconds: float | None = None
 
     def describe(self) -> str:
+        """The timetable in words, for logs and pages: `cron '0 6 * * *' (UTC)` or `every 60 s`."""
         if self.cron is not None:
             return f"cron {self.cron!r} ({self.timezone})"
         return f"every {self.every_seconds:g} s"
@@ -158,6 +182,9 @@ class Timetable:
 
 @dataclass(frozen=True)
 class Expectation:
+    """An identity that should run on a timetable: a run must start within `grace_seconds` of each expected
+    time and, with `max_duration_seconds`, reach a final status within that of its start."""
+
     report_group_id: str
     report_id: str
     timetable: Timetable
@@ -168,15 +195,19 @@ class Expectation:
 
     @property
     def key(self) -> tuple[str, str]:
+        """The identity it watches: (report_group_id, report_id)."""
         return (self.report_group_id, self.report_id)
 
     @property
     def kind(self) -> str:
+        """The kind of run the identity makes: `group` with a report group id, else `report`."""
         return "group" if self.report_group_id else "report"
 
 
 @dataclass(frozen=True)
 class Schedule:
+    """A run the exporter starts itself on its expectation's timetable (`schedules:`)."""
+
     name: str
     expectation: Expectation
     report_filter: str = "{}"  # canonical JSON of the mapping sent as reportFilter
@@ -184,12 +215,15 @@ class Schedule:
 
     @property
     def filter(self) -> dict[str, object]:
+        """The reportFilter mapping sent with each start (a new dict each time)."""
         value: dict[str, object] = json.loads(self.report_filter)
         return value
 
 
 @dataclass(frozen=True)
 class ExpectationsConfig:
+    """`expectations:` and `schedules:`, at most one per identity between them."""
+
     expectations: tuple[Expectation, ...] = ()
     schedules: tuple[Schedule, ...] = field(default=())
 
@@ -203,6 +237,8 @@ class ExpectationsConfig:
 
 @dataclass(frozen=True)
 class Config:
+    """The whole configuration, immutable; a reload builds a new one. Any thread may read it."""
+
     source: str
     sigma: SigmaConfig
     poll: PollConfig = field(default_factory=PollConfig)
@@ -214,5 +250,7 @@ class Config:
     expectations: ExpectationsConfig = field(default_factory=ExpectationsConfig)
 
     def secrets(self) -> tuple[str, ...]:
+        """The revealed values of every configured secret (Sigma's credentials, the state store's password,
+        the API token), for the log redactor."""
         extra = (self.state.password, self.api.token)
         return self.sigma.auth.secrets() + tuple(s.reveal() for s in extra if s)

@@ -45,6 +45,8 @@ def sqlite_path(url: str) -> Path:
 
 
 def parse_state(section: Section, environ: Mapping[str, str]) -> StateConfig:
+    """`state:`: the store's URL (the embedded SQLite default when absent) and, for PostgreSQL only, its
+    password."""
     raw = section.text("url")
     url = raw or StateConfig.url
     problem = state_url_problem(url)
@@ -58,6 +60,7 @@ def parse_state(section: Section, environ: Mapping[str, str]) -> StateConfig:
 
 
 def parse_retention(section: Section) -> RetentionConfig:
+    """`retention:`, within bounds."""
     config = RetentionConfig(
         final_seconds=section.number("final_seconds", 86400.0, minimum=0, maximum=366 * 86400),
         abandon_after_seconds=section.number(
@@ -70,6 +73,7 @@ def parse_retention(section: Section) -> RetentionConfig:
 
 
 def parse_api(section: Section, environ: Mapping[str, str]) -> ApiConfig:
+    """`api:`: the write token (from `token_file`, `token` or $SIGMA_API_TOKEN), at least 16 characters."""
     token = resolve_secret(section, "token", environ, API_TOKEN_ENV)
     if token is not None and len(token.reveal()) < 16:
         raise section.error("token_file", "the API token should be at least 16 characters")

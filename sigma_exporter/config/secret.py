@@ -16,6 +16,8 @@ class Secret:
         self._value = value
 
     def reveal(self) -> str:
+        """The value itself: only for the place that sends it (a request, a connection) and the log
+        redactor."""
         return self._value
 
     def __bool__(self) -> bool:

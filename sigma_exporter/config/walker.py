@@ -21,6 +21,7 @@ class ConfigError(ValueError):
 
 
 def kind_of(value: object) -> str:
+    """What a YAML value is, in an error message's words (`a mapping`, `a list`, `nothing`)."""
     names = {
         dict: "a mapping",
         list: "a list",
@@ -34,6 +35,7 @@ def kind_of(value: object) -> str:
 
 
 def join_key(path: str, name: str) -> str:
+    """The dotted key of `name` under `path`."""
     return f"{path}.{name}" if path else name
 
 
@@ -51,9 +53,11 @@ class Section:
         self._read: set[str] = set()
 
     def key(self, name: str) -> str:
+        """The dotted key of `name` in this section, as errors show it."""
         return join_key(self.path, name)
 
     def error(self, name: str, problem: str) -> ConfigError:
+        """A ConfigError about the key `name` of this section."""
         return ConfigError(self.source, self.key(name), problem)
 
     def here(self, problem: str) -> ConfigError:
@@ -61,13 +65,17 @@ class Section:
         return ConfigError(self.source, self.path, problem)
 
     def get(self, name: str) -> object:
+        """The raw value of `name` (None when absent), marked as read for `done()`."""
         self._read.add(name)
         return self.data.get(name)
 
     def section(self, name: str) -> Section:
+        """The mapping under `name` (empty when absent); an error when it is not a mapping."""
         return Section(self.get(name), self.key(name), self.source)
 
     def text(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        """A plain value as stripped text (numbers allowed), `default` when absent; `required` makes absence
+        an error."""
         value = self.get(name)
         if value is None:
             if required:
@@ -88,6 +96,7 @@ class Section:
         return utf8(value, self, name) or None
 
     def number(self, name: str, default: float, *, minimum: float, maximum: float | None = None) -> float:
+        """A finite number within [minimum, maximum], as a float; `default` when absent."""
         value = self.get(name)
         if value is None:
             return default
@@ -101,6 +110,7 @@ class Section:
         return float(value)
 
     def integer(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
+        """A whole number within [minimum, maximum]; `default` when absent."""
         value = self.get(name)
         if value is None:
             return default
@@ -111,6 +121,7 @@ class Section:
         return value
 
     def flag(self, name: str, default: bool) -> bool:
+        """A YAML boolean; `default` when absent."""
         value = self.get(name)
         if value is None:
             return default
@@ -119,6 +130,7 @@ class Section:
         return value
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        """A text value that must be one of `choices`; `default` when absent."""
         value = self.text(name, default)
         assert value is not None
         if value not in choices:
@@ -126,6 +138,7 @@ class Section:
         return value
 
     def items(self, name: str) -> list[object]:
+        """A list (empty when absent); an error when it is anything else."""
         value = self.get(name)
         if value is None:
             return []
@@ -164,6 +177,7 @@ def utf8(text: str, section: Section, name: str) -> str:
 
 
 def read_file(path: str, what: str) -> bytes:
+    """The bytes of `path`; ConfigError says why it cannot be read, naming it the `what`."""
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:

@@ -8,6 +8,9 @@ import yaml
 
 
 class YAMLError(ValueError):
+    """A YAML document that cannot be loaded: invalid, with a duplicate or non-plain key, or unreadable; the
+    message names the source and, where known, the line."""
+
     pass
 
 

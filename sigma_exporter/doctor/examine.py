@@ -45,6 +45,8 @@ class Recorder:
     def __call__(
         self, action: str, params: Mapping[str, object], status: int, headers: Mapping[str, str], body: bytes
     ) -> None:
+        """The client's exchange hook: keep the exchange and hand it on to --record, if any. Called on the
+        doctor's one thread, by each step's client."""
         self.exchanges.append(Exchange(action, status, body))
         if self.forward is not None:
             self.forward(action, params, status, headers, body)
@@ -79,6 +81,8 @@ def _timed(call: Callable[[], object]) -> tuple[float, BaseException | None]:
 
 # -- token and parameters --------------------------------------------------------------------------------
 def check_token(config: Config, recorder: Recorder) -> Finding:
+    """Can the configured credentials get a token? When the call fails other than with 401, it is tried again
+    with the parameters in the other place, to tell a wrong `params_in` from a wrong URL or credentials."""
     client = _client(config, recorder)
     try:
         seconds, error = _timed(client.authenticate)
@@ -183,6 +187,8 @@ def check_reference(config: Config, recorder: Recorder, reference: str, place: s
 
 # -- latency and settings --------------------------------------------------------------------------------
 def check_latency(config: Config, seconds: Sequence[float]) -> Finding:
+    """The status calls' median and slowest times, with the timeout and concurrency they suggest; a warning
+    when the configured ones fall short. Pure."""
     if not seconds:
         return Finding("latency", WARNING, "no status call was answered", "")
     slowest, median = max(seconds), statistics.median(seconds)
@@ -208,6 +214,9 @@ def check_latency(config: Config, seconds: Sequence[float]) -> Finding:
 
 
 def check_run(config: Config, recorder: Recorder, plan: Plan) -> Finding:
+    """Start one run of the plan's report and follow it to a final status within `run_timeout`: ok for a
+    success or no data, a warning for a failure, failed when it cannot be started or followed or does not end
+    in time."""
     assert plan.run_report_id is not None
     client = _client(config, recorder)
     name = f"run {plan.run_report_id}"

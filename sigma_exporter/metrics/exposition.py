@@ -44,6 +44,7 @@ class Rendered:
 
     @property
     def text(self) -> bytes:
+        """The whole text-format body (joined on each call)."""
         return b"".join(self.text_parts)
 
     @property
@@ -96,7 +97,7 @@ def render(snapshot: Snapshot) -> Rendered:
 class ProcessPart:
     """process_* metrics of this process and the live `collectors` (the HTTP server's counters: a few
     hundred bytes), rendered at most once per `max_age` seconds for each of the four variants, so that a
-    burst of scrapes does not read /proc once each."""
+    burst of scrapes does not read /proc once each. Read by every scrape, on the web server's event loop."""
 
     def __init__(self, max_age: float = 1.0, collectors: Iterable[Collector] = ()) -> None:
         self._registry = CollectorRegistry(auto_describe=False)
@@ -110,6 +111,9 @@ class ProcessPart:
         self._joined: dict[bool, tuple[bytes, bytes, bytes]] = {}
 
     def body(self, openmetrics: bool, compress: bool) -> bytes:
+        """The process part in one format, gzipped or not; rendered again when the cached one is older than
+        `max_age`. Called on the web server's event loop for each scrape; the cache is safe across threads
+        (one assignment per update)."""
         now = time.monotonic()
         cached = self._cache.get((openmetrics, compress))
         if cached is not None and now - cached[0] < self._max_age:
@@ -123,6 +127,8 @@ class ProcessPart:
         return body
 
     def gzip_joined(self, static: bytes, openmetrics: bool) -> bytes:
+        """`static` (a snapshot's gzip body) followed by the gzipped process part, as one gzip body; the last
+        join is reused while neither changed."""
         part = self.body(openmetrics, True)
         cached = self._joined.get(openmetrics)
         if cached is not None and cached[0] is static and cached[1] is part:
@@ -155,6 +161,7 @@ def wants_openmetrics(accept: str | None) -> bool:
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
+    """True when Accept-Encoding allows gzip (`gzip` or `*`, not with q=0)."""
     if not accept_encoding:
         return False
     for part in accept_encoding.split(","):
@@ -165,6 +172,8 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
 
 
 def body_for(rendered: Rendered, process: ProcessPart, *, openmetrics: bool, compress: bool) -> bytes:
+    """The whole /metrics body for one scrape: the snapshot's pre-rendered body and the process part, in the
+    chosen format, gzipped or not."""
     if compress:
         return process.gzip_joined(
             rendered.openmetrics_gzip if openmetrics else rendered.text_gzip, openmetrics

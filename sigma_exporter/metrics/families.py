@@ -31,6 +31,7 @@ def _label_name(name: str) -> str:
 
 
 def format_value(value: float) -> str:
+    """A sample value as prometheus_client writes it (Go's float format, `1.0` for one)."""
     return "1.0" if value == 1.0 else str(floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
@@ -52,13 +53,17 @@ class Family:
     lines: list[str] = field(default_factory=list)
 
     def add(self, values: Sequence[str], value: float, suffix: str = "") -> None:
+        """One sample line with the label values of `labelnames`, in order; `suffix` (`_total`, `_bucket`...)
+        is appended to the name."""
         self.add_labels(zip(self.labelnames, values, strict=True), value, suffix)
 
     def add_labels(self, pairs: Iterable[tuple[str, str]], value: float, suffix: str = "") -> None:
+        """One sample line with the label pairs given (any names, sorted on output)."""
         self.lines.append(f"{self.name}{suffix}{labels_text(pairs)} {format_value(value)}\n")
 
 
 def gauge(name: str, documentation: str, labels: Sequence[str] = (), value: float | None = None) -> Family:
+    """A gauge family; with `value`, its one sample without labels."""
     family = Family(name, documentation, "gauge", labels)
     if value is not None:
         family.add((), value)
@@ -66,6 +71,7 @@ def gauge(name: str, documentation: str, labels: Sequence[str] = (), value: floa
 
 
 def counter(name: str, documentation: str, labels: Sequence[str] = (), value: float | None = None) -> Family:
+    """A counter family (`name` without `_total`); with `value`, its one `_total` sample without labels."""
     family = Family(name, documentation, "counter", labels)
     if value is not None:
         family.add((), value, "_total")

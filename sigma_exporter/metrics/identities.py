@@ -15,6 +15,9 @@ IDENTITY = ["report_group_id", "report_id"]
 
 
 def identity_families(snapshot: Snapshot) -> Iterator[Family]:
+    """The per report identity families: runs by outcome, last success, failure and duration, the duration
+    histogram, active runs and info; the expectation families only when some identity has an expectation.
+    Pure."""
     runs = counter(
         "sigma_report_runs", "Runs that ended, by outcome; each run counted once.", [*IDENTITY, "outcome"]
     )
@@ -93,6 +96,8 @@ def identity_families(snapshot: Snapshot) -> Iterator[Family]:
 
 
 def registry_families(snapshot: Snapshot) -> Iterator[Family]:
+    """The run registry's families: runs held by source and state, registrations, retirements,
+    `sigma_state_up`, and the schedules' starts when there are schedules. Pure."""
     registry = snapshot.registry
     held = dict(registry.held)
     runs = gauge("sigma_runs", "Runs held, by source and state.", ["source", "state"])

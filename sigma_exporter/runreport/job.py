@@ -47,6 +47,9 @@ class UsageError(Exception):
 
 @dataclass(frozen=True)
 class Request:
+    """What `run-report` was asked: the report or group to start, its filter, where to register the run, and
+    whether and how long to follow it."""
+
     kind: str  # report | group
     ident: str
     report_filter: Mapping[str, object] | None = None
@@ -78,6 +81,7 @@ def read_filter(path: str) -> dict[str, object]:
 
 
 def read_token(path: str) -> Secret:
+    """The exporter's API token from a file, stripped; UsageError when it cannot be read or is empty."""
     try:
         with open(path, encoding="utf-8") as handle:
             token = handle.read().strip()
@@ -91,6 +95,7 @@ def read_token(path: str) -> Secret:
 
 
 def statuses(client: SigmaClient, kind: str, reference: str, timeout: float) -> tuple[str, ...]:
+    """The statuses of the run: a report's one, or each member's of a group. Raises SigmaError."""
     if kind == "report":
         return (client.check_report(reference, timeout).report.status,)
     reply = client.check_group(reference, timeout)
@@ -106,6 +111,7 @@ class Progress:
         self._last = ""
 
     def show(self, elapsed: float, text: str) -> None:
+        """Show the progress `text` at `elapsed` seconds."""
         if self.tty:
             self.stream.write(f"\r\033[K[{elapsed:6.0f}s] {text}")
             self.stream.flush()
@@ -115,6 +121,7 @@ class Progress:
         self._last = text
 
     def done(self) -> None:
+        """End the rewritten line on a terminal, so the next message starts on its own."""
         if self.tty and self._last:
             self.stream.write("\n")
             self.stream.flush()
@@ -150,6 +157,8 @@ def follow(client: SigmaClient, request: Request, reference: str, err: TextIO) -
 
 
 def run_report(config: Config, request: Request, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Start the run, print its reference on `out`, register it and follow it as `request` asks; the exit code
+    (see the module's table). Messages go to `err`."""
     client = SigmaClient(config.sigma, ApiStats(), pool_size=1)
     try:
         submitted = time.time()

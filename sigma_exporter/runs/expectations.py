@@ -28,6 +28,9 @@ JUDGE_LIMIT = 10_000
 
 @dataclass(frozen=True)
 class Verdict:
+    """Where an identity stands against its expectation now, as the metrics and the status page show it;
+    `wake_at` tells the poll loop when to judge again."""
+
     expected_at: float  # the latest expected time that has passed
     next_expected_at: float
     missed: bool
@@ -46,6 +49,8 @@ def with_start(record: IdentityRecord, at: float) -> IdentityRecord:
 
 
 def early_tolerance(expectation: Expectation, expected: float) -> float:
+    """How long before expected time `expected` a run may start and still meet it: the smaller of the grace
+    and half the gap to the previous expected time."""
     before = timetable.previous(expectation.timetable, expected - 0.001)
     return min(expectation.grace_seconds, (expected - before) / 2)
 

@@ -32,7 +32,8 @@ RETENTION_EVERY_SECONDS = 5.0
 
 
 class Holdings:
-    """Every run this shard holds (by key), the identities they feed and the expectations judged here."""
+    """Every run this shard holds (by key), the identities they feed and the expectations judged here.
+    Owned by the poll thread: only the poller calls it (app.py at start, through `Poller.start`)."""
 
     def __init__(self, registry: Registry, bounds: tuple[float, ...], shard: Shard) -> None:
         self.registry = registry

@@ -51,6 +51,8 @@ FileStamp = tuple[str, int, int]  # path, mtime_ns, size
 
 @dataclass(frozen=True)
 class FileResult:
+    """One reference file as last read well: its stamp (path, mtime, size) and its references."""
+
     stamp: FileStamp
     references: tuple[Reference, ...]
 
@@ -64,6 +66,7 @@ def _stamp(path: str) -> FileStamp | None:
 
 
 def read_reference_file(path: str) -> tuple[Reference, ...]:
+    """The references of the file at `path`; ConfigError names the file and what is wrong."""
     return tuple(parse_reference_file(read_yaml_file(path, "reference file"), path))
 
 
@@ -71,7 +74,8 @@ class ReferenceFiles:
     """Reads the reference files of a config; `refresh()` re-reads only files whose stamp changed.
 
     A file that disappears takes its references with it (the operator removed them); a file that turns
-    unreadable or invalid keeps its last good references, and the error is reported.
+    unreadable or invalid keeps its last good references, and the error is reported. The poll thread's
+    (through the holdings).
     """
 
     def __init__(self, patterns: tuple[str, ...]) -> None:
@@ -79,6 +83,7 @@ class ReferenceFiles:
         self._files: dict[str, FileResult] = {}
 
     def paths(self) -> list[str]:
+        """The files the globs match now, sorted (directories left out)."""
         found: set[str] = set()
         for pattern in self.patterns:
             found.update(p for p in glob.glob(pattern) if os.path.isfile(p))
@@ -110,6 +115,7 @@ class ReferenceFiles:
         return changed, errors
 
     def references(self) -> list[tuple[str, Reference]]:
+        """(path, reference) of every file's last good references, by path."""
         return [(path, ref) for path, result in sorted(self._files.items()) for ref in result.references]
 
 

@@ -108,6 +108,7 @@ class Registry:
 
     # -- the API's calls (any thread) ------------------------------------------------------------------
     def held(self, reference: str) -> Reference | None:
+        """The run held (or just registered) under `reference`, if any. Any thread."""
         with self._lock:
             pending = self._inbox.get(reference)
             return pending.ref if pending is not None else self._held.get(reference)
@@ -118,6 +119,7 @@ class Registry:
             return {**self._held, **{ref: record.ref for ref, record in self._inbox.items()}}
 
     def size(self) -> int:
+        """How many runs are held or just registered, against `max_runs`. Any thread."""
         with self._lock:
             return len(self._held) + len(self._inbox)
 

@@ -80,11 +80,16 @@ class ExchangeHook(Protocol):
 
     def __call__(
         self, action: str, params: Mapping[str, object], status: int, headers: Mapping[str, str], body: bytes
-    ) -> None: ...
+    ) -> None:
+        """See one exchange; called on the thread that made the call, so a hook must be thread-safe."""
 
 
 class CallObserver(Protocol):
-    def observe(self, action: str, code: str, seconds: float, error_reason: str | None) -> None: ...
+    """Told of every call the client makes (ApiStats): the metrics' latency, requests and errors."""
+
+    def observe(self, action: str, code: str, seconds: float, error_reason: str | None) -> None:
+        """One call: its action, HTTP status (`error` when none came back), duration, and error reason (None
+        when it succeeded or failed as expected). Called from any thread."""
 
 
 class TokenProvider:
@@ -103,9 +108,14 @@ class TokenProvider:
 
     @property
     def renewable(self) -> bool:
+        """The token comes from GENERATE_TOKEN (not a fixed `token`), so a 401 can be answered with a new
+        one."""
         return self._fetch is not None
 
     def get(self, timeout: float) -> tuple[str, int]:
+        """The token in force and its generation, fetched first when there is none (others wait for that
+        fetch); a fetch that failed within `TOKEN_FAILURE_HOLD_SECONDS` is raised again without a call. Any
+        thread."""
         with self._lock:
             if self._token is None:
                 assert self._fetch is not None
@@ -190,10 +200,14 @@ class SigmaClient:
         return f"SigmaClient(url={self._where!r}, auth={self._config.auth.type!r})"
 
     def close(self) -> None:
+        """Let the connections go: idle ones close now, one in use when its call releases it (the call
+        finishes). Not final: a later call opens a new connection."""
         self._pool.clear()
 
     # -- public calls --------------------------------------------------------------------------------
     def check_report(self, reference: str, timeout: float | None = None) -> ReportReply:
+        """REPORT_INSTANCE_STATUS_CHECK of `reference`: the parsed reply (pending on 204), retried once with a
+        new token after a 401. Raises SigmaError."""
         return self._status_call(REPORT_CHECK, reference, parse_report_reply, timeout)
 
     def probe(self, reference: str, timeout: float | None = None) -> None:
@@ -215,6 +229,8 @@ class SigmaClient:
         return True
 
     def check_group(self, reference: str, timeout: float | None = None) -> GroupReply:
+        """REPORT_GROUP_INSTANCE_STATUS_CHECK of `reference`: the parsed reply, retried once with a new token
+        after a 401. Raises SigmaError."""
         return self._status_call(GROUP_CHECK, reference, parse_group_reply, timeout)
 
     def start_run(

@@ -33,27 +33,40 @@ def _rebuild(cls: type[SigmaError], message: str) -> SigmaError:
 
 # --- transport -------------------------------------------------------------------------------------
 class TransportError(SigmaError):
+    """No usable HTTP reply: the connection, TLS, the time budget or the size cap failed."""
+
     reason = "connection"
 
 
 class SigmaTimeoutError(TransportError):
+    """No reply, or not all of it, within the call's time budget."""
+
     reason = "timeout"
 
 
 class SigmaConnectionError(TransportError):
+    """The connection could not be made, or broke before a reply."""
+
     reason = "connection"
 
 
 class SigmaTLSError(TransportError):
+    """The TLS handshake or the verification of Sigma's certificate failed."""
+
     reason = "tls"
 
 
 class ReplyTooLargeError(TransportError):
+    """The reply is over `sigma.max_reply_bytes` (declared or as it arrived)."""
+
     reason = "reply_too_large"
 
 
 # --- HTTP status ------------------------------------------------------------------------------------
 class HTTPStatusError(SigmaError):
+    """An HTTP status, or a `statusCode` in the reply, that is not success; `status` and Sigma's `error_code`
+    (if any) are kept."""
+
     reason = "http_error"
 
     def __init__(self, message: str, status: int, error_code: str = "") -> None:
@@ -63,14 +76,20 @@ class HTTPStatusError(SigmaError):
 
 
 class UnauthorizedError(HTTPStatusError):
+    """401: the token or the credentials were refused (the client renews the token once)."""
+
     reason = "unauthorized"
 
 
 class BadRequestError(HTTPStatusError):
+    """400: Sigma refused the parameters, or does not know the reference (of this kind)."""
+
     reason = "bad_request"
 
 
 class ServerError(HTTPStatusError):
+    """A 5xx status: Sigma failed."""
+
     reason = "server_error"
 
 

@@ -12,8 +12,8 @@ from sigma_exporter.sigma.stats import ApiStats
 class SigmaLink:
     """Holds the client every check and every scheduled start goes through. The poll thread calls `use`
     when it applies a config; checks (worker threads) and the scheduler call `client` and `start_run`;
-    app.py calls `start` and `stop`. A client swapped out is closed; a call still running on it fails
-    and is counted like any other failed call."""
+    app.py calls `start` and `stop`. A client swapped out is closed: a call still running on it
+    finishes on its connection, which is then closed."""
 
     def __init__(
         self,

@@ -48,7 +48,8 @@ def _pairs(value: object) -> Iterator[tuple[str, str]]:
 
 
 class Scrubber:
-    """Replaces secrets (and, with pseudonymize, identities) in text. Pseudonyms are stable for its life."""
+    """Replaces secrets (and, with pseudonymize, identities) in text. Pseudonyms are stable for its life.
+    Not thread-safe: a `Recording` calls it under its lock."""
 
     def __init__(
         self,
@@ -83,6 +84,8 @@ class Scrubber:
         return replacements
 
     def text(self, text: str, replacements: Sequence[tuple[str, str]] = ()) -> str:
+        """`text` with the `replacements` applied (longest first), every pseudonym learnt so far, the known
+        secrets and the --record.redact patterns."""
         for old, new in sorted(replacements, key=lambda pair: -len(pair[0])):
             text = text.replace(old, new)
         if self._pseudonymize:
@@ -143,6 +146,8 @@ class Recording:
     def __call__(
         self, action: str, params: Mapping[str, object], status: int, headers: Mapping[str, str], body: bytes
     ) -> None:
+        """Write one exchange as the next numbered file. Any thread (calls are serialised); after a failed
+        write it logs once and records nothing more, never failing the call it sees."""
         with self._lock:
             if self._failed:
                 return

@@ -23,6 +23,7 @@ class Histogram:
 
     @property
     def count(self) -> int:
+        """How many observations in all."""
         return sum(self.counts)
 
 
@@ -31,6 +32,9 @@ EMPTY_HISTOGRAM: Final = Histogram(counts=(0,) * (len(LATENCY_BUCKETS) + 1), tot
 
 @dataclass(frozen=True)
 class ApiStatsSnapshot:
+    """The call statistics frozen at one moment, for a snapshot: latency histograms by action, requests by
+    (action, code), errors by (action, reason)."""
+
     durations: Mapping[str, Histogram]
     requests: Mapping[tuple[str, str], int]  # (action, code) -> calls
     errors: Mapping[tuple[str, str], int]  # (action, reason) -> failed calls
@@ -47,6 +51,7 @@ class ApiStats:
         self._errors: dict[tuple[str, str], int] = {}
 
     def observe(self, action: str, code: str, seconds: float, error_reason: str | None) -> None:
+        """Count one call (see `CallObserver.observe`). Any thread."""
         index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
         with self._lock:
             buckets = self._buckets.setdefault(action, [0] * (len(LATENCY_BUCKETS) + 1))
@@ -58,6 +63,8 @@ class ApiStats:
                 self._errors[key] = self._errors.get(key, 0) + 1
 
     def freeze(self) -> ApiStatsSnapshot:
+        """The statistics so far, as an immutable copy: by the poller for each snapshot it publishes, and once
+        for the initial snapshot."""
         with self._lock:
             return ApiStatsSnapshot(
                 durations={a: Histogram(tuple(b), self._sums[a]) for a, b in self._buckets.items()},

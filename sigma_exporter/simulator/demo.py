@@ -75,6 +75,8 @@ def registration_curl(base: str, reference: str) -> str:
 
 
 def demo_banner(bound: str, sigma_url: str, sim_base_url: str, config_file: Path) -> str:
+    """What `demo` prints once the exporter answers on `bound`: its URLs, the simulator's and the config file,
+    and what to watch for."""
     base = f"http://{bound}"
     return (
         "\nsigma-exporter demo is running (Ctrl-C stops it):\n"

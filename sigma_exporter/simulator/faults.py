@@ -58,6 +58,7 @@ class GenerateFault:
     error_msg: str = DEFAULT_ERROR_MSG
 
     def matches(self, action: str, ident: str) -> bool:
+        """The rule applies to a start call of `action` for `ident`."""
         if self.report_id:
             return action == RUN_REPORT and ident == self.report_id
         if self.report_group_id:
@@ -84,6 +85,8 @@ class GenerateFault:
 
 
 def parse_generate_faults(section: Section, name: str) -> tuple[GenerateFault, ...]:
+    """The `generate_faults` rules under `name` of a scenario section; each names exactly one of report_id,
+    report_group_id or `any: true`, and only the settings of its fault kind."""
     rules = []
     for index, item in enumerate(section.items(name)):
         entry = Section(item, f"{section.key(name)}[{index}]", section.source)

@@ -57,6 +57,9 @@ HTML_PAGE: Final = (
 
 
 class SimulatorHandler(BaseHTTPRequestHandler):
+    """Answers one connection's requests as Sigma would, with the scenario's quirks and faults. Runs on the
+    server's thread for that connection; the shared state is behind its lock."""
+
     server: SimulatorHTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "SigmaSimulator/1.0"
@@ -64,14 +67,17 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     arrived = 0.0  # monotonic time the current request's line was read
 
     def setup(self) -> None:
+        """Turn Nagle's algorithm off for the connection (replies go out in one send)."""
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def parse_request(self) -> bool:
+        """Note when the request arrived (latency faults count from it), then parse it."""
         self.arrived = time.monotonic()
         return super().parse_request()
 
     def log_message(self, format: str, *args: object) -> None:
+        """Access lines at DEBUG through logging, not on stderr."""
         log.debug("simulator: " + format, *args)
 
     # -- plumbing ------------------------------------------------------------------------------------
@@ -125,6 +131,7 @@ class SimulatorHandler(BaseHTTPRequestHandler):
 
     # -- routing -------------------------------------------------------------------------------------
     def do_GET(self) -> None:
+        """GET /_sim/stats (`?brief=1` without the per-reference counts) and /-/healthy; 404 otherwise."""
         path = urlsplit(self.path).path
         if path == "/_sim/stats":
             brief = dict(parse_qsl(urlsplit(self.path).query)).get("brief", "") not in ("", "0", "false")
@@ -135,6 +142,8 @@ class SimulatorHandler(BaseHTTPRequestHandler):
             self._json(404, failure(404, "SIG-404", "no such endpoint"))
 
     def do_POST(self) -> None:
+        """The API calls under the prefix (token, start, status) with the faults in force, and the /_sim/
+        admin calls."""
         path = urlsplit(self.path).path
         with self.server.state.lock:
             self.server.state.request_targets.append(self.path)

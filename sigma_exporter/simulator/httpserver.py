@@ -24,6 +24,7 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
     request_queue_size = 256
 
     def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-reply is logged at DEBUG; anything else gets socketserver's report."""
         # A client hanging up mid-reply (a timeout, a size cap, a reset fault) is routine here; anything
         # else still gets socketserver's traceback.
         if isinstance(sys.exc_info()[1], ConnectionError):
@@ -40,11 +41,13 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        """Track the connection (for `drop_connections`), then serve it on a thread of its own."""
         with self._connections_lock:
             self.connections.add(request)
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
+        """Stop tracking the connection and close it."""
         with self._connections_lock:
             self.connections.discard(request)
         super().shutdown_request(request)

@@ -30,12 +30,16 @@ UNKNOWN: Final = (
 
 @dataclass(frozen=True)
 class Reply:
+    """One recorded reply: the HTTP status, content type and body (the redaction mark replaced by the replay
+    token)."""
+
     status: int
     content_type: str
     body: bytes
 
 
 def key_of(action: str, params: Mapping[str, object]) -> tuple[str, str]:
+    """What a call is matched by: its action and the first identity parameter it names, or ""."""
     for name in IDENTITY_PARAMS:
         value = params.get(name)
         if isinstance(value, str) and value.strip():
@@ -53,6 +57,8 @@ class Recorded:
 
     @classmethod
     def load(cls, directory: Path) -> Recorded:
+        """The replies of every fixture file in `directory`, in recorded order; ValueError (or KeyError) for a
+        directory that holds none or a file that is not a fixture."""
         replies: dict[tuple[str, str], list[Reply]] = {}
         for path in sorted(directory.glob("*.json")):
             document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -68,6 +74,8 @@ class Recorded:
         return cls(replies)
 
     def next(self, key: tuple[str, str]) -> Reply:
+        """The next reply for `key` (the last one again once they run out), or the 400 for an unknown
+        reference when none was recorded. Any thread."""
         with self.lock:
             sequence = self.replies.get(key)
             if not sequence:
@@ -107,6 +115,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ReplayServer(ThreadingHTTPServer):
+    """The threaded HTTP server of a replay: every POST gets the next recorded reply for its call."""
+
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], recorded: Recorded) -> None:
@@ -114,14 +124,17 @@ class ReplayServer(ThreadingHTTPServer):
         self.recorded = recorded
 
     def start(self) -> ReplayServer:
+        """Serve on a background thread (the socket is bound already)."""
         threading.Thread(target=self.serve_forever, args=(0.1,), name="sigma-replay", daemon=True).start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the socket; only after `start`."""
         self.shutdown()
         self.server_close()
 
     @property
     def url(self) -> str:
+        """The `sigma.url` an exporter config takes."""
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}/sigma/rest/reports"

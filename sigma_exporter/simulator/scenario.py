@@ -56,6 +56,8 @@ PER_REFERENCE_FAULTS: Final = ("garbage", "html", "truncated", "500", "400", "sl
 
 @dataclass(frozen=True)
 class TimelineStep:
+    """One step of a report's timeline: a status for `seconds` (None: for ever)."""
+
     status: str
     seconds: float | None = None  # None: lasts forever
 
@@ -66,6 +68,9 @@ NEVER_FINISHES: Final = (TimelineStep("GENERATED"),)
 
 @dataclass(frozen=True)
 class ReportSpec:
+    """A report as the simulator plays it: its id and name, its timeline, and the error its failed statuses
+    carry."""
+
     report_id: str
     report_name: str
     timeline: tuple[TimelineStep, ...] = (TimelineStep("NOTIFIED"),)
@@ -105,6 +110,8 @@ class Faults:
     generate_faults: tuple[GenerateFault, ...] = ()  # RUN_REPORT / EXEC_REPORT_GROUP failures: see faults.py
 
     def merged(self, changes: dict[str, object]) -> Faults:
+        """These faults with `changes` applied, validated as a scenario's `faults:` would be; ValueError (a
+        ConfigError) names an unknown or bad field."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
@@ -117,6 +124,9 @@ class Faults:
 
 @dataclass(frozen=True)
 class Credentials:
+    """What the simulated Sigma accepts: API keys (client id, client token), basic-auth users, and fixed
+    access tokens."""
+
     apikeys: tuple[tuple[str, str], ...] = (("8HIG1002H6", "sample72695bf9-3932-4f60-88b5-2f-2hjd"),)
     basic: tuple[tuple[str, str], ...] = (("sigma", "sigma-password"),)
     tokens: tuple[str, ...] = ()
@@ -124,6 +134,9 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Scenario:
+    """A whole scenario: the runs the status API knows, the credentials, what starts create, the faults, and
+    the seed of the fault dice."""
+
     runs: tuple[RunSpec, ...] = ()
     credentials: Credentials = field(default_factory=Credentials)
     token_ttl_seconds: float = 3600.0
@@ -179,6 +192,8 @@ def _report_spec(data: object, where: str, source: str, default_id: str) -> Repo
 
 
 def parse_faults(data: object, where: str, source: str = "faults") -> Faults:
+    """The faults in `data` (a scenario's `faults:`, or a change to them); ConfigError names the key at
+    fault."""
     section = Section(data, where, source)
     refs = section.section("references")
     per_ref: dict[str, str] = {}
@@ -232,6 +247,8 @@ def _generated_runs(section: Section) -> list[RunSpec]:
 
 
 def parse_runs(top: Section) -> list[RunSpec]:
+    """The runs of a scenario (or of a POST /_sim/runs): its `reports:`, `groups:` and the runs `generate:`
+    makes."""
     runs: list[RunSpec] = []
     for index, item in enumerate(top.items("reports")):
         where = f"reports[{index}]"
@@ -279,6 +296,7 @@ def _pairs(section: Section, name: str, first: str, second: str) -> tuple[tuple[
 
 
 def parse_scenario(data: object, source: str = "scenario") -> Scenario:
+    """A scenario from its parsed YAML; ConfigError names the key at fault."""
     top = Section(data, "", source)
     creds = top.section("credentials")
     credentials = Credentials(
@@ -323,10 +341,12 @@ def parse_scenario(data: object, source: str = "scenario") -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
+    """The scenario file at `path`; ConfigError names the file and the key at fault."""
     return parse_scenario(read_yaml_file(str(path), "scenario"), str(path))
 
 
 def builtin_scenario(name: str) -> Path:
+    """The file of the built-in scenario `name` (demo, vendor-samples...); ConfigError when there is none."""
     path = Path(__file__).parent / "scenarios" / f"{name}.yml"
     if not path.is_file():
         raise ConfigError(name, "", "no such built-in scenario")

@@ -87,15 +87,19 @@ class Simulator:
 
     # -- test controls -------------------------------------------------------------------------------
     def set_faults(self, reset: bool = False, **changes: object) -> None:
+        """Change the faults in force (`reset`: start from none). Any thread."""
         self.state.change_faults(dict(changes), reset)
 
     def set_status(self, reference: str, status: str, report_id: str = "") -> None:
+        """Pin a run's status (of one member with `report_id`; `TIMELINE` unpins it). Any thread."""
         self.state.set_status(reference, status, report_id)
 
     def add_runs(self, runs: list[RunSpec]) -> None:
+        """Make more runs known to the status API, started now. Any thread."""
         self.state.add_runs(runs)
 
     def stats(self) -> dict[str, object]:
+        """Call statistics so far (see `SimulatorState.stats`). Any thread."""
         return self.state.stats()
 
     def expire_tokens(self) -> None:
@@ -106,4 +110,5 @@ class Simulator:
                 del self.state.tokens[token]
 
     def reset_stats(self) -> None:
+        """Count calls from zero again. Any thread."""
         self.state.reset_stats()

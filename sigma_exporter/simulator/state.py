@@ -30,6 +30,9 @@ FAILURE_STATUSES: Final = frozenset({"FAILED", "NOTIFICATION_FAILED"})
 
 @dataclass
 class Run:
+    """A run the simulator answers for: its spec, when it started (monotonic), and statuses pinned by tests,
+    per report id ("" for all)."""
+
     spec: RunSpec
     started: float
     overrides: dict[str, str] = field(default_factory=dict)  # report_id ("" = all) -> status
@@ -37,6 +40,9 @@ class Run:
 
 @dataclass
 class Token:
+    """An access token handed out: when it expires (monotonic; None: never) and the calls it has left (None:
+    no limit)."""
+
     expires: float | None
     calls_left: int | None
 
@@ -94,6 +100,7 @@ class SimulatorState:
             }
 
     def reset_stats(self) -> None:
+        """Count calls from zero again (the in-flight peak from those in flight now)."""
         with self.lock:
             self.calls.clear()
             self.by_reference.clear()
@@ -101,6 +108,8 @@ class SimulatorState:
             self.max_in_flight = self.in_flight
 
     def set_status(self, reference: str, status: str, report_id: str = "") -> None:
+        """Pin the status of run `reference` (of one member with `report_id`); `TIMELINE` unpins it. KeyError
+        for an unknown run."""
         with self.lock:
             run = self.runs.get(reference)
             if run is None:
@@ -112,12 +121,14 @@ class SimulatorState:
                 run.overrides[report_id] = status
 
     def add_runs(self, runs: list[RunSpec]) -> None:
+        """Make more runs known, started now (a known reference starts over)."""
         now = time.monotonic()
         with self.lock:
             for spec in runs:
                 self.runs[spec.reference] = Run(spec, now)
 
     def chance(self, rate: float) -> bool:
+        """Roll the scenario's seeded dice: True with probability `rate`."""
         if rate <= 0:
             return False
         with self.lock:
@@ -149,6 +160,7 @@ def report_body(run: Run, now: float) -> dict[str, object] | None:
 
 
 def group_body(run: Run, now: float) -> dict[str, object] | None:
+    """The headerMap of a group run, or None while it (or every member) has no status yet."""
     if now - run.started < run.spec.pending_seconds:
         return None
     statuses = [_status_of(run, spec, now) for spec in run.spec.reports]
@@ -181,6 +193,7 @@ def group_body(run: Run, now: float) -> dict[str, object] | None:
 
 
 def failure(status: int, code: str, message: str) -> dict[str, object]:
+    """A FAILURE reply with Sigma's `statusCode`, `errorCode` and `errorMsg`."""
     return {
         "headerMap": {
             "replyType": "FAILURE",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 class ListenAddressError(ValueError):
+    """An address that is not HOST:PORT, :PORT or [V6]:PORT with a port in 0-65535."""
+
     pass
 
 

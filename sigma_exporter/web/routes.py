@@ -51,10 +51,15 @@ class FileReload:
 
 
 def text(status: int, body: str, headers: dict[str, str] | None = None) -> web.Response:
+    """A plain-text response."""
     return web.Response(status=status, body=body.encode(), headers={"Content-Type": PLAIN, **(headers or {})})
 
 
 class Routes:
+    """The endpoints and the middleware of the exporter's server. app.py builds it and calls `application`
+    once; the handlers run on the server's event loop, with anything that blocks (bcrypt, reloads, the status
+    page) in its thread pool."""
+
     def __init__(
         self,
         store: LatestSnapshot,
@@ -73,6 +78,8 @@ class Routes:
         self.max_body_bytes = 0
 
     def application(self, limits: Limits) -> web.Application:
+        """The aiohttp application: every endpoint, the API's when there is one, the middleware and the
+        response headers, with `limits`' body size."""
         self.max_body_bytes = limits.max_body_bytes
         app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[self.middleware])
         app.on_response_prepare.append(self.add_headers)
@@ -89,6 +96,9 @@ class Routes:
     # -- every request ----------------------------------------------------------------------------------
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every request passes here: its head is complete (the read timer stops; the body must come by the
+        same deadline), then the version, rate limit and basic auth checks, the body, the handler, and plain
+        text for any error; after it the connection counts as idle again."""
         protocol = request.protocol
         deadline = protocol.request_started() if isinstance(protocol, LimitedHandler) else 0.0
         try:
@@ -166,6 +176,8 @@ class Routes:
 
     # -- endpoints --------------------------------------------------------------------------------------
     async def metrics(self, request: web.Request) -> web.StreamResponse:
+        """GET /metrics: the pre-rendered exposition in the format the Accept header prefers, gzipped when
+        accepted; an uncompressed body is written in slices as the client takes them."""
         openmetrics = wants_openmetrics(request.headers.get("Accept"))
         compress = accepts_gzip(request.headers.get("Accept-Encoding"))
         rendered = self.store.current().rendered
@@ -192,19 +204,24 @@ class Routes:
         return response
 
     async def status_page(self, request: web.Request) -> web.StreamResponse:
+        """GET /: the HTML status page of the published snapshot, rendered in the thread pool."""
         snapshot = self.store.current().snapshot
         page = await asyncio.get_running_loop().run_in_executor(None, render_status_page, snapshot)
         return web.Response(body=page.encode("utf-8"), headers={"Content-Type": "text/html; charset=utf-8"})
 
     async def healthy(self, request: web.Request) -> web.StreamResponse:
+        """GET /-/healthy: 200 while the server answers."""
         return text(200, "Healthy.\n")
 
     async def ready(self, request: web.Request) -> web.StreamResponse:
+        """GET /-/ready: 200 once the first poll cycle has been published, 503 before."""
         if self.store.current().snapshot.cycles > 0:
             return text(200, "Ready.\n")
         return text(503, "Not ready: the first poll cycle has not finished.\n")
 
     async def do_reload(self, request: web.Request) -> web.StreamResponse:
+        """POST or PUT /-/reload: re-read the config and the web config (in the thread pool, waiting for the
+        poll thread to publish the outcome); 200, or 500 naming each file that failed."""
         results = await asyncio.get_running_loop().run_in_executor(None, self.reload)
         return reload_reply(results)
 

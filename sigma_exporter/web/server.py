@@ -49,6 +49,9 @@ ERROR_TEXT: Final = {
 
 @dataclass(frozen=True)
 class Limits:
+    """The server's bounds: read and idle timeouts, open connections, the thread pool for blocking work, body
+    and header sizes, the TLS handshake's time."""
+
     read_timeout: float = 30.0
     idle_timeout: float = 120.0
     max_connections: int = 4096
@@ -60,7 +63,8 @@ class Limits:
 
 
 class LimitedHandler(web.RequestHandler):
-    """aiohttp's connection protocol, plus the read timeout, the client SAN check and our error replies."""
+    """aiohttp's connection protocol, plus the read timeout, the client SAN check and our error replies.
+    One per connection, on the server's event loop."""
 
     def __init__(self, manager: web.Server, *, gate: Gate, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -72,6 +76,8 @@ class LimitedHandler(web.RequestHandler):
         self._counted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """A new connection (after its TLS handshake): refused at once when its client certificate has none of
+        `client_allowed_sans`, else counted as open."""
         tls = self.gate.tls_config()
         if tls is not None and not client_sans_allowed(tls, transport.get_extra_info("peercert")):
             self._refused = True
@@ -85,6 +91,7 @@ class LimitedHandler(web.RequestHandler):
         super().connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        """Uncount the connection and drop its read timer."""
         if self._counted:
             self._counted = False
             self.gate.stats.open_connections -= 1
@@ -93,6 +100,7 @@ class LimitedHandler(web.RequestHandler):
             super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        """Bytes from the client: the first ones of a request start its read timer."""
         if self._refused:
             return
         if data and self._read_timer is None and not self._busy:
@@ -107,6 +115,7 @@ class LimitedHandler(web.RequestHandler):
         return self.read_deadline
 
     def request_finished(self) -> None:
+        """Called by the middleware once the response is done: the connection is idle again."""
         self._busy = False
 
     def _cancel_read_timer(self) -> None:
@@ -142,13 +151,16 @@ class LimitedHandler(web.RequestHandler):
         return response
 
     def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """A connection error, logged as one line with its type only (never a traceback: it may quote the
+        request)."""
         exc = kwargs.get("exc_info")
         problem = type(exc).__name__ if isinstance(exc, BaseException) else "error"
         log.warning("HTTP connection error", extra={"problem": problem})
 
 
 class Gate:
-    """What every connection of one server shares: limits, counters, the TLS policy in force."""
+    """What every connection of one server shares: limits, counters, the TLS policy in force. Used on the
+    server's event loop."""
 
     def __init__(self, limits: Limits, stats: ServerStats, watcher: WebConfigWatcher | None) -> None:
         self.limits = limits
@@ -156,9 +168,11 @@ class Gate:
         self.watcher = watcher
 
     def ssl_context(self) -> Any:
+        """The SSL context in force for the next handshake; None without TLS."""
         return self.watcher.current().ssl_context if self.watcher is not None else None
 
     def tls_config(self) -> Any:
+        """The TLS settings in force (for the client SAN check); None without TLS."""
         return self.watcher.current().config.tls if self.watcher is not None else None
 
 

@@ -40,21 +40,26 @@ class ServerStats:
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
 
     def reject(self, reason: str) -> None:
+        """Count a request or connection turned away for `reason` (one of `REASONS`)."""
         self.rejected[reason] += 1
 
     @property
     def tls_handshake_failures(self) -> int:
+        """TLS handshakes that failed or were refused, so far."""
         return self.rejected[TLS_HANDSHAKE]
 
 
 class WebCollector:
-    """A prometheus_client collector over `ServerStats` and the web config watcher."""
+    """A prometheus_client collector over `ServerStats` and the web config watcher, collected on the
+    server's event loop (where the stats are written) while a scrape renders the process part."""
 
     def __init__(self, stats: ServerStats, watcher: WebConfigWatcher | None) -> None:
         self.stats = stats
         self.watcher = watcher
 
     def collect(self) -> Iterator[Metric]:
+        """The server's counters and the web config's reload state, as metric families. Called while the
+        process part renders (on the event loop, for a scrape)."""
         connections = GaugeMetricFamily(
             "sigma_web_connections", "HTTP connections open to the exporter's server."
         )

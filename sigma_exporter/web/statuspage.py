@@ -118,6 +118,8 @@ def _reports_section(snapshot: Snapshot, now: float) -> str:
 
 
 def render_status_page(snapshot: Snapshot, now: float | None = None) -> str:
+    """The status page of `snapshot` as HTML: the Reports and the Runs tables, times relative to `now`.
+    Pure."""
     now = time.time() if now is None else now
     info = snapshot.info
     up = "yes" if snapshot.up else "no"

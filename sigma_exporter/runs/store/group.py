@@ -28,6 +28,9 @@ class _Entry(Generic[Item, Result]):
 
 
 class GroupCommit(Generic[Item, Result]):
+    """Concurrent callers share one transaction (the SQL stores' registrations). Any thread may call
+    `submit`."""
+
     def __init__(self, commit: Callable[[Sequence[Item]], Sequence[Result]]) -> None:
         """`commit` writes a batch in one transaction and returns a result per item, in order; when it
         raises, every caller of the batch gets that exception."""
@@ -39,6 +42,8 @@ class GroupCommit(Generic[Item, Result]):
         self.items_total = 0
 
     def submit(self, item: Item) -> Result:
+        """Commit `item`, in a batch with whatever arrives meanwhile; its result, once the batch is durable.
+        Raises what the batch's commit raised. Any thread; blocks until committed."""
         entry: _Entry[Item, Result] = _Entry(item)
         with self._lock:
             self._queue.append(entry)

@@ -38,12 +38,14 @@ class MemoryStore:
             return self._seq
 
     def load(self) -> Loaded:
+        """Every run and identity held, and the newest sequence number."""
         with self._lock:
             return Loaded(
                 tuple(r for r, _ in self._runs.values()), tuple(self._identities.values()), self._seq
             )
 
     def register(self, record: RunRecord) -> RunRecord | None:
+        """Insert a new run (None); or the run already held under its reference."""
         with self._lock:
             held = self._runs.get(record.ref.reference)
             if held is not None:
@@ -53,11 +55,13 @@ class MemoryStore:
         return None
 
     def get(self, reference: str) -> RunRecord | None:
+        """The run held under `reference`, if any."""
         with self._lock:
             held = self._runs.get(reference)
         return None if held is None else held[0]
 
     def delete(self, reference: str) -> bool:
+        """Delete a run, leaving a tombstone; False when none was held."""
         with self._lock:
             if self._runs.pop(reference, None) is None:
                 return False
@@ -66,6 +70,8 @@ class MemoryStore:
         return True
 
     def write(self, changes: Changes) -> None:
+        """What the poller changed. Like the SQL stores, a run of the API or a schedule is only updated, never
+        brought back once deleted; config and file runs are upserted."""
         with self._lock:
             for record in changes.runs:
                 held = self._runs.get(record.ref.reference)
@@ -79,20 +85,24 @@ class MemoryStore:
                 self._identities[identity.key] = identity
 
     def arrivals(self, cursor: int) -> Arrivals:
+        """Runs registered and deleted after `cursor`."""
         with self._lock:
             runs = tuple(r for r, seq in self._runs.values() if seq > cursor)
             deleted = tuple(ref for ref, seq in self._tombstones if seq > cursor)
             return Arrivals(runs, deleted, self._seq)
 
     def prune_tombstones(self, below: int) -> None:
+        """Forget tombstones at or below `below`."""
         with self._lock:
             self._tombstones = [(r, s) for r, s in self._tombstones if s > below]
 
     def firings(self) -> dict[str, float]:
+        """Per schedule, the latest firing claimed."""
         with self._lock:
             return dict(self._firings)
 
     def claim_firing(self, name: str, firing: float) -> bool:
+        """Claim a schedule's firing; False when it (or a later one) was claimed."""
         with self._lock:
             if self._firings.get(name, float("-inf")) >= firing:
                 return False

@@ -50,6 +50,7 @@ class IdentityRecord:
 
     @property
     def key(self) -> tuple[str, str]:
+        """The identity: (report_group_id, report_id)."""
         return (self.report_group_id, self.report_id)
 
 
@@ -81,6 +82,9 @@ class Changes:
 
 @dataclass(frozen=True)
 class Loaded:
+    """Everything a store held at start: runs, identities, and the newest sequence number (the cursor for
+    `arrivals`)."""
+
     runs: tuple[RunRecord, ...] = ()
     identities: tuple[IdentityRecord, ...] = ()
     cursor: int = 0
@@ -96,23 +100,29 @@ class Arrivals:
 
 
 def labels_json(labels: tuple[tuple[str, str], ...]) -> str:
+    """Labels as the store keeps them: a JSON object, keys sorted."""
     return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
 
 
 def labels_of(text: str) -> tuple[tuple[str, str], ...]:
+    """Labels from their stored JSON (empty text: none), sorted by name."""
     data = json.loads(text) if text else {}
     return tuple(sorted((str(k), str(v)) for k, v in data.items()))
 
 
 def since_json(since: tuple[tuple[str, str, float], ...]) -> str:
+    """A run's (report_id, status, since) triples as the store keeps them: a JSON array."""
     return json.dumps([list(item) for item in since], separators=(",", ":"))
 
 
 def since_of(text: str) -> tuple[tuple[str, str, float], ...]:
+    """A run's (report_id, status, since) triples from their stored JSON (empty text: none)."""
     return tuple((str(a), str(b), float(c)) for a, b, c in (json.loads(text) if text else []))
 
 
 def identity_json(record: IdentityRecord) -> str:
+    """An identity record's history as the store keeps it: one JSON object (its ids are columns of their
+    own)."""
     return json.dumps(
         {
             "report_name": record.report_name,
@@ -139,6 +149,7 @@ def _opt(value: object) -> float | None:
 
 
 def identity_of(report_group_id: str, report_id: str, text: str) -> IdentityRecord:
+    """An identity record from its ids and stored JSON; keys missing from older rows take their defaults."""
     data = json.loads(text)
     return IdentityRecord(
         report_group_id=report_group_id,

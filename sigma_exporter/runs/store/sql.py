@@ -56,6 +56,7 @@ _UPDATE_RUN = (
 
 
 def run_row(record: RunRecord) -> tuple[object, ...]:
+    """A run record as the values of `RUN_COLUMNS`, in order (without `seq`)."""
     ref = record.ref
     return (
         ref.reference,
@@ -75,6 +76,7 @@ def run_row(record: RunRecord) -> tuple[object, ...]:
 
 
 def record_of(row: Sequence[Any]) -> RunRecord:
+    """A run record from a row of `RUN_COLUMNS`."""
     ref = Reference(
         reference=row[0],
         kind=row[1],

@@ -31,6 +31,7 @@ STATES: Final = ("active", "final", "all")
 
 
 def reply(status: int, document: object, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response: compact, keys sorted, one trailing newline."""
     body = json.dumps(document, separators=(",", ":"), sort_keys=True).encode() + b"\n"
     return web.Response(status=status, body=body, headers={"Content-Type": JSON, **(headers or {})})
 
@@ -38,6 +39,7 @@ def reply(status: int, document: object, headers: dict[str, str] | None = None) 
 def error(
     status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
 ) -> web.Response:
+    """A JSON error response, `{"error": message}`, with the field at fault when there is one."""
     document: dict[str, str] = {"error": message}
     if field is not None:
         document["field"] = field
@@ -55,6 +57,10 @@ def bearer_matches(authorization: str | None, token: Secret | None) -> bool:
 
 
 class Api:
+    """The /api/v1 endpoints. Its handlers run on the web server's event loop; writes to the registry and the
+    store go to the server's thread pool, reads come from the published snapshot and the registry's index.
+    app.py builds it; `Routes.application` calls `add_routes` once."""
+
     def __init__(
         self,
         store: LatestSnapshot,
@@ -68,6 +74,7 @@ class Api:
         self.basic_users = basic_users
 
     def add_routes(self, app: web.Application) -> None:
+        """Mount the endpoints on `app` under /api/v1."""
         app.router.add_get(f"{PREFIX}/openapi.json", self.openapi)
         app.router.add_post(f"{PREFIX}/runs", self.register)
         app.router.add_get(f"{PREFIX}/runs", self.list_runs)
@@ -92,9 +99,13 @@ class Api:
         )
 
     async def openapi(self, request: web.Request) -> web.StreamResponse:
+        """GET /api/v1/openapi.json: the OpenAPI document."""
         return reply(200, openapi_document())
 
     async def register(self, request: web.Request) -> web.StreamResponse:
+        """POST /api/v1/runs: 201 a new run once durable, 200 one already held with that kind; 401/403 without
+        the right to write, 415 not JSON, 400 a bad field, 409 another kind, 429 full, 503 the store cannot
+        write."""
         refused = self._write_refused(request)
         if refused is not None:
             return refused
@@ -131,6 +142,8 @@ class Api:
         return view_of_ref(held) if held is not None else None
 
     async def list_runs(self, request: web.Request) -> web.StreamResponse:
+        """GET /api/v1/runs?state=active|final|all: the published runs and those just registered, by
+        registration time."""
         state = request.query.get("state", "all")
         if state not in STATES:
             return error(400, f"state should be one of {', '.join(STATES)}, got {state[:32]!r}", "state")
@@ -146,6 +159,8 @@ class Api:
         return reply(200, {"runs": views})
 
     async def show(self, request: web.Request) -> web.StreamResponse:
+        """GET /api/v1/runs/{reference}: the run, from the snapshot, the registry or (held by another shard)
+        the shared store; 404 when none knows it."""
         reference = request.match_info["reference"]
         view = self._view(reference)
         if view is None and not self.registry.owns(reference):
@@ -156,6 +171,8 @@ class Api:
         return reply(200, view)
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
+        """DELETE /api/v1/runs/{reference}: 204 once deleted in the store, 404 none held, 409 not an api run,
+        401/403 without the right to write, 503 the store cannot write."""
         refused = self._write_refused(request)
         if refused is not None:
             return refused

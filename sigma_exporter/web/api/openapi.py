@@ -37,6 +37,7 @@ def _error(description: str) -> dict[str, Any]:
 
 @cache
 def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every endpoint, built once and shared: callers must not change it."""
     nullable_number = {"type": ["number", "null"]}
     reference_param = {
         "name": "reference",

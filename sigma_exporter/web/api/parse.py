@@ -20,6 +20,8 @@ FIELDS: Final = ("reference", "kind", "report_id", "report_group_id", "labels", 
 
 
 class FieldError(ValueError):
+    """A registration the API refuses (400): `field` names what is wrong, `problem` says what."""
+
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
@@ -83,6 +85,8 @@ def _submitted_at(value: object, now: float) -> float | None:
 
 
 def parse_registration(body: bytes, now: float) -> Reference:
+    """A registration body as a run of source `api`, registered at `now`; FieldError names the first field at
+    fault (unknown fields included). Pure."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):

@@ -40,6 +40,8 @@ def _base(ref: Reference) -> dict[str, Any]:
 
 
 def view_of_state(state: ReferenceState) -> dict[str, Any]:
+    """A published run as the API shows it: its registration, one status (see `run_status`), the latest since,
+    final_at and up."""
     view = _base(state.ref)
     rows = state.reports
     if rows:
@@ -66,6 +68,7 @@ def view_of_record(record: RunRecord) -> dict[str, Any]:
 
 
 def is_final(view: dict[str, Any]) -> bool:
+    """The run of `view` has reached its first final status."""
     return view["final_at"] is not None
 
 

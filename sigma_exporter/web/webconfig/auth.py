@@ -42,6 +42,8 @@ class BasicAuthenticator:
     - A user that is not configured is compared against a decoy hash of the highest cost in use, so
       unknown users cannot be told from wrong passwords by timing.
     - bcrypt runs one at a time (as in the toolkit): it is CPU-bound by design.
+
+    Any thread (the server's thread pool calls it, never the event loop).
     """
 
     DECOY_PASSWORD: Final = b"sigma-exporter decoy password"
@@ -107,7 +109,8 @@ class BasicAuthenticator:
 
 
 class RateLimiter:
-    """A token bucket like Go's rate.Limiter: starts full, `burst` tokens, one back per interval."""
+    """A token bucket like Go's rate.Limiter: starts full, `burst` tokens, one back per interval. Any
+    thread."""
 
     def __init__(self, config: RateLimitConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
@@ -117,6 +120,7 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def allow(self) -> bool:
+        """Take a token; False when the bucket is empty (answer 429). Any thread."""
         with self._lock:
             now = self._clock()
             elapsed = max(0.0, now - self._last)

@@ -132,6 +132,7 @@ class WebConfig:
 
     @property
     def auth_required(self) -> bool:
+        """Basic auth is on: the file names at least one user."""
         return bool(self.users)
 
     def __repr__(self) -> str:  # hashes stay out of logs

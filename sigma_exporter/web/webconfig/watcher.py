@@ -51,6 +51,9 @@ class WebConfigWatcher:
     never waits for another thread's reload. A changed file that is bad is logged once (without
     secrets) and the last good config stays active; it is retried until fixed.
 
+    Any thread: the server's event loop calls `current()` for every request and handshake; `reload()`
+    comes from /-/reload (the server's thread pool) or SIGHUP's thread; basic auth runs in the thread pool.
+
     Created with `path=None`: no TLS, no auth, nothing to watch. The first load raises
     `WebConfigError` (the server must not start on a bad file).
     """
@@ -263,4 +266,5 @@ class WebConfigSecurity:
 
     @property
     def tls_enabled(self) -> bool:
+        """The server speaks TLS (the web config in force has it)."""
         return self.watcher.current().ssl_context is not None
