@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -37,17 +38,17 @@ def demo(listen: str, log_level: str, log_format: str) -> None:
 
         def announce(bound: str) -> None:
             click.echo(demo_banner(bound, sim.url, sim.base_url, config_file))
-            click.echo(register_demo_run(config, f"http://{bound}"))
+            click.echo(register_demo_run(config, f"http://{bound}", redactor.add))
 
         serve_until_stopped(
             config, str(config_file), listen, redactor, ready=announce, storage_path=str(workdir)
         )
 
 
-def register_demo_run(config: Config, base: str) -> str:
+def register_demo_run(config: Config, base: str, on_secret: Callable[[str], None]) -> str:
     """Start one run as a scheduler's job would, and register it through the API with the curl line's
     request; returns what to print."""
-    client = SigmaClient(config.sigma, ApiStats(), pool_size=1)
+    client = SigmaClient(config.sigma, ApiStats(), pool_size=1, on_secret=on_secret)
     try:
         reference = client.start_run("report", "rpt-adhoc-extract")
     except SigmaError as exc:

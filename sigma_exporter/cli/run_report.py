@@ -112,4 +112,4 @@ def run_report_command(
     except UsageError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_USAGE) from None
-    raise SystemExit(run_report(config, request))
+    raise SystemExit(run_report(config, request, on_secret=redactor.add))

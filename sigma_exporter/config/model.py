@@ -38,9 +38,9 @@ SOURCES: Final = ("config", "file", "api", "schedule")
 RETAINED_SOURCES: Final = frozenset({"api", "schedule"})
 #: Longest label value accepted from the API and from files.
 MAX_LABEL_VALUE: Final = 1024
-#: Default buckets of sigma_report_run_duration_seconds: 10 s to 4 h.
 #: How long after an expected time a run may start and still count as on time, by default.
 DEFAULT_GRACE_SECONDS: Final = 300.0
+#: Default buckets of sigma_report_run_duration_seconds: 10 s to 4 h.
 DEFAULT_DURATION_BUCKETS: Final = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0)
 
 

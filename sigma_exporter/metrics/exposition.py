@@ -164,11 +164,14 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     """True when Accept-Encoding allows gzip (`gzip` or `*`, not with q=0)."""
     if not accept_encoding:
         return False
+    weights: dict[str, bool] = {}
     for part in accept_encoding.split(","):
         fields = [f.strip() for f in part.split(";")]
-        if fields[0].lower() in ("gzip", "*"):
-            return not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in fields[1:])
-    return False
+        coding = fields[0].lower()
+        if coding in ("gzip", "*"):
+            refused = any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in fields[1:])
+            weights[coding] = not refused
+    return weights.get("gzip", weights.get("*", False))
 
 
 def body_for(rendered: Rendered, process: ProcessPart, *, openmetrics: bool, compress: bool) -> bytes:

@@ -126,6 +126,8 @@ class Poller:
     def _refresh_files(self) -> None:
         errors = self._holdings.refresh_files(self.config)
         self._follow_membership()
+        if errors and errors[0] == self._file_error:
+            return  # still broken, and said so already
         if errors:
             self._set_reload(ReloadState(False, self._reload.last_success, time.time(), errors[0]))
         elif self._file_error and self._reload.last_error == self._file_error:

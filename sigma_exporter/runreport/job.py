@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, TextIO
 
@@ -156,10 +156,16 @@ def follow(client: SigmaClient, request: Request, reference: str, err: TextIO) -
         time.sleep(request.wait_interval)
 
 
-def run_report(config: Config, request: Request, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_report(
+    config: Config,
+    request: Request,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    on_secret: Callable[[str], None] | None = None,
+) -> int:
     """Start the run, print its reference on `out`, register it and follow it as `request` asks; the exit code
     (see the module's table). Messages go to `err`."""
-    client = SigmaClient(config.sigma, ApiStats(), pool_size=1)
+    client = SigmaClient(config.sigma, ApiStats(), pool_size=1, on_secret=on_secret)
     try:
         submitted = time.time()
         try:

@@ -44,6 +44,7 @@ class Holdings:
         self.expectations: dict[IdentityKey, Expectation] = {}
         self.verdicts: dict[IdentityKey, Verdict] = {}
         self._files = ReferenceFiles(())
+        self._file_errors: frozenset[str] = frozenset()
         self._retired: list[str] = []
         self._joined: list[Key] = []
         self._left: list[Key] = []
@@ -116,7 +117,11 @@ class Holdings:
         references)."""
         changed, errors = self._files.refresh()
         for error in errors:
-            log.error("reference file is invalid; keeping its last good references", extra={"error": error})
+            if error not in self._file_errors:  # once per broken version of a file
+                log.error(
+                    "reference file is invalid; keeping its last good references", extra={"error": error}
+                )
+        self._file_errors = frozenset(errors)
         if changed:
             self._apply_references(config)
             self._apply_expectations(config)

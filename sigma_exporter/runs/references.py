@@ -74,13 +74,15 @@ class ReferenceFiles:
     """Reads the reference files of a config; `refresh()` re-reads only files whose stamp changed.
 
     A file that disappears takes its references with it (the operator removed them); a file that turns
-    unreadable or invalid keeps its last good references, and the error is reported. The poll thread's
-    (through the holdings).
+    unreadable or invalid keeps its last good references, and the error is reported for as long as the
+    file stays broken; a broken file is read again only when it changes. The poll thread's (through the
+    holdings).
     """
 
     def __init__(self, patterns: tuple[str, ...]) -> None:
         self.patterns = patterns
         self._files: dict[str, FileResult] = {}
+        self._broken: dict[str, tuple[FileStamp, str]] = {}  # path -> (stamp read, error)
 
     def paths(self) -> list[str]:
         """The files the globs match now, sorted (directories left out)."""
@@ -98,18 +100,26 @@ class ReferenceFiles:
             del self._files[gone]
             changed = True
             log.info("reference file removed", extra={"file": gone})
+        for gone in set(self._broken) - set(current):
+            del self._broken[gone]
         for path in current:
             stamp = _stamp(path)
             old = self._files.get(path)
-            if stamp is None or (old is not None and old.stamp == stamp):
+            broken = self._broken.get(path)
+            if stamp is None or (old is not None and old.stamp == stamp and broken is None):
+                continue
+            if broken is not None and broken[0] == stamp:
+                errors.append(broken[1])  # still broken, not read again
                 continue
             try:
                 refs = read_reference_file(path)
             except ConfigError as exc:
                 if strict:
                     raise
+                self._broken[path] = (stamp, str(exc))
                 errors.append(str(exc))
                 continue
+            self._broken.pop(path, None)
             self._files[path] = FileResult(stamp, refs)
             changed = True
         return changed, errors
