@@ -252,7 +252,7 @@ def main() -> None:
             bench_store(procs, sim_url, token_file, "SQLite (WAL, synchronous=FULL)", {}, args),
         ]
         try:
-            from tests.postgres import PASSWORD, start_cluster
+            from tests.support.postgres import PASSWORD, start_cluster
 
             cluster_iter = start_cluster(Path(tmp))
             cluster = next(cluster_iter)

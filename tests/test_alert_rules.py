@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, require_binary
+from tests.support.binaries import require_binary
+from tests.support.paths import ROOT
 
 PROMETHEUS_DIR = ROOT / "prometheus"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"

@@ -14,8 +14,9 @@ import pytest
 import requests
 
 from sigma_exporter.simulator import Simulator
-from tests.conftest import ExporterProcess, config_text, scenario_from, wait_for
-from tests.exporter_helpers import select
+from tests.support.exporter import ExporterProcess, config_text, select
+from tests.support.net import wait_for
+from tests.support.scenarios import scenario_from
 
 TOKEN = "api-token-canary-0123456789abcdef"
 SCENARIO = """

@@ -13,7 +13,8 @@ from sigma_exporter.sigma import errors as e
 from sigma_exporter.sigma.client import SigmaClient
 from sigma_exporter.sigma.stats import ApiStats
 from sigma_exporter.simulator import Simulator
-from tests.conftest import CLIENT_ID, CLIENT_TOKEN, free_port
+from tests.support.net import free_port
+from tests.support.scenarios import CLIENT_ID, CLIENT_TOKEN
 
 REPORT = "sample2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd"
 

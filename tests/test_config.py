@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from sigma_exporter.config.load import ConfigError, load_config, parse_config
-from tests.conftest import EXPORTER, run_command
+from tests.support.exporter import EXPORTER, run_command
 
 GOOD: dict[str, Any] = {
     "sigma": {

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import IN_CI, ROOT, require_binary
-from tests.dashboard_queries import (
+from tests.support.binaries import IN_CI, require_binary
+from tests.support.dashboard_queries import (
     DASHBOARD_DIR,
     dashboard_files,
     dashboard_queries,
@@ -26,6 +26,7 @@ from tests.dashboard_queries import (
     substitute,
     variable_queries,
 )
+from tests.support.paths import ROOT
 
 GENERATOR = ROOT / "grafana" / "generate.py"
 PROVISIONING = ROOT / "grafana" / "provisioning"

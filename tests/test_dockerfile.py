@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import require_binary
+from tests.support.binaries import require_binary
 
 try:
     tomllib = importlib.import_module("tomllib")

@@ -16,16 +16,10 @@ import pytest
 from sigma_exporter.sigma.quirks import quirks
 from sigma_exporter.sigma.recording import MARK, Recording, Scrubber, fixture, recorded
 from sigma_exporter.simulator import Simulator
-from tests.conftest import (
-    CLIENT_TOKEN,
-    ExporterProcess,
-    config_text,
-    free_port,
-    run_command,
-    scenario_from,
-    wait_for,
-)
-from tests.test_webconfig import Issued, issue, make_ca
+from tests.support.exporter import ExporterProcess, config_text, run_command
+from tests.support.net import free_port, wait_for
+from tests.support.pki import Issued, issue, make_ca
+from tests.support.scenarios import CLIENT_TOKEN, scenario_from
 
 CANARY = "doctor-canary-secret-5a1b2c3d4e"
 SCENARIO = f"""

@@ -23,16 +23,12 @@ import requests
 import yaml
 
 from sigma_exporter.simulator import Simulator
-from tests.conftest import (
-    ROOT,
-    ExporterProcess,
-    config_text,
-    free_port,
-    require_binary,
-    scenario_from,
-    wait_for,
-)
-from tests.dashboard_queries import dashboard_queries
+from tests.support.binaries import require_binary
+from tests.support.dashboard_queries import dashboard_queries
+from tests.support.exporter import ExporterProcess, config_text
+from tests.support.net import free_port, wait_for
+from tests.support.paths import ROOT
+from tests.support.scenarios import scenario_from
 
 pytestmark = pytest.mark.e2e
 

@@ -7,17 +7,25 @@ from __future__ import annotations
 import math
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from sigma_exporter.simulator import Simulator
-from tests.conftest import EXPORTER, ExporterProcess, config_text, wait_for
-from tests.test_runs_lifecycle import config, register, sim, start_run, value  # noqa: F401 - fixture
+from tests.support.exporter import EXPORTER, ExporterProcess, config_text
+from tests.support.net import wait_for
+from tests.support.runs import SCENARIO, config, register, start_run, value
+from tests.support.scenarios import scenario_from
 
 PERIOD = 6.0
 GRACE = 1.5
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(scenario_from(SCENARIO)) as simulator:
+        yield simulator
 
 
 def expectations() -> list[dict[str, object]]:
@@ -45,7 +53,7 @@ def wait_until_wall(moment: float) -> None:
 
 
 def test_met_missed_once_across_a_restart_and_overdue(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     exporter_process: Callable[..., ExporterProcess],
     tmp_path: Path,
 ) -> None:

@@ -12,8 +12,8 @@ from sigma_exporter.metrics.store import SnapshotStore
 from sigma_exporter.sigma.replies import ALL_STATUSES
 from sigma_exporter.simulator import Simulator
 from sigma_exporter.web.statuspage import render_status_page
-from tests.conftest import CLIENT_ID
-from tests.exporter_helpers import make_config, make_poller, normalise, samples, select
+from tests.support.exporter import make_config, make_poller, normalise, samples, select
+from tests.support.scenarios import CLIENT_ID
 
 SAMPLE_REF = "sample2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd"
 REPORTS = [SAMPLE_REF, {"reference": "ref-failed", "labels": {"team": "lending"}}, "ref-pending"]

@@ -26,8 +26,10 @@ import requests
 from sigma_exporter.sigma.client import TOKEN_FAILURE_HOLD_SECONDS
 from sigma_exporter.sigma.errors import FailureReplyError, ServerError, SigmaError, UnauthorizedError
 from sigma_exporter.simulator import Simulator
-from tests.conftest import ROOT, VENDOR_SCENARIO, ExporterProcess, config_text, scenario_from, wait_for
-from tests.exporter_helpers import samples
+from tests.support.exporter import ExporterProcess, config_text, samples
+from tests.support.net import wait_for
+from tests.support.paths import ROOT
+from tests.support.scenarios import VENDOR_SCENARIO, scenario_from
 
 INTERVAL = 0.5
 TIMEOUT = 0.4
@@ -542,7 +544,7 @@ def test_reference_files_broken_mid_run(
 def test_stalled_body_is_a_timeout_and_frees_the_worker() -> None:
     # Regression: urllib3's ReadTimeoutError (a body that stops arriving) escaped the client, killed a
     # worker thread per stalled call and left the reference "up" with its stale status series.
-    from tests.exporter_helpers import make_config, make_poller
+    from tests.support.exporter import make_config, make_poller
 
     with Simulator(scenario_from(VENDOR_SCENARIO)) as sim:
         config = make_config(

@@ -53,8 +53,8 @@ from sigma_exporter.sigma.replies import (
     parse_token_reply,
 )
 from sigma_exporter.sigma.stats import ApiStats
-from tests.conftest import IN_CI
-from tests.exporter_helpers import samples
+from tests.support.binaries import IN_CI
+from tests.support.exporter import samples
 
 EXAMPLES = int(os.environ.get("SIGMA_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(

@@ -11,6 +11,7 @@ import pytest
 
 from sigma_exporter.runs.store import StateStore
 from sigma_exporter.runs.store.group import GroupCommit
+from tests.support.net import wait_for
 from tests.test_state_store import api_run, make_store  # noqa: F401 - the store fixture
 
 WAIT = 10.0
@@ -35,15 +36,6 @@ class Blocking:
         return [item * 10 for item in items]
 
 
-def wait_until(condition: Callable[[], bool]) -> None:
-    done = threading.Event()
-    for _ in range(1000):
-        if condition():
-            return
-        done.wait(0.01)
-    raise AssertionError("condition not met within 10 s")
-
-
 def test_a_lone_caller_commits_alone_at_once() -> None:
     commit = Blocking()
     commit.release.set()
@@ -60,7 +52,7 @@ def test_callers_arriving_during_a_commit_share_the_next_one() -> None:
         first = pool.submit(group.submit, 1)
         assert commit.entered.wait(WAIT)
         queued = [pool.submit(group.submit, n) for n in range(2, 9)]
-        wait_until(lambda: len(group._queue) == 7)
+        wait_for(lambda: len(group._queue) == 7, WAIT, interval=0.01, what="7 callers queued")
         assert not any(f.done() for f in [first, *queued])  # nobody answered before their commit
         commit.release.set()
         assert first.result(WAIT) == 10
@@ -79,7 +71,7 @@ def test_a_failed_batch_fails_its_callers_only_and_the_next_batch_goes_on() -> N
         first = pool.submit(group.submit, 1)
         assert commit.entered.wait(WAIT)
         failing = [pool.submit(group.submit, n) for n in (2, 3)]
-        wait_until(lambda: len(group._queue) == 2)
+        wait_for(lambda: len(group._queue) == 2, WAIT, interval=0.01, what="2 callers queued")
         commit.release.set()
         assert first.result(WAIT) == 10
         for future in failing:

@@ -29,7 +29,9 @@ import requests
 import yaml
 
 from sigma_exporter.simulator import Simulator
-from tests.conftest import CLIENT_ID, CLIENT_TOKEN, IN_CI, free_port, require_binary, wait_for
+from tests.support.binaries import IN_CI, require_binary
+from tests.support.net import free_port, wait_for
+from tests.support.scenarios import CLIENT_ID, CLIENT_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "sigma-exporter"
@@ -749,7 +751,7 @@ def _pod_files(
             (root / "web" / "web-config.yml").write_text(
                 web_text.replace(str(CONFIG_DIR) + "/", str(root) + "/")
             )
-    from tests.postgres import PASSWORD
+    from tests.support.postgres import PASSWORD
 
     for section, key, content in (("api", "token_file", API_TOKEN), ("state", "password_file", PASSWORD)):
         path = (config.get(section) or {}).get(key)

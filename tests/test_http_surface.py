@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sigma_exporter.simulator import Simulator
-from tests.conftest import ExporterProcess, config_text, wait_for
-from tests.test_cli import SAMPLE_REF
+from tests.support.exporter import ExporterProcess, config_text
+from tests.support.net import wait_for
+from tests.support.scenarios import SAMPLE_REF
 
 Start = Callable[..., ExporterProcess]
 HALF_SENT = 1000
@@ -185,7 +186,7 @@ def test_malformed_requests_get_their_status_and_the_server_stays_healthy(export
 
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExporterProcess]:
-    from tests.conftest import VENDOR_SCENARIO, scenario_from
+    from tests.support.scenarios import VENDOR_SCENARIO, scenario_from
 
     sim = Simulator(scenario_from(VENDOR_SCENARIO)).start()
     config = tmp_path_factory.mktemp("fuzz") / "config.yml"

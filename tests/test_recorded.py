@@ -12,16 +12,11 @@ import pytest
 
 from sigma_exporter.sigma.errors import SigmaError
 from sigma_exporter.simulator import Simulator
-from tests.conftest import (
-    EXPORTER,
-    VENDOR_SCENARIO,
-    config_text,
-    free_port,
-    run_command,
-    scenario_from,
-)
-from tests.exporter_helpers import normalise
-from tests.recorded_cases import RECORDED_DIR, Case, cases, parse
+from tests.support.exporter import EXPORTER, config_text, normalise, run_command
+from tests.support.net import free_port
+from tests.support.paths import RECORDED_DIR
+from tests.support.recorded import Case, cases, parse
+from tests.support.scenarios import VENDOR_SCENARIO, scenario_from
 
 SAMPLE_REF = "sample2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd"
 GROUP_REF = "grp-2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd"

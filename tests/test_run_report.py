@@ -15,8 +15,9 @@ import pytest
 import requests
 
 from sigma_exporter.simulator import Simulator
-from tests.conftest import CLIENT_TOKEN, EXPORTER, ExporterProcess, config_text, scenario_from
-from tests.test_runs_lifecycle import SCENARIO, TOKEN, config
+from tests.support.exporter import EXPORTER, ExporterProcess, config_text
+from tests.support.runs import SCENARIO, TOKEN, config
+from tests.support.scenarios import CLIENT_TOKEN, scenario_from
 
 FAULTS = """
 faults:

@@ -20,8 +20,10 @@ from sigma_exporter.runs.store.writer import StateWriter
 from sigma_exporter.sigma.client import SigmaClient
 from sigma_exporter.sigma.stats import ApiStats
 from sigma_exporter.simulator import Simulator
-from tests.conftest import CLIENT_ID, CLIENT_TOKEN, ExporterProcess, config_text, scenario_from, wait_for
-from tests.test_runs_lifecycle import SCENARIO, value
+from tests.support.exporter import ExporterProcess, config_text
+from tests.support.net import wait_for
+from tests.support.runs import SCENARIO, value
+from tests.support.scenarios import CLIENT_ID, CLIENT_TOKEN, scenario_from
 
 FAULTS = """
 faults:

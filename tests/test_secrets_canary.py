@@ -26,8 +26,9 @@ import requests
 import yaml
 
 from sigma_exporter.simulator import Simulator
-from tests.conftest import EXPORTER, ExporterProcess, scenario_from, wait_for
-from tests.exporter_helpers import samples
+from tests.support.exporter import EXPORTER, ExporterProcess, samples
+from tests.support.net import wait_for
+from tests.support.scenarios import scenario_from
 
 AUTH_TYPES = ("apikey", "basic", "token")
 SOURCES = ("file", "plain", "env")

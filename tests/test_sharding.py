@@ -8,8 +8,7 @@ from collections.abc import Callable
 from sigma_exporter.config.load import Reference
 from sigma_exporter.runs.references import in_shard, shard_of
 from sigma_exporter.simulator import Simulator
-from tests.conftest import ExporterProcess, config_text
-from tests.exporter_helpers import select
+from tests.support.exporter import ExporterProcess, config_text, select
 
 Start = Callable[..., ExporterProcess]
 #: shard_of("ref-0".."ref-5", 7): SHA-256 based, so these never change between releases or hosts.

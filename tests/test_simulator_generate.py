@@ -17,7 +17,8 @@ from sigma_exporter.config.walker import ConfigError
 from sigma_exporter.sigma import errors as e
 from sigma_exporter.sigma.replies import check_envelope
 from sigma_exporter.simulator import Simulator, load_scenario
-from tests.conftest import scenario_from, wait_for
+from tests.support.net import wait_for
+from tests.support.scenarios import scenario_from
 
 TOKEN = "generate-faults-token"
 SCENARIO = f"""

@@ -36,7 +36,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
     if request.param == "sqlite":
         config = StateConfig(url=f"sqlite:///{tmp_path}/state.db", explicit=True)
     else:
-        from tests.postgres import PASSWORD
+        from tests.support.postgres import PASSWORD
 
         cluster = request.getfixturevalue("postgres_cluster")
         config = StateConfig(url=cluster.create_database(), password=Secret(PASSWORD), explicit=True)
@@ -202,7 +202,7 @@ def test_writer_keeps_changes_while_sqlite_is_locked_and_writes_them_after(tmp_p
 
 
 def test_postgresql_read_only_database_makes_writes_fail_then_recover(postgres_cluster: Any) -> None:
-    from tests.postgres import PASSWORD
+    from tests.support.postgres import PASSWORD
 
     url = postgres_cluster.create_database()
     store = open_store(StateConfig(url=url, password=Secret(PASSWORD), explicit=True))

@@ -10,8 +10,10 @@ import pytest
 import requests
 
 from sigma_exporter.simulator import Simulator
-from tests.conftest import ExporterProcess, config_text, wait_for
-from tests.test_webconfig import PKI, hash_password, pki, write  # noqa: F401 - pki is a fixture
+from tests.support.exporter import ExporterProcess, config_text
+from tests.support.net import wait_for
+from tests.support.pki import PKI, write
+from tests.support.webconfig import hash_password
 
 Start = Callable[..., ExporterProcess]
 
@@ -33,7 +35,7 @@ def test_tls_and_basic_auth(
     simulator: Simulator,
     exporter_process: Start,
     tmp_path: Path,
-    pki: PKI,  # noqa: F811 - the fixture imported above
+    pki: PKI,
     open_health: bool,
 ) -> None:
     web = web_config(tmp_path, pki, "s3cret")
@@ -67,7 +69,7 @@ def test_password_rotation_applies_without_restart(
     simulator: Simulator,
     exporter_process: Start,
     tmp_path: Path,
-    pki: PKI,  # noqa: F811
+    pki: PKI,
 ) -> None:
     web = web_config(tmp_path, pki, "old-password")
     proc = exporter_process(config_text(simulator.url, reports=["ref-failed"]), "--web.config.file", str(web))
@@ -93,7 +95,7 @@ def test_password_rotation_applies_without_restart(
 def test_bad_web_config_fails_at_startup(simulator: Simulator, tmp_path: Path) -> None:
     import subprocess
 
-    from tests.conftest import EXPORTER
+    from tests.support.exporter import EXPORTER
 
     config = tmp_path / "c.yml"
     config.write_text(config_text(simulator.url, reports=["ref-failed"]))

@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime
 import http.client
-import ipaddress
 import logging
-import os
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
-import bcrypt
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sigma_exporter.metrics.exposition import ProcessPart
 from sigma_exporter.web.routes import Routes
@@ -52,165 +43,12 @@ from sigma_exporter.web.webconfig import (
     parse_web_config_text,
     validate_web_config_file,
 )
+from tests.support.net import wait_for
+from tests.support.pki import PKI, Issued, issue, write
+from tests.support.webconfig import basic, hash_password
 
 LOGGER = "sigma_exporter.web.webconfig"
 DEADLINE = 10.0
-
-# --------------------------------------------------------------------------------------------------
-# Test PKI
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Issued:
-    cert_pem: bytes
-    key_pem: bytes
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _pem(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, password: bytes | None = None) -> Issued:
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
-    )
-    return Issued(
-        cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption),
-        cert,
-        key,
-    )
-
-
-def make_ca(cn: str) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return _pem(cert, key)
-
-
-def issue(
-    ca: Issued,
-    cn: str,
-    *,
-    dns: tuple[str, ...] = (),
-    ips: tuple[str, ...] = (),
-    uris: tuple[str, ...] = (),
-    client: bool = False,
-    password: bytes | None = None,
-) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-    sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-    sans += [x509.UniformResourceIdentifier(u) for u in uris]
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return _pem(builder.sign(ca.key, hashes.SHA256()), key, password)
-
-
-@dataclass(frozen=True)
-class PKI:
-    server_ca: Issued
-    server: Issued
-    other_server_ca: Issued
-    other_server: Issued
-    client_ca: Issued
-    client: Issued  # signed by client_ca, SAN prometheus.example.com
-    client_other_san: Issued  # signed by client_ca, SAN intruder.example.com
-    rogue_client: Issued  # signed by a CA the server does not trust
-
-
-@pytest.fixture(scope="session")
-def pki() -> PKI:
-    server_ca = make_ca("test server CA")
-    other_server_ca = make_ca("test rotated server CA")
-    client_ca = make_ca("test client CA")
-    rogue_ca = make_ca("rogue CA")
-    server_names = {"dns": ("localhost",), "ips": ("127.0.0.1",)}
-    return PKI(
-        server_ca=server_ca,
-        server=issue(server_ca, "localhost", **server_names),  # type: ignore[arg-type]
-        other_server_ca=other_server_ca,
-        other_server=issue(other_server_ca, "localhost", **server_names),  # type: ignore[arg-type]
-        client_ca=client_ca,
-        client=issue(client_ca, "prometheus", dns=("prometheus.example.com",), client=True),
-        client_other_san=issue(client_ca, "intruder", dns=("intruder.example.com",), client=True),
-        rogue_client=issue(rogue_ca, "prometheus", dns=("prometheus.example.com",), client=True),
-    )
-
-
-def write(path: Path, data: bytes | str) -> Path:
-    """Replace a file atomically (a new inode), as secret rotation tools do."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-    return path
-
-
-@pytest.fixture
-def tls_dir(tmp_path: Path, pki: PKI) -> Path:
-    write(tmp_path / "server.crt", pki.server.cert_pem)
-    write(tmp_path / "server.key", pki.server.key_pem)
-    write(tmp_path / "client-ca.crt", pki.client_ca.cert_pem)
-    return tmp_path
-
-
-def hash_password(password: str, cost: int = 4) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
-
-
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
 
 # --------------------------------------------------------------------------------------------------
 # Parsing: valid files (the toolkit's documented examples)
@@ -822,15 +660,6 @@ def fails_tls(server: WebServer, ctx: ssl.SSLContext) -> bool:
     return False
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def web_yml(tls_dir: Path, text: str) -> Path:
     return write(tls_dir / "web.yml", text)
 
@@ -862,7 +691,7 @@ def test_plain_http_to_the_tls_port_fails_cleanly(
             assert b"HTTP request to an HTTPS server" in response.read()
         finally:
             conn.close()
-        wait_for(lambda: server.tls_handshake_failures == 1, "the failure to be counted")
+        wait_for(lambda: server.tls_handshake_failures == 1, DEADLINE, what="the failure to be counted")
         # Still serving TLS.
         assert https_get(server, client_context(pki.server_ca, tls_dir))[0] == 200
     lines = [r for r in caplog.records if r.name == LOGGER and "TLS handshake" in r.getMessage()]
@@ -892,7 +721,7 @@ def test_silent_and_vanishing_clients_do_not_block_the_server(
             assert silent.recv(1) == b""
         finally:
             silent.close()
-        wait_for(lambda: server.tls_handshake_failures >= 5, "all handshake failures counted")
+        wait_for(lambda: server.tls_handshake_failures >= 5, DEADLINE, what="all handshake failures counted")
     assert "Traceback" not in capfd.readouterr().err
 
 
@@ -991,7 +820,7 @@ def test_certificate_rotation_applies_to_new_connections(tls_dir: Path, pki: PKI
         reloads = watcher.reloads_total
         write(tls_dir / "server.key", pki.other_server.key_pem)
         write(tls_dir / "server.crt", pki.other_server.cert_pem)
-        wait_for(lambda: not fails_tls(server, new_ca), "the rotated certificate to be served")
+        wait_for(lambda: not fails_tls(server, new_ca), DEADLINE, what="the rotated certificate to be served")
         assert fails_tls(server, old_ca)
         assert watcher.last_reload_ok
         assert watcher.reloads_total > reloads

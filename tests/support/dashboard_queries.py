@@ -21,7 +21,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
+from tests.support.paths import ROOT
+
+DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 
 #: Grafana's built-in interval variables, as a test evaluates them.
 BUILTINS: Mapping[str, str] = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h"}

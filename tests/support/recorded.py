@@ -1,6 +1,6 @@
 """A `--record` directory as parser test cases: one case per recorded reply, with what the parser must
 make of it when the file says (`"expect"`). A user's recording becomes a test by copying it under
-tests/recorded/."""
+tests/recorded/ (RECORDED_DIR)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,7 @@ from sigma_exporter.sigma.replies import (
     parse_start_reply,
     parse_token_reply,
 )
-
-RECORDED_DIR = Path(__file__).resolve().parent / "recorded"
+from tests.support.paths import RECORDED_DIR
 
 
 class Case(NamedTuple):

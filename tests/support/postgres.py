@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, free_port
+from tests.support.binaries import IN_CI
+from tests.support.net import free_port
 
 SUPERUSER = "sigma"
 PASSWORD = "pg-canary-" + uuid.uuid4().hex  # a secret the tests look for in logs and errors
