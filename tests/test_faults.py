@@ -7,8 +7,9 @@ is up with its status series again.
 
 Every scrape taken along the way (there are hundreds) must answer 200 within SCRAPE_LIMIT seconds, and
 must not show a status series for a reference whose last check failed. The measured numbers go to
-benchmarks/out/faults.json and are printed at the end of the session (see them with `pytest -s`);
-docs/faults.md holds a table of them.
+tests/out/faults.json (git-ignored, owned by the tests; a partial run such as `-k` updates its rows and keeps
+the others) and are printed at the end of the session (see them with `pytest -s`); docs/faults.md holds a
+table of them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sigma_exporter.sigma.errors import FailureReplyError, ServerError, SigmaErr
 from sigma_exporter.simulator import Simulator
 from tests.support.exporter import ExporterProcess, config_text, samples
 from tests.support.net import wait_for
-from tests.support.paths import ROOT
+from tests.support.paths import OUT_DIR
 from tests.support.scenarios import VENDOR_SCENARIO, scenario_from
 
 INTERVAL = 0.5
@@ -61,7 +62,7 @@ PER_REPORT_FAMILIES = (
     "sigma_group_report_successes",
     "sigma_group_report_members",
 )
-OUT = ROOT / "benchmarks" / "out" / "faults.json"
+OUT = OUT_DIR / "faults.json"
 
 
 # --- what a scrape shows ---------------------------------------------------------------------------------
