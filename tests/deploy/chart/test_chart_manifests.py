@@ -31,9 +31,9 @@ import yaml
 from sigma_exporter.simulator import Simulator
 from tests.support.binaries import IN_CI, require_binary
 from tests.support.net import free_port, wait_for
+from tests.support.paths import ROOT
 from tests.support.scenarios import CLIENT_ID, CLIENT_TOKEN
 
-ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "sigma-exporter"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 ALERTS = ROOT / "prometheus" / "alerts.yml"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -13,12 +12,13 @@ from sigma_exporter.sigma.replies import ALL_STATUSES
 from sigma_exporter.simulator import Simulator
 from sigma_exporter.web.statuspage import render_status_page
 from tests.support.exporter import make_config, make_poller, normalise, samples, select
+from tests.support.paths import GOLDEN_DIR
 from tests.support.scenarios import CLIENT_ID
 
 SAMPLE_REF = "sample2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd"
 REPORTS = [SAMPLE_REF, {"reference": "ref-failed", "labels": {"team": "lending"}}, "ref-pending"]
 GROUPS = [{"reference": "grp-sample", "labels": {"team": "finance"}}, "grp-mixed"]
-GOLDEN = Path(__file__).parent / "golden" / "vendor-scenario.prom"
+GOLDEN = GOLDEN_DIR / "vendor-scenario.prom"
 
 
 def text_of(store: SnapshotStore) -> str:

@@ -11,8 +11,8 @@ import pytest
 
 from sigma_exporter.runs.store import StateStore
 from sigma_exporter.runs.store.group import GroupCommit
+from tests.integration.state.test_state_store import api_run, make_store  # noqa: F401 - the store fixture
 from tests.support.net import wait_for
-from tests.test_state_store import api_run, make_store  # noqa: F401 - the store fixture
 
 WAIT = 10.0
 
