@@ -45,5 +45,28 @@ groups:
 """
 
 
+#: An access token of GENERATE_FAULTS_SCENARIO.
+GENERATE_FAULTS_TOKEN = "generate-faults-token"
+#: /generate with faults (http_500 twice, failure replies) and runs that never finish.
+GENERATE_FAULTS_SCENARIO = f"""
+credentials:
+  tokens: [{GENERATE_FAULTS_TOKEN}]
+definitions:
+  reports:
+    rpt-quick: {{report_name: Quick, timeline: [{{status: GENERATED, seconds: 0.3}}, {{status: PUBLISHED}}]}}
+    rpt-stuck: {{report_name: Stuck, never_finishes: true}}
+  groups:
+    grp-stuck:
+      reports:
+        - {{report_id: m-done, report_name: Done, timeline: [PUBLISHED]}}
+        - {{report_id: m-stuck, report_name: Stuck, never_finishes: true}}
+faults:
+  generate_faults:
+    - {{report_id: rpt-500, fault: http_500, times: 2}}
+    - {{report_group_id: grp-refused, fault: failure, error_code: SIG-GRP-DISABLED, error_msg: group disabled}}
+    - {{report_id: rpt-refused, fault: failure}}
+"""
+
+
 def scenario_from(text: str) -> Any:
     return parse_scenario(yaml.safe_load(text), "test-scenario")

@@ -17,8 +17,8 @@ from sigma_exporter.simulator import Simulator
 from tests.support.binaries import require_binary
 from tests.support.exporter import EXPORTER, ExporterProcess, config_text
 from tests.support.net import free_port, wait_for
+from tests.support.scenarios import SAMPLE_REF
 
-SAMPLE_REF = "sample2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd"
 Start = Callable[..., ExporterProcess]
 
 

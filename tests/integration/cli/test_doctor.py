@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from sigma_exporter.sigma.quirks import quirks
-from sigma_exporter.sigma.recording import MARK, Recording, Scrubber, fixture, recorded
+from sigma_exporter.sigma.recording import MARK, recorded
 from sigma_exporter.simulator import Simulator
 from tests.support.exporter import ExporterProcess, config_text, run_command
 from tests.support.net import free_port, wait_for
@@ -141,30 +140,6 @@ def test_bad_options_exit_64(tmp_path: Path) -> None:
     assert done.returncode == 64 and "--run needs --report-id" in done.stderr
 
 
-@pytest.mark.parametrize(
-    ("status", "body", "expected"),
-    [
-        (204, b"", ["204 (no status yet)"]),
-        (200, b'{"headerMap": {"statusCode": 200, "reportStatus": "PUBLISHED"}}', []),
-        (
-            200,
-            b'{"headerMap": {"statusCode": "200 ", "reportStatus": " PUBLISHED"}}',
-            ["stray spaces", "string codes"],
-        ),
-        (200, b'{"headerMap": {"statusCode": "204"}}', ["string codes", "204 in the body (no status yet)"]),
-        (200, b'{"headerMap": {"statusCode": 500}}', ["statusCode 500 under HTTP 200"]),
-        (
-            200,
-            b'{"headerMap": {"statusCode": 200, "reportStatus": "ARCHIVED"}}',
-            ["undocumented status ARCHIVED"],
-        ),
-        (200, b"<html>", ["not JSON"]),
-    ],
-)
-def test_quirks_of_a_reply(status: int, body: bytes, expected: list[str]) -> None:
-    assert quirks(status, body) == expected
-
-
 def _tls_simulator(tmp_path: Path, issued: Issued) -> Simulator:
     (tmp_path / "sim.crt").write_bytes(issued.cert_pem)
     (tmp_path / "sim.key").write_bytes(issued.key_pem)
@@ -250,24 +225,3 @@ def test_serve_records_its_exchanges(
         )
     text = "\n".join(path.read_text() for path in record.glob("*.json"))
     assert CANARY not in text and "<secret>" in text
-
-
-def test_a_redact_pattern_that_swallows_quotes_still_gives_a_valid_fixture() -> None:
-    scrubber = Scrubber(lambda text: text, [re.compile(r'rpt.*"?')])
-    params = {"action": "RUN_REPORT", "reportId": 'rpt-ok "quoted"', "reportFilter": {"bind": ["rpt-x"]}}
-    document = fixture(scrubber, "RUN_REPORT", params, 200, {"Set-Cookie": "s=1"}, b'{"headerMap": {}}')
-    sent = document["request"]["params"]  # type: ignore[index]
-    assert sent["reportId"] == MARK and sent["reportFilter"] == {"bind": [MARK]}
-    assert document["reply"]["headers"] == {"Set-Cookie": MARK}  # type: ignore[index]
-
-
-def test_a_recording_that_cannot_be_written_stops_without_failing_the_call(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    directory = tmp_path / "rec"
-    recording = Recording(directory, Scrubber(lambda text: text))
-    directory.rmdir()
-    directory.write_text("a file where the directory was: no write can succeed, not even as root")
-    for _ in range(2):
-        recording("GENERATE_TOKEN", {"action": "GENERATE_TOKEN"}, 200, {}, b"{}")  # never raises
-    assert [r.getMessage() for r in caplog.records].count("cannot write the recording; recording stops") == 1

@@ -1,5 +1,6 @@
-"""Recorded exchanges (tests/recorded/, the `--record` format) as parser cases, and `simulate --replay`:
-a recording replayed gives the exporter the same metrics as the Sigma it was recorded from."""
+"""Recorded exchanges (tests/recorded/, the `--record` format) and `simulate --replay`: a recording replayed
+gives the exporter the same metrics as the Sigma it was recorded from. (The recordings as parser cases:
+tests/unit/sigma/test_recorded.py.)"""
 
 from __future__ import annotations
 
@@ -8,36 +9,13 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from sigma_exporter.sigma.errors import SigmaError
 from sigma_exporter.simulator import Simulator
 from tests.support.exporter import EXPORTER, config_text, normalise, run_command
 from tests.support.net import free_port
 from tests.support.paths import RECORDED_DIR
-from tests.support.recorded import Case, cases, parse
-from tests.support.scenarios import VENDOR_SCENARIO, scenario_from
+from tests.support.scenarios import SAMPLE_REF, VENDOR_SCENARIO, scenario_from
 
-SAMPLE_REF = "sample2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd"
 GROUP_REF = "grp-2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd"
-ALL = cases()
-
-
-def test_the_vendor_samples_are_recorded() -> None:
-    names = {case.name for case in ALL}
-    assert {n.split("/")[0] for n in names} >= {"vendor-samples"}
-    assert sum(case.expect is not None for case in ALL) >= 5
-
-
-@pytest.mark.parametrize("case", ALL, ids=[case.name for case in ALL])
-def test_a_recorded_reply_parses_as_expected(case: Case) -> None:
-    try:
-        got = parse(case)
-    except SigmaError as exc:  # a rejected reply must be a typed error, and an expected one when said
-        assert case.expect is not None and case.expect.get("error") == exc.reason, exc
-        return
-    if case.expect is not None:
-        assert got == case.expect
 
 
 @contextlib.contextmanager

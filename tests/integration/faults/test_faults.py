@@ -6,7 +6,8 @@ a fault on for several cycles, turns it off and measures the time until `sigma_u
 is up with its status series again.
 
 Every scrape taken along the way (there are hundreds) must answer 200 within SCRAPE_LIMIT seconds, and
-must not show a status series for a reference whose last check failed. The measured numbers go to
+must not show a status series for a reference whose last check failed (INTERVAL, SCRAPE_LIMIT and the
+scraper that checks this: tests/support/faults.py). The measured numbers go to
 tests/out/faults.json (git-ignored, owned by the tests; a partial run such as `-k` updates its rows and keeps
 the others) and are printed at the end of the session (see them with `pytest -s`); docs/faults.md holds a
 table of them.
@@ -14,7 +15,6 @@ table of them.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -25,143 +25,26 @@ import pytest
 import requests
 
 from sigma_exporter.sigma.client import TOKEN_FAILURE_HOLD_SECONDS
-from sigma_exporter.sigma.errors import FailureReplyError, ServerError, SigmaError, UnauthorizedError
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import ExporterProcess, config_text, samples
-from tests.support.net import wait_for
+from tests.support.exporter import ExporterProcess, config_text
+from tests.support.faults import ALL_REFS, GROUPS, INTERVAL, REPORTS, Scraper, View
 from tests.support.paths import OUT_DIR
-from tests.support.scenarios import VENDOR_SCENARIO, scenario_from
+from tests.support.scenarios import SAMPLE_REF, VENDOR_SCENARIO, scenario_from
 
-INTERVAL = 0.5
 TIMEOUT = 0.4
 #: Recovery must come within this long after a fault ends: the cycle in flight when the fault ends may
 #: still fail (up to TIMEOUT), then the next one starts at most one interval later.
 RECOVERY_BOUND = 2 * INTERVAL + TIMEOUT
-#: Every scrape, fault or not, must answer within this long.
-SCRAPE_LIMIT = 1.0
 #: Poll cycles a fault is held for once the metrics show it.
 HOLD_CYCLES = 3
 MAX_REPLY_BYTES = 65536
 
-SAMPLE_REF = "sample2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd"
-REPORTS = (SAMPLE_REF, "ref-failed", "ref-pending")
-GROUPS = ("grp-sample", "grp-mixed")
-ALL_REFS = frozenset(REPORTS + GROUPS)
 #: References whose replies carry a body (ref-pending's "no status yet" has none worth truncating).
 BODY_REFS = ALL_REFS - {"ref-pending"}
 REPORT_CHECK = "REPORT_INSTANCE_STATUS_CHECK"
 GROUP_CHECK = "REPORT_GROUP_INSTANCE_STATUS_CHECK"
 TOKEN = "GENERATE_TOKEN"
-#: Families that name a reference and must vanish while that reference's checks fail.
-PER_REPORT_FAMILIES = (
-    "sigma_report_status",
-    "sigma_report_status_since_timestamp_seconds",
-    "sigma_report_error_info",
-    "sigma_group_reports",
-    "sigma_group_report_failures",
-    "sigma_group_report_successes",
-    "sigma_group_report_members",
-)
 OUT = OUT_DIR / "faults.json"
-
-
-# --- what a scrape shows ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class View:
-    values: dict[tuple[str, tuple[tuple[str, str], ...]], float]
-    seconds: float
-
-    def get(self, name: str, **labels: str) -> float:
-        """The one sample `name{labels...}` (0 when absent)."""
-        found = [
-            v
-            for (n, ls), v in self.values.items()
-            if n == name and all(dict(ls).get(k) == w for k, w in labels.items())
-        ]
-        assert len(found) <= 1, (name, labels, found)
-        return found[0] if found else 0.0
-
-    @property
-    def up(self) -> float:
-        return self.get("sigma_up")
-
-    @property
-    def last_poll(self) -> float:
-        return self.get("sigma_last_poll_timestamp_seconds")
-
-    @property
-    def refs_up(self) -> dict[str, float]:
-        return {dict(ls)["reference"]: v for (n, ls), v in self.values.items() if n == "sigma_reference_up"}
-
-    def refs_in(self, family: str) -> set[str]:
-        return {dict(ls)["reference"] for (n, ls), _ in self.values.items() if n == family}
-
-    @property
-    def status_refs(self) -> set[str]:
-        return self.refs_in("sigma_report_status")
-
-    def errors(self, action: str, reason: str) -> float:
-        return self.get("sigma_api_request_errors_total", action=action, reason=reason)
-
-    def calls(self, action: str) -> float:
-        return sum(
-            v
-            for (n, ls), v in self.values.items()
-            if n == "sigma_api_requests_total" and dict(ls)["action"] == action
-        )
-
-    def healthy(self, refs: frozenset[str] = ALL_REFS) -> bool:
-        """sigma_up 1, exactly `refs` watched, all up, each with its status series."""
-        return self.up == 1 and self.refs_up == dict.fromkeys(refs, 1.0) and self.status_refs == set(refs)
-
-
-@dataclass
-class Scraper:
-    """Scrapes /metrics and checks, on every scrape, what must hold whatever the fault."""
-
-    proc: ExporterProcess
-    count: int = 0
-    slowest: float = 0.0
-
-    def __call__(self) -> View:
-        started = time.monotonic()
-        reply = requests.get(self.proc.url + "/metrics", timeout=5)
-        seconds = time.monotonic() - started
-        assert reply.status_code == 200, reply.status_code
-        assert seconds < SCRAPE_LIMIT, f"/metrics took {seconds:.3f}s"
-        self.count += 1
-        self.slowest = max(self.slowest, seconds)
-        view = View(samples(reply.text), seconds)
-        up = {ref for ref, value in view.refs_up.items() if value == 1}
-        for family in PER_REPORT_FAMILIES:
-            stale = view.refs_in(family) - up
-            assert not stale, f"{family} series outlive failed checks of {sorted(stale)}"
-        return view
-
-    def until(self, condition: Callable[[View], bool], timeout: float, what: str) -> View:
-        def attempt() -> View | None:
-            view = self()
-            return view if condition(view) else None
-
-        result: View = wait_for(attempt, timeout, 0.02, what)
-        return result
-
-    def hold(self, condition: Callable[[View], bool], cycles: int, what: str) -> View:
-        """Assert `condition` on every scrape while the exporter finishes `cycles` poll cycles."""
-        first = self()
-        assert condition(first), f"{what}: not so at the start of the hold"
-        deadline = time.monotonic() + cycles * INTERVAL * 3 + 5
-        view = first
-        polls = {first.last_poll}
-        while len(polls) <= cycles:
-            assert time.monotonic() < deadline, (
-                f"{what}: the poll loop stalled (cycles seen: {len(polls) - 1})"
-            )
-            time.sleep(0.05)
-            view = self()
-            assert condition(view), f"{what}: no longer so after {len(polls) - 1} cycles"
-            polls.add(view.last_poll)
-        return view
 
 
 # --- the measured table -------------------------------------------------------------------------------------
@@ -568,18 +451,6 @@ def test_stalled_body_is_a_timeout_and_frees_the_worker() -> None:
             assert snapshot.references[0].up and snapshot.skipped_checks_total == 0
         finally:
             poller.stop()
-
-
-@pytest.mark.parametrize(
-    "error",
-    [UnauthorizedError("m", 401, "SIG-AUTH-401"), ServerError("m", 503), FailureReplyError("m", "E", 500)],
-)
-def test_held_token_failures_can_be_copied(error: SigmaError) -> None:
-    # Regression: the token provider re-raises copy.copy() of a held failure; for HTTP status errors that
-    # raised TypeError (their __init__ needs `status`), which escaped every check for 2 s after a 401.
-    copied = copy.copy(error)
-    assert type(copied) is type(error) and copied.__dict__ == error.__dict__ and str(copied) == "m"
-    assert copied.reason == error.reason
 
 
 def test_stop_listening_really_refuses() -> None:

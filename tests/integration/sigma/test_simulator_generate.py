@@ -1,57 +1,38 @@
 """The simulator's `/generate` faults (`faults.generate_faults`: http_500, failure, timeout; per report or
 group id or any call; `times`) and runs that never finish, over real HTTP on 127.0.0.1; scenario errors
-for the new keys."""
+for the new keys: tests/unit/simulator/test_scenario.py."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import requests
 
-from sigma_exporter.config.walker import ConfigError
 from sigma_exporter.sigma import errors as e
 from sigma_exporter.sigma.replies import check_envelope
-from sigma_exporter.simulator import Simulator, load_scenario
+from sigma_exporter.simulator import Simulator
 from tests.support.net import wait_for
-from tests.support.scenarios import scenario_from
+from tests.support.scenarios import GENERATE_FAULTS_SCENARIO, GENERATE_FAULTS_TOKEN, scenario_from
 
-TOKEN = "generate-faults-token"
-SCENARIO = f"""
-credentials:
-  tokens: [{TOKEN}]
-definitions:
-  reports:
-    rpt-quick: {{report_name: Quick, timeline: [{{status: GENERATED, seconds: 0.3}}, {{status: PUBLISHED}}]}}
-    rpt-stuck: {{report_name: Stuck, never_finishes: true}}
-  groups:
-    grp-stuck:
-      reports:
-        - {{report_id: m-done, report_name: Done, timeline: [PUBLISHED]}}
-        - {{report_id: m-stuck, report_name: Stuck, never_finishes: true}}
-faults:
-  generate_faults:
-    - {{report_id: rpt-500, fault: http_500, times: 2}}
-    - {{report_group_id: grp-refused, fault: failure, error_code: SIG-GRP-DISABLED, error_msg: group disabled}}
-    - {{report_id: rpt-refused, fault: failure}}
-"""
 FAILURE_KEYS = {"replyType", "success", "statusCode", "errorCode", "errorMsg"}
 
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    with Simulator(scenario_from(SCENARIO)) as simulator:
+    with Simulator(scenario_from(GENERATE_FAULTS_SCENARIO)) as simulator:
         yield simulator
 
 
 def start(sim: Simulator, action: str, ident: str, timeout: float = 5.0) -> requests.Response:
     key = "reportId" if action == "RUN_REPORT" else "reportGroupId"
     return requests.post(
-        sim.url + "/generate", json={"action": action, key: ident, "accessToken": TOKEN}, timeout=timeout
+        sim.url + "/generate",
+        json={"action": action, key: ident, "accessToken": GENERATE_FAULTS_TOKEN},
+        timeout=timeout,
     )
 
 
@@ -66,7 +47,7 @@ def check(sim: Simulator, reference: str, group: bool = False) -> dict[str, Any]
     action = "REPORT_GROUP_INSTANCE_STATUS_CHECK" if group else "REPORT_INSTANCE_STATUS_CHECK"
     reply = requests.post(
         sim.url + "/report-status",
-        json={"action": action, "referenceNumber": reference, "accessToken": TOKEN},
+        json={"action": action, "referenceNumber": reference, "accessToken": GENERATE_FAULTS_TOKEN},
         timeout=5,
     )
     assert reply.status_code == 200, reply.text
@@ -153,7 +134,9 @@ def test_timeout_fault_outlasts_a_short_client_timeout_then_the_next_call_starts
 
 
 def test_timeout_fault_closes_without_a_reply_and_does_not_hold_up_stop() -> None:
-    sim = Simulator(scenario_from(SCENARIO + "    - {any: true, fault: timeout, seconds: 0.3}\n")).start()
+    sim = Simulator(
+        scenario_from(GENERATE_FAULTS_SCENARIO + "    - {any: true, fault: timeout, seconds: 0.3}\n")
+    ).start()
     try:
         # A client that waits longer than the fault gets no reply at all, not a started run.
         began = time.monotonic()
@@ -219,81 +202,3 @@ def test_a_never_finishing_run_stays_generated_while_a_normal_run_finishes(sim: 
         members = {m["reportId"]: m["reportStatus"] for m in check(sim, group, group=True)["reports"]}
         assert members == {"m-done": "PUBLISHED", "m-stuck": "GENERATED"}
         assert check(sim, quick)["reportStatus"] == "PUBLISHED"
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        (
-            "faults: {generate_faults: [{any: true, fault: crash}]}",
-            "faults.generate_faults[0].fault: should be one of http_500, failure, timeout, got 'crash'",
-        ),
-        ("faults: {generate_faults: [{any: true}]}", "faults.generate_faults[0].fault: is required"),
-        (
-            "faults: {generate_faults: [{fault: http_500}]}",
-            "faults.generate_faults[0]: needs exactly one of report_id, report_group_id, any: true",
-        ),
-        (
-            "faults: {generate_faults: [{report_id: a, report_group_id: b, fault: failure}]}",
-            "faults.generate_faults[0]: needs exactly one of report_id, report_group_id, any: true",
-        ),
-        (
-            "faults: {generate_faults: [{any: false, report_id: a, fault: failure}]}",
-            "faults.generate_faults[0].any: should be true when given (name report_id or report_group_id instead)",
-        ),
-        (
-            "faults: {generate_faults: [{any: true, fault: http_500, times: 0}]}",
-            "faults.generate_faults[0].times: should be between 1 and 1000000000, got 0",
-        ),
-        (
-            "faults: {generate_faults: [{any: true, fault: timeout, seconds: 301}]}",
-            "faults.generate_faults[0].seconds: should be between 0.01 and 300, got 301",
-        ),
-        (
-            "faults: {generate_faults: [{any: true, fault: http_500, seconds: 1}]}",
-            "faults.generate_faults[0].seconds: only a timeout fault takes seconds",
-        ),
-        (
-            "faults: {generate_faults: [{any: true, fault: timeout, error_code: X}]}",
-            "faults.generate_faults[0].error_code: only a failure fault takes it",
-        ),
-        (
-            "faults: {generate_faults: [{any: true, fault: http_500, reportId: a}]}",
-            "faults.generate_faults[0].reportId: unknown key (allowed: fault, report_id, report_group_id, "
-            "any, times, seconds, error_code, error_msg)",
-        ),
-        ("faults: {generate_faults: {any: true}}", "faults.generate_faults: should be a list, got a mapping"),
-        (
-            "definitions: {reports: {r: {never_finishes: true, timeline: [NOTIFIED]}}}",
-            "definitions.reports.r.never_finishes: cannot be combined with timeline",
-        ),
-        (
-            "definitions: {reports: {r: {never_finishes: true, repeat: true}}}",
-            "definitions.reports.r.never_finishes: cannot be combined with repeat",
-        ),
-        (
-            "definitions: {groups: {g: {reports: [{never_finishes: yes please}]}}}",
-            "definitions.groups.g.reports[0].never_finishes: should be true or false, got a string",
-        ),
-    ],
-)
-def test_scenario_errors_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "scenario.yml"
-    path.write_text(text + "\n")
-    with pytest.raises(ConfigError) as info:
-        load_scenario(path)
-    assert str(info.value) == f"{path}: {message}"
-
-
-def test_scenario_keys_parse_to_rules_and_timelines() -> None:
-    scenario = scenario_from(SCENARIO)
-    rules = scenario.faults.generate_faults
-    assert [(r.fault, r.report_id, r.report_group_id, r.times) for r in rules] == [
-        ("http_500", "rpt-500", "", 2),
-        ("failure", "", "grp-refused", None),
-        ("failure", "rpt-refused", "", None),
-    ]
-    stuck = dict(scenario.definitions_reports)["rpt-stuck"]
-    assert [(s.status, s.seconds) for s in stuck.timeline] == [("GENERATED", None)]
-    # Merging other faults re-parses the rules unchanged.
-    assert scenario.faults.merged({"error_rate": 0.5}).generate_faults == rules

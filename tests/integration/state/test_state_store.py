@@ -1,6 +1,7 @@
 """The state store on a real SQLite file and a real PostgreSQL database (a throwaway cluster): schema and
 migrations, durable registration, one-transaction writes, arrivals between replicas, tombstones, the writer
-riding out a store that cannot write, and no password in any message."""
+riding out a store that cannot write, no password in any message, and concurrent registrations each durable
+once through the group commit."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +269,19 @@ def test_processes_opening_one_new_sqlite_file_together_migrate_once(tmp_path: P
     assert errors == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(LATEST,)]
+
+
+def test_concurrent_registrations_on_a_real_store_are_each_durable_once(
+    make_store: Callable[[], StateStore],
+) -> None:
+    store = make_store()
+    references = [f"grp-{n % 40}" for n in range(200)]  # each reference registered five times at once
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda r: store.register(api_run(r)), references))
+    created = [r for r, held in zip(references, results, strict=True) if held is None]
+    assert sorted(created) == sorted(set(references))  # one creation per reference, no matter the batch
+    existing = [(r, held) for r, held in zip(references, results, strict=True) if held is not None]
+    assert len(existing) == 160 and all(held.ref.reference == r for r, held in existing)
+    other = make_store()
+    loaded = other.load()
+    assert sorted(run.ref.reference for run in loaded.runs) == sorted(set(references))

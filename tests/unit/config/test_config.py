@@ -1,48 +1,15 @@
-"""Configuration: every contract key, secrets precedence, and errors that name file, key and problem."""
+"""Configuration: every contract key, secrets precedence, and errors that name file, key and problem.
+(The check-config command as a process: tests/integration/cli/test_check_config.py.)"""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from sigma_exporter.config.load import ConfigError, load_config, parse_config
-from tests.support.exporter import EXPORTER, run_command
-
-GOOD: dict[str, Any] = {
-    "sigma": {
-        "url": "http://sigma.example.com:9081/sigma/rest/reports",
-        "params_in": "query",
-        "auth": {"type": "apikey", "client_id": "8HIG1002H6", "client_token": "plain"},
-        "timeout_seconds": 5,
-        "tls": {"ca_file": None, "insecure_skip_verify": False},
-    },
-    "poll": {"interval_seconds": 30, "concurrency": 3, "final_recheck_seconds": 600},
-    "metrics": {"status_series": "current"},
-    "references": {
-        "reports": ["ref-1", {"reference": "ref-2", "labels": {"team": "finance"}}],
-        "groups": ["grp-1"],
-    },
-}
-
-
-def with_change(path: str, value: Any) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(yaml.safe_dump(GOOD))
-    node = document
-    keys = path.split(".")
-    for key in keys[:-1]:
-        node = node[key]
-    if value is DELETE:
-        del node[keys[-1]]
-    else:
-        node[keys[-1]] = value
-    return document
-
-
-DELETE = object()
+from tests.support.configs import DELETE, GOOD, with_change
 
 
 def test_full_contract_parses() -> None:
@@ -169,68 +136,6 @@ def test_yaml_errors_name_the_line(tmp_path: Path) -> None:
         load_config(str(dup))
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(str(tmp_path / "missing.yml"))
-
-
-def run_check(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_command("check-config", config, *args)
-
-
-def test_check_config_command(tmp_path: Path) -> None:
-    refs_dir = tmp_path / "references.d"
-    refs_dir.mkdir()
-    (refs_dir / "a.yml").write_text("reports: [file-ref-1, {reference: file-ref-2, labels: {team: ops}}]\n")
-    document = with_change("references.files", [str(refs_dir / "*.yml")])
-    good = tmp_path / "good.yml"
-    good.write_text(yaml.safe_dump(document))
-    result = run_check(good)
-    assert result.returncode == 0, result.stderr
-    assert "OK: 5 references" in result.stdout and "1 reference files" in result.stdout
-    assert "plain" not in result.stdout + result.stderr
-
-    (refs_dir / "b.yml").write_text("reports: [ok]\ngroupz: [x]\n")
-    result = run_check(good)
-    assert result.returncode == 1
-    assert f"{refs_dir / 'b.yml'}: groupz: unknown key" in result.stderr
-
-    bad = tmp_path / "bad.yml"
-    bad.write_text(yaml.safe_dump(with_change("poll.concurrency", -1)))
-    result = run_check(bad)
-    assert result.returncode == 1
-    assert "bad.yml: poll.concurrency: should be between 1 and 256, got -1" in result.stderr
-
-
-def test_check_config_env_twin(tmp_path: Path) -> None:
-    good = tmp_path / "good.yml"
-    good.write_text(yaml.safe_dump(GOOD))
-    result = subprocess.run(
-        [*EXPORTER, "check-config"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        env={"SIGMA_EXPORTER_CONFIG_FILE": str(good), "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr
-    assert str(good) in result.stdout
-
-
-def test_help_documents_every_option_and_its_environment_variable() -> None:
-    result = subprocess.run(
-        [*EXPORTER, "serve", "--help"], capture_output=True, text=True, timeout=30, check=True
-    )
-    for flag in (
-        "--config.file",
-        "--web.listen-address",
-        "--web.config.file",
-        "--log.level",
-        "--log.format",
-        "--shard.index",
-        "--shard.count",
-        "--web.open-health-endpoints",
-    ):
-        assert flag in result.stdout
-        env = "SIGMA_EXPORTER_" + flag.lstrip("-").upper().replace(".", "_").replace("-", "_")
-        assert env in result.stdout.replace("\n", " ").replace(" ", "") or env in result.stdout
 
 
 def test_nothing_to_watch_is_valid_only_when_runs_can_be_registered(tmp_path: Path) -> None:

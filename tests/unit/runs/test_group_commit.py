@@ -1,17 +1,16 @@
 """Group commit: concurrent registrations share one transaction, and each caller still gets its own result
-(or the batch's error) only after the commit; on a real SQLite file and a real PostgreSQL."""
+(or the batch's error) only after the commit. (On a real SQLite file and a real PostgreSQL:
+tests/integration/state/test_state_store.py.)"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sigma_exporter.runs.store import StateStore
 from sigma_exporter.runs.store.group import GroupCommit
-from tests.integration.state.test_state_store import api_run, make_store  # noqa: F401 - the store fixture
 from tests.support.net import wait_for
 
 WAIT = 10.0
@@ -78,19 +77,3 @@ def test_a_failed_batch_fails_its_callers_only_and_the_next_batch_goes_on() -> N
             with pytest.raises(RuntimeError, match="batch 2 failed"):
                 future.result(WAIT)
     assert group.submit(4) == 40
-
-
-def test_concurrent_registrations_on_a_real_store_are_each_durable_once(
-    make_store: Callable[[], StateStore],  # noqa: F811
-) -> None:
-    store = make_store()
-    references = [f"grp-{n % 40}" for n in range(200)]  # each reference registered five times at once
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda r: store.register(api_run(r)), references))
-    created = [r for r, held in zip(references, results, strict=True) if held is None]
-    assert sorted(created) == sorted(set(references))  # one creation per reference, no matter the batch
-    existing = [(r, held) for r, held in zip(references, results, strict=True) if held is not None]
-    assert len(existing) == 160 and all(held.ref.reference == r for r, held in existing)
-    other = make_store()
-    loaded = other.load()
-    assert sorted(run.ref.reference for run in loaded.runs) == sorted(set(references))
