@@ -1,38 +1,32 @@
-"""Property-based tests (hypothesis) of everything that reads outside input.
+"""Property-based tests (hypothesis) of Sigma's replies, the outside input the exporter reads most.
 
 - The reply parser (sigma/replies.py) on arbitrary (HTTP status, bytes) and on JSON documents built close
   to the real reply shapes: it returns a typed reply or raises a `SigmaError`, nothing else; every value
   that can become a label is a clean string; statuses are in ALL_STATUSES.
-- The config loader (config.py) on arbitrary YAML-shaped documents and arbitrary bytes: a `Config` or a
-  `ConfigError`, nothing else; what it accepts is within bounds.
 - The whole way from parsed replies to the exposition: the poller folds them into a snapshot, the
   collector renders it, and prometheus_client's parsers read it back without duplicate series.
 
-Examples per test: $SIGMA_FUZZ_EXAMPLES (default 200; `make fuzz` runs 10000). Under CI=true the runs are
-derandomized so that a failure reproduces.
+The config loader's fuzz tests: tests/unit/config/test_fuzz_config.py. Examples per test:
+$SIGMA_FUZZ_EXAMPLES (default 200; `make fuzz` runs 10000). Under CI=true the runs are derandomized so that
+a failure reproduces (tests/support/fuzz.py).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
-import os
 import string
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.openmetrics import parser as openmetrics_parser
 
-from sigma_exporter.config.load import Config, ConfigError, Reference, load_config, parse_config
-from sigma_exporter.config.model import PollConfig
+from sigma_exporter.config.load import Reference
 from sigma_exporter.metrics.exposition import render
 from sigma_exporter.metrics.snapshot import ExporterInfo, Snapshot
 from sigma_exporter.poll.apply import fold
@@ -53,20 +47,10 @@ from sigma_exporter.sigma.replies import (
     parse_token_reply,
 )
 from sigma_exporter.sigma.stats import ApiStats
-from tests.support.binaries import IN_CI
 from tests.support.exporter import samples
+from tests.support.fuzz import EXAMPLES, FUZZ, FUZZ_TIMEOUT, anything, digit_strings, maybe, spaces, texts
 
-EXAMPLES = int(os.environ.get("SIGMA_FUZZ_EXAMPLES", "200"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=IN_CI,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
-if IN_CI:
-    FUZZ = settings(FUZZ, database=None)
-#: pytest-timeout's default (120 s) is for one test; a fuzz test's time grows with its examples.
-pytestmark = pytest.mark.timeout(120 + EXAMPLES * 0.1)
+pytestmark = [FUZZ_TIMEOUT, pytest.mark.usefixtures("quiet_logs")]
 REASONS = frozenset(
     {
         "timeout",
@@ -141,35 +125,8 @@ def parse(kind: str, status: int, body: bytes) -> object | SigmaError:
 
 
 # --- strategies close to the real replies --------------------------------------------------------------------
-spaces = st.text(alphabet=" \t\n\r\u00a0\u3000", max_size=3)
-texts = st.one_of(
-    st.text(max_size=40),
-    st.text(alphabet=string.ascii_letters + string.digits + "-_ ", max_size=40),
-    st.text(min_size=250, max_size=300),  # around MAX_TEXT: the cut must not leave a space at the end
-    st.builds(lambda a, t, b: a + t + b, spaces, st.text(max_size=30), spaces),
-    # lone surrogates: JSON's "\ud800" escapes decode to them
-    st.text(alphabet=st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010), min_size=1, max_size=4),
-)
 #: Text without surrogates, as a config holds (the config loader refuses them), trimmed as it trims.
 label_texts = st.text(max_size=30).map(str.strip)
-digit_strings = st.one_of(
-    st.from_regex(r"\A\s?[0-9]{1,20}\s?\Z"),
-    st.text(alphabet=string.digits, min_size=4000, max_size=4500),  # int() refuses > 4300 digits
-)
-scalars = st.one_of(
-    texts,
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.integers(min_value=10**300, max_value=10**301),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.booleans(),
-    st.none(),
-    digit_strings,
-)
-anything = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=6,
-)
 statuses = st.one_of(
     st.sampled_from(DOCUMENTED_STATUSES),
     st.builds(
@@ -187,11 +144,6 @@ status_codes = st.sampled_from(
 )
 reply_types = st.sampled_from(["SUCCESS", "success", " Success ", "FAILURE", "failure", "", None])
 successes = st.sampled_from(["true", "false", True, False, "TRUE", None])
-
-
-def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """Mostly the realistic value, sometimes anything at all."""
-    return st.one_of(strategy, strategy, strategy, anything)
 
 
 report_fields = {
@@ -256,16 +208,6 @@ def encoded(draw: st.DrawFn, header: Any) -> bytes:
     elif mutation == "latin1":
         body = text.encode("latin-1", "replace")
     return body
-
-
-@pytest.fixture(autouse=True, scope="module")
-def quiet_logs() -> Iterator[None]:
-    """The poller logs every failed check; thousands of examples would spend their time logging."""
-    logger = logging.getLogger("sigma_exporter")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    yield
-    logger.setLevel(level)
 
 
 # --- the reply parser ---------------------------------------------------------------------------------------------
@@ -333,185 +275,6 @@ def test_group_replies_keep_one_row_per_member(
         assert result.report_group_id == "G"
         assert {r.report_id for r in result.reports} == {i.strip() for i in ids[: len(member_statuses)]}
         assert all(r.report_group_id == "G" for r in result.reports)
-
-
-# --- the config loader -----------------------------------------------------------------------------------------------
-def config_key(names: list[str]) -> st.SearchStrategy[str]:
-    return st.one_of(st.sampled_from(names), st.text(max_size=12))
-
-
-numbers = st.one_of(
-    st.integers(-10, 10**6),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([0.05, 0.5, 60, 301, 86401]),
-)
-auth_docs = st.dictionaries(
-    config_key(
-        [
-            "type",
-            "client_id",
-            "client_token",
-            "client_token_file",
-            "username",
-            "password",
-            "password_file",
-            "token",
-            "token_file",
-        ]
-    ),
-    st.one_of(st.sampled_from(["apikey", "basic", "token", "x", "/nonexistent/secret", "a\x00b"]), scalars),
-    max_size=6,
-)
-reference_items = st.one_of(
-    texts,
-    st.integers(),
-    st.fixed_dictionaries(
-        {"reference": maybe(texts)},
-        optional={
-            "labels": maybe(
-                st.dictionaries(
-                    st.one_of(st.sampled_from(["team", "kind", "__x", "9a", "env"]), st.text(max_size=6)),
-                    scalars,
-                    max_size=3,
-                )
-            )
-        },
-    ),
-    anything,
-)
-config_docs = st.fixed_dictionaries(
-    {},
-    optional={
-        "sigma": maybe(
-            st.fixed_dictionaries(
-                {},
-                optional={
-                    "url": maybe(
-                        st.sampled_from(
-                            [
-                                "http://sigma:9081/sigma/rest/reports",
-                                "https://h",
-                                "ftp://h",
-                                "http://u:p@h",
-                                "http://h:99999",
-                                "http://h/?q=1",
-                                "http://[::1",
-                            ]
-                        )
-                    ),
-                    "auth": maybe(auth_docs),
-                    "params_in": maybe(st.sampled_from(["body", "query", "form"])),
-                    "timeout_seconds": maybe(numbers),
-                    "max_reply_bytes": maybe(numbers),
-                    "tls": maybe(
-                        st.fixed_dictionaries(
-                            {}, optional={"ca_file": maybe(texts), "insecure_skip_verify": scalars}
-                        )
-                    ),
-                },
-            )
-        ),
-        "poll": maybe(
-            st.fixed_dictionaries(
-                {},
-                optional={
-                    "interval_seconds": maybe(numbers),
-                    "concurrency": maybe(numbers),
-                    "final_recheck_seconds": maybe(numbers),
-                },
-            )
-        ),
-        "metrics": maybe(
-            st.fixed_dictionaries(
-                {}, optional={"status_series": maybe(st.sampled_from(["all", "current", "none"]))}
-            )
-        ),
-        "references": maybe(
-            st.fixed_dictionaries(
-                {},
-                optional={
-                    "reports": maybe(st.lists(reference_items, max_size=4)),
-                    "groups": maybe(st.lists(reference_items, max_size=4)),
-                    "files": maybe(
-                        st.lists(maybe(st.sampled_from(["/nonexistent/*.yml", "", "a\x00*"])), max_size=2)
-                    ),
-                },
-            )
-        ),
-    },
-)
-environments = st.dictionaries(
-    st.sampled_from(["SIGMA_CLIENT_TOKEN", "SIGMA_PASSWORD", "SIGMA_TOKEN"]), st.text(max_size=12), max_size=3
-)
-
-
-def assert_config(config: Config) -> None:
-    poll: PollConfig = config.poll
-    for value in (config.sigma.timeout_seconds, poll.interval_seconds, poll.final_recheck_seconds):
-        assert math.isfinite(value) and value >= 0, value
-    assert 0.05 <= config.sigma.timeout_seconds <= poll.interval_seconds
-    assert 1 <= poll.concurrency <= 256
-    assert config.sigma.params_in in ("body", "query")
-    assert config.sigma.auth.type in ("apikey", "basic", "token")
-    assert config.sigma.auth.secrets(), "an auth type without its secret"
-    refs: list[Reference] = list(config.references.references)
-    assert refs or config.references.files
-    assert len({r.reference for r in refs}) == len(refs)
-    for ref in refs:
-        assert ref.kind in ("report", "group")
-        assert ref.reference and not any(c.isspace() for c in ref.reference)
-        ref.reference.encode("utf-8")
-        for label, label_value in ref.labels:
-            assert label not in ("reference", "kind", "status", "job", "instance")
-            label_value.encode("utf-8")
-
-
-def load(document: object, environ: dict[str, str]) -> Config | None:
-    try:
-        config = parse_config(document, "fuzz.yml", environ)
-    except ConfigError as exc:
-        assert str(exc).startswith("fuzz.yml: "), str(exc)
-        return None
-    assert_config(config)
-    return config
-
-
-@FUZZ
-@given(document=config_docs, environ=environments)
-def test_config_documents(document: object, environ: dict[str, str]) -> None:
-    load(document, environ)
-
-
-@FUZZ
-@given(document=anything, environ=environments)
-def test_config_of_any_shape(document: object, environ: dict[str, str]) -> None:
-    load(document, environ)
-
-
-YAML_PIECES = [
-    "sigma:\n", "  url: http://h\n", "  auth: {type: token, token: t}\n", "poll: {interval_seconds: .nan}\n",
-    "references:\n", "  reports: [a, b]\n", "  - x\n", "&a [*a]\n", "!!python/object:os.system ls\n", "key: 1\nkey: 2\n",
-    '"\\ud800"\n', "? [a]\n: b\n", "\t", "- - -\n", "{", "}", "%YAML 1.1\n---\n", "...\n", "<<: *x\n", ":\n",
-]  # fmt: skip
-
-
-@FUZZ
-@given(
-    body=st.one_of(
-        st.binary(max_size=300),
-        st.lists(st.sampled_from(YAML_PIECES), max_size=8).map(lambda p: "".join(p).encode()),
-    )
-)
-def test_load_config_on_arbitrary_bytes(body: bytes) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "config.yml"
-        path.write_bytes(body)
-        try:
-            config = load_config(str(path), environ={})
-        except ConfigError as exc:
-            assert str(exc).startswith(str(path)), str(exc)
-            return
-        assert_config(config)
 
 
 # --- parsed replies -> snapshot -> exposition --------------------------------------------------------------------
