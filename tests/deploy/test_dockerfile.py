@@ -261,7 +261,7 @@ def test_cmd_config_path_is_the_cli_default_and_the_chart_mount() -> None:
     serve = cli.main.commands["serve"]
     (config_option,) = [p for p in serve.params if "--config.file" in getattr(p, "opts", [])]
     assert path == config_option.default
-    from tests.deploy.chart.test_chart_manifests import container, mount_for, render_file
+    from tests.support.chart import container, mount_for, render_file
 
     manifests = render_file(None)
     assert config_arg in container(manifests)["args"]
@@ -340,7 +340,7 @@ def test_the_state_store_default_lands_on_the_declared_volume_the_chart_mounts()
     runs = " ".join(i.args for i in final("RUN"))
     user = final("USER")[0].args.split(":")[0]
     assert f"install -d -o {user} -g {user}" in runs and str(database.parent) in runs  # writable by the user
-    from tests.deploy.chart.test_chart_manifests import mount_for, render_file
+    from tests.support.chart import mount_for, render_file
 
     mount, _ = mount_for(render_file(None), database)
     assert PurePosixPath(mount["mountPath"]) == database.parent
