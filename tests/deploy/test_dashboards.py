@@ -315,7 +315,7 @@ def test_links_point_at_existing_dashboards() -> None:
     assert linked <= uids
 
 
-# --- queries with variables filled in (tests/dashboard_queries.py) ------------------------------------------
+# --- queries with variables filled in (tests/support/dashboard_queries.py) ------------------------------------------
 def test_dashboard_queries_substitute_every_variable() -> None:
     queries = list(dashboard_queries(job="sigma-exporter", instance=r"127\.0\.0\.1:\d+", reference="ref-1"))
     total = sum(len(_targets(d)) for d in _dashboards().values())

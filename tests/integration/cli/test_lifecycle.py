@@ -1,5 +1,6 @@
-"""Stopping the real process in awkward moments (what tests/test_cli.py does not cover already: that file
-stops it with a slow reply in flight, with SIGINT, and starts it with the port taken or Sigma unreachable).
+"""Stopping the real process in awkward moments (what test_cli.py, beside this file, does not cover already:
+that file stops it with a slow reply in flight, with SIGINT, and starts it with the port taken or Sigma
+unreachable).
 
 Each case asserts an exit within SHUTDOWN_LIMIT seconds, exit code 0 and no traceback: no thread (poll
 workers blocked in a read, HTTP handlers with idle or half-sent requests) keeps the process alive.
