@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,11 @@ import pytest
 
 from sigma_exporter.simulator import Simulator
 from tests.support.exporter import STORAGE_ENV, ExporterProcess
+from tests.support.faults import lines_written_since
 from tests.support.pki import PKI, make_pki, write
 from tests.support.scenarios import VENDOR_SCENARIO, scenario_from
+
+_STARTED = pytest.StashKey[float]()
 
 # For processes that module- or session-scoped fixtures start (before any test's own directory exists):
 # never data/ in the checkout.
@@ -98,3 +102,14 @@ def quiet_logs() -> Iterator[None]:
     logger.setLevel(logging.CRITICAL)
     yield
     logger.setLevel(level)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Under pytest-xdist with -s, the fault suite's figures: its worker printed them where nobody sees."""
+    if config.pluginmanager.hasplugin("dsession") and config.option.capture == "no":
+        for line in lines_written_since(config.stash[_STARTED]):
+            terminalreporter.write_line(line)

@@ -5,6 +5,7 @@ reference whose last check failed."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,11 @@ import requests
 
 from tests.support.exporter import ExporterProcess, samples
 from tests.support.net import wait_for
+from tests.support.paths import OUT_DIR
 from tests.support.scenarios import SAMPLE_REF
+
+#: Where the fault suite keeps its measured figures (git-ignored; a partial run updates its rows only).
+FAULTS_JSON = OUT_DIR / "faults.json"
 
 #: The exporter's poll interval under test, in seconds.
 INTERVAL = 0.5
@@ -132,3 +137,27 @@ class Scraper:
             assert condition(view), f"{what}: no longer so after {len(polls) - 1} cycles"
             polls.add(view.last_poll)
         return view
+
+
+def table_lines(table: dict[str, dict[str, object]], interval: float, timeout: float) -> list[str]:
+    """The fault suite's figures as it prints them at the end of a session."""
+    lines = [f"fault suite (interval {interval}s, timeout {timeout}s), written to {FAULTS_JSON}:"]
+    for name, row in table.items():
+        lines.append(
+            f"  {name}: {row['showed']} | recovery {row['recovery_seconds']}s | slowest scrape {row['slowest_scrape_seconds']}s"
+        )
+    return lines
+
+
+def lines_written_since(started: float) -> list[str]:
+    """`table_lines` of the rows FAULTS_JSON got since `started` (a time.time()); none when it has none.
+    For a pytest-xdist run, whose workers' output is not shown (tests/conftest.py prints them)."""
+    try:
+        if FAULTS_JSON.stat().st_mtime < started:
+            return []
+        document = json.loads(FAULTS_JSON.read_text())
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+        rows = {name: row for name, row in document["faults"].items() if str(row["measured_at"]) >= since}
+        return table_lines(rows, document["interval_seconds"], document["timeout_seconds"]) if rows else []
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []

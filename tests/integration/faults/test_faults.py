@@ -9,12 +9,13 @@ Every scrape taken along the way (there are hundreds) must answer 200 within SCR
 must not show a status series for a reference whose last check failed (INTERVAL, SCRAPE_LIMIT and the
 scraper that checks this: tests/support/faults.py). The measured numbers go to
 tests/out/faults.json (git-ignored, owned by the tests; a partial run such as `-k` updates its rows and keeps
-the others) and are printed at the end of the session (see them with `pytest -s`); docs/faults.md holds a
-table of them.
+the others) and are printed at the end of the session (see them with `pytest -s`; under pytest-xdist the
+terminal summary prints them, since workers' output is not shown); docs/faults.md holds a table of them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -27,8 +28,7 @@ import requests
 from sigma_exporter.sigma.client import TOKEN_FAILURE_HOLD_SECONDS
 from sigma_exporter.simulator import Simulator
 from tests.support.exporter import ExporterProcess, config_text
-from tests.support.faults import ALL_REFS, GROUPS, INTERVAL, REPORTS, Scraper, View
-from tests.support.paths import OUT_DIR
+from tests.support.faults import ALL_REFS, FAULTS_JSON, GROUPS, INTERVAL, REPORTS, Scraper, View, table_lines
 from tests.support.scenarios import SAMPLE_REF, VENDOR_SCENARIO, scenario_from
 
 TIMEOUT = 0.4
@@ -44,7 +44,7 @@ BODY_REFS = ALL_REFS - {"ref-pending"}
 REPORT_CHECK = "REPORT_INSTANCE_STATUS_CHECK"
 GROUP_CHECK = "REPORT_GROUP_INSTANCE_STATUS_CHECK"
 TOKEN = "GENERATE_TOKEN"
-OUT = OUT_DIR / "faults.json"
+OUT = FAULTS_JSON
 
 
 # --- the measured table -------------------------------------------------------------------------------------
@@ -58,22 +58,21 @@ def fault_table() -> Iterator[dict[str, dict[str, object]]]:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for row in table.values():
         row["measured_at"] = stamp
-    try:  # a partial run (-k) updates its rows and keeps the others
-        previous = json.loads(OUT.read_text()).get("faults", {})
-    except (OSError, ValueError, AttributeError):
-        previous = {}
-    document = {
-        "interval_seconds": INTERVAL,
-        "timeout_seconds": TIMEOUT,
-        "recovery_bound_seconds": RECOVERY_BOUND,
-        "faults": {**previous, **table},
-    }
-    OUT.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"\nfault suite (interval {INTERVAL}s, timeout {TIMEOUT}s), written to {OUT}:")
-    for name, row in table.items():
-        print(
-            f"  {name}: {row['showed']} | recovery {row['recovery_seconds']}s | slowest scrape {row['slowest_scrape_seconds']}s"
-        )
+    # One writer at a time (pytest-xdist workers, or two sessions): read, merge and write under a lock.
+    with (OUT.parent / "faults.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:  # a partial run (-k) updates its rows and keeps the others
+            previous = json.loads(OUT.read_text()).get("faults", {})
+        except (OSError, ValueError, AttributeError):
+            previous = {}
+        document = {
+            "interval_seconds": INTERVAL,
+            "timeout_seconds": TIMEOUT,
+            "recovery_bound_seconds": RECOVERY_BOUND,
+            "faults": {**previous, **table},
+        }
+        OUT.write_text(json.dumps(document, indent=2) + "\n")
+    print("\n" + "\n".join(table_lines(table, INTERVAL, TIMEOUT)))
 
 
 @dataclass
