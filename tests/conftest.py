@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import STORAGE_ENV, ExporterProcess
 from tests.support.faults import lines_written_since
 from tests.support.pki import PKI, make_pki, write
+from tests.support.process import STORAGE_ENV, ExporterProcess
 from tests.support.scenarios import VENDOR_SCENARIO, scenario_from
 
 _STARTED = pytest.StashKey[float]()

@@ -1,10 +1,36 @@
-"""A config document with every key of the contract (GOOD), and copies of it with one key changed."""
+"""Config documents for tests: `config_text` (the YAML an exporter under test reads: the simulator's sample
+credentials, short timeouts), GOOD (every key of the contract), and copies of GOOD with one key changed."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import yaml
+
+from tests.support.scenarios import CLIENT_ID, CLIENT_TOKEN
+
+
+def config_text(
+    url: str, *, reports: list[Any] | None = None, groups: list[Any] | None = None, **extra: Any
+) -> str:
+    document: dict[str, Any] = {
+        "sigma": {
+            "url": url,
+            "auth": {"type": "apikey", "client_id": CLIENT_ID, "client_token": CLIENT_TOKEN},
+            "timeout_seconds": 2,
+        },
+        "poll": {"interval_seconds": 5, "concurrency": 4},
+        "references": {"reports": reports or [], "groups": groups or []},
+    }
+    for key, value in extra.items():
+        section, _, name = key.partition("__")
+        document.setdefault(section, {})
+        if name:
+            document[section][name] = value
+        else:
+            document[section] = value
+    return yaml.safe_dump(document, sort_keys=False)
+
 
 GOOD: dict[str, Any] = {
     "sigma": {

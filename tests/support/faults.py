@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import requests
 
-from tests.support.exporter import ExporterProcess, samples
+from tests.support.exporter import samples
 from tests.support.net import wait_for
 from tests.support.paths import OUT_DIR
+from tests.support.process import ExporterProcess
 from tests.support.scenarios import SAMPLE_REF
 
 #: Where the fault suite keeps its measured figures (git-ignored; a partial run updates its rows only).

@@ -10,7 +10,9 @@ from typing import Any
 import requests
 
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import ExporterProcess, config_text, select
+from tests.support.configs import config_text
+from tests.support.exporter import select
+from tests.support.process import ExporterProcess
 from tests.support.scenarios import CLIENT_ID, CLIENT_TOKEN
 
 TOKEN = "lifecycle-token-0123456789abcdef"

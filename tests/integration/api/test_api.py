@@ -14,8 +14,10 @@ import pytest
 import requests
 
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import ExporterProcess, config_text, select
+from tests.support.configs import config_text
+from tests.support.exporter import select
 from tests.support.net import wait_for
+from tests.support.process import ExporterProcess
 from tests.support.scenarios import scenario_from
 
 TOKEN = "api-token-canary-0123456789abcdef"

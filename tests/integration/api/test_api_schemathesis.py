@@ -15,7 +15,8 @@ import requests
 
 from sigma_exporter.simulator import Simulator
 from sigma_exporter.web.api.parse import MAX_FUTURE_SECONDS
-from tests.support.exporter import ExporterProcess, config_text
+from tests.support.configs import config_text
+from tests.support.process import ExporterProcess
 from tests.support.scenarios import scenario_from
 
 schemathesis = pytest.importorskip("schemathesis")

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from tests.support.configs import GOOD, with_change
-from tests.support.exporter import EXPORTER, run_command
+from tests.support.process import EXPORTER, run_command
 
 
 def run_check(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

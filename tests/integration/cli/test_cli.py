@@ -15,8 +15,9 @@ import requests
 
 from sigma_exporter.simulator import Simulator
 from tests.support.binaries import require_binary
-from tests.support.exporter import EXPORTER, ExporterProcess, config_text
+from tests.support.configs import config_text
 from tests.support.net import free_port, wait_for
+from tests.support.process import EXPORTER, ExporterProcess
 from tests.support.scenarios import SAMPLE_REF
 
 Start = Callable[..., ExporterProcess]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import requests
 
-from tests.support.exporter import EXPORTER
 from tests.support.net import free_port
+from tests.support.process import EXPORTER
 
 WITHIN = 75.0  # the demo promises a minute; a loaded CI machine gets a little more
 

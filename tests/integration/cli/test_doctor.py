@@ -15,9 +15,10 @@ import pytest
 
 from sigma_exporter.sigma.recording import MARK, recorded
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import ExporterProcess, config_text, run_command
+from tests.support.configs import config_text
 from tests.support.net import free_port, wait_for
 from tests.support.pki import Issued, issue, make_ca
+from tests.support.process import ExporterProcess, run_command
 from tests.support.scenarios import CLIENT_TOKEN, scenario_from
 
 CANARY = "doctor-canary-secret-5a1b2c3d4e"

@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import ExporterProcess, config_text
+from tests.support.configs import config_text
 from tests.support.net import wait_for
+from tests.support.process import ExporterProcess
 
 SHUTDOWN_LIMIT = 2.0
 REFERENCES = ["sample2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd", "ref-failed", "ref-pending"]

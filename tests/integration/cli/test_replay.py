@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import EXPORTER, config_text, normalise, run_command
+from tests.support.configs import config_text
+from tests.support.exporter import normalise
 from tests.support.net import free_port
 from tests.support.paths import RECORDED_DIR
+from tests.support.process import EXPORTER, run_command
 from tests.support.scenarios import SAMPLE_REF, VENDOR_SCENARIO, scenario_from
 
 GROUP_REF = "grp-2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd"

@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import EXPORTER, ExporterProcess, config_text
+from tests.support.configs import config_text
+from tests.support.process import EXPORTER, ExporterProcess
 from tests.support.runs import SCENARIO, TOKEN, config
 from tests.support.scenarios import CLIENT_TOKEN, scenario_from
 

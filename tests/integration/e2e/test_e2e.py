@@ -24,10 +24,11 @@ import yaml
 
 from sigma_exporter.simulator import Simulator
 from tests.support.binaries import require_binary
+from tests.support.configs import config_text
 from tests.support.dashboard_queries import dashboard_queries
-from tests.support.exporter import ExporterProcess, config_text
 from tests.support.net import free_port, wait_for
 from tests.support.paths import ROOT
+from tests.support.process import ExporterProcess
 from tests.support.scenarios import scenario_from
 
 pytestmark = pytest.mark.e2e

@@ -27,8 +27,9 @@ import requests
 
 from sigma_exporter.sigma.client import TOKEN_FAILURE_HOLD_SECONDS
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import ExporterProcess, config_text
+from tests.support.configs import config_text
 from tests.support.faults import ALL_REFS, FAULTS_JSON, GROUPS, INTERVAL, REPORTS, Scraper, View, table_lines
+from tests.support.process import ExporterProcess
 from tests.support.scenarios import SAMPLE_REF, VENDOR_SCENARIO, scenario_from
 
 TIMEOUT = 0.4

@@ -26,8 +26,9 @@ import requests
 import yaml
 
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import EXPORTER, ExporterProcess, samples
+from tests.support.exporter import samples
 from tests.support.net import wait_for
+from tests.support.process import EXPORTER, ExporterProcess
 from tests.support.scenarios import scenario_from
 
 AUTH_TYPES = ("apikey", "basic", "token")

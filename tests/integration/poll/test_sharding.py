@@ -7,7 +7,9 @@ from collections import Counter
 from collections.abc import Callable
 
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import ExporterProcess, config_text, select
+from tests.support.configs import config_text
+from tests.support.exporter import select
+from tests.support.process import ExporterProcess
 
 Start = Callable[..., ExporterProcess]
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import EXPORTER, ExporterProcess, config_text
+from tests.support.configs import config_text
 from tests.support.net import wait_for
+from tests.support.process import EXPORTER, ExporterProcess
 from tests.support.runs import SCENARIO, config, register, start_run, value
 from tests.support.scenarios import scenario_from
 

@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import ExporterProcess, select
+from tests.support.exporter import select
 from tests.support.net import wait_for
+from tests.support.process import ExporterProcess
 from tests.support.runs import SCENARIO, TOKEN, config, register, start_run, value
 from tests.support.scenarios import scenario_from
 

@@ -20,8 +20,9 @@ from sigma_exporter.runs.store.writer import StateWriter
 from sigma_exporter.sigma.client import SigmaClient
 from sigma_exporter.sigma.stats import ApiStats
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import ExporterProcess, config_text
+from tests.support.configs import config_text
 from tests.support.net import wait_for
+from tests.support.process import ExporterProcess
 from tests.support.runs import SCENARIO, value
 from tests.support.scenarios import CLIENT_ID, CLIENT_TOKEN, scenario_from
 

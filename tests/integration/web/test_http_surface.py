@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import ExporterProcess, config_text
+from tests.support.configs import config_text
 from tests.support.net import wait_for
+from tests.support.process import ExporterProcess
 from tests.support.scenarios import SAMPLE_REF
 
 Start = Callable[..., ExporterProcess]

@@ -10,9 +10,10 @@ import pytest
 import requests
 
 from sigma_exporter.simulator import Simulator
-from tests.support.exporter import ExporterProcess, config_text
+from tests.support.configs import config_text
 from tests.support.net import wait_for
 from tests.support.pki import PKI, write
+from tests.support.process import ExporterProcess
 from tests.support.webconfig import hash_password
 
 Start = Callable[..., ExporterProcess]
@@ -95,7 +96,7 @@ def test_password_rotation_applies_without_restart(
 def test_bad_web_config_fails_at_startup(simulator: Simulator, tmp_path: Path) -> None:
     import subprocess
 
-    from tests.support.exporter import EXPORTER
+    from tests.support.process import EXPORTER
 
     config = tmp_path / "c.yml"
     config.write_text(config_text(simulator.url, reports=["ref-failed"]))
