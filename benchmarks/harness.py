@@ -29,6 +29,11 @@ from typing import Any, Final
 
 import yaml
 
+# Run as scripts, the benchmarks see their own folder only: the checkout too, for tests.support.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.net import free_port, wait_for
+
 ROOT: Final = Path(__file__).resolve().parent.parent
 PYTHON: Final = sys.executable
 CLIENT_ID: Final = "8HIG1002H6"
@@ -43,21 +48,6 @@ def log(message: str) -> None:
 
 class BenchError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, every: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(every)
-    raise BenchError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def machine() -> dict[str, str]:
@@ -249,7 +239,7 @@ def run_simulator(procs: Processes, scenario: dict[str, Any], name: str = "scena
         except OSError:
             return False
 
-    wait_for(up, 60, "the simulator")
+    wait_for(up, 60, what="the simulator")
     return sim
 
 
@@ -261,7 +251,7 @@ def start_simulator(
         "faults": {"latency_seconds": latency},
     }
     sim = run_simulator(procs, scenario, f"scenario-{reports}")
-    wait_for(lambda: int(sim.stats()["runs"]) >= reports, 60, "the simulator's runs")
+    wait_for(lambda: int(sim.stats()["runs"]) >= reports, 60, what="the simulator's runs")
     return sim
 
 
@@ -364,7 +354,7 @@ def start_exporter(
         except OSError:
             return False
 
-    wait_for(healthy, 60, f"{name} to listen")
+    wait_for(healthy, 60, what=f"{name} to listen")
     return exporter
 
 

@@ -27,6 +27,10 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from harness import (
     BenchError,
     Child,
@@ -43,6 +47,8 @@ from harness import (
     start_exporter,
     start_simulator,
 )
+
+from tests.support.net import WaitTimeout
 
 
 class Sampler:
@@ -361,7 +367,7 @@ def main() -> int:
         except KeyboardInterrupt:
             log("interrupted: every process stopped")
             return 130
-        except BenchError as exc:
+        except (BenchError, WaitTimeout) as exc:
             log(f"failed: {exc}")
             return 1
     header = (

@@ -33,7 +33,6 @@ from harness import (
     API_PREFIX,
     PYTHON,
     Processes,
-    free_port,
     http_get,
     log,
     machine,
@@ -41,8 +40,9 @@ from harness import (
     processes,
     start_exporter,
     start_simulator,
-    wait_for,
 )
+
+from tests.support.net import free_port, wait_for
 
 TOKEN = "bench-api-token-0123456789abcdef"
 
@@ -116,7 +116,7 @@ def bench_store(
     )
     wall, latencies = register_all(exporter.port, args.runs, args.clients, name.split(maxsplit=1)[0].lower())
     done = time.perf_counter()
-    wait_for(lambda: held(exporter.port) >= args.runs, 60, "every run held")
+    wait_for(lambda: held(exporter.port) >= args.runs, 60, what="every run held")
     taken = time.perf_counter() - done
     row = {
         "store": name,
@@ -135,7 +135,7 @@ def bench_floor(procs: Processes, args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     script = str(Path(__file__).parent / "registry_floor.py")
     child = procs.start("floor", [PYTHON, script, str(port), str(procs.workdir / "floor.db")])
-    wait_for(lambda: _answers(port, "/"), 30, "the floor server")
+    wait_for(lambda: _answers(port, "/"), 30, what="the floor server")
     wall, latencies = register_all(port, args.runs, args.clients, "floor")
     row = {
         "store": "floor: http.server + sqlite3, same durable insert",
@@ -211,9 +211,9 @@ def bench_start(procs: Processes, sim_url: str, token_file: Path, runs: int) -> 
     exporter = start_exporter(
         procs, config(sim_url, token_file, {"url": f"sqlite:///{path}"}), name=f"exporter-{runs}"
     )
-    wait_for(lambda: _answers(exporter.port, "/-/ready"), 300, "ready")
+    wait_for(lambda: _answers(exporter.port, "/-/ready"), 300, what="ready")
     ready = time.perf_counter() - started
-    wait_for(lambda: held(exporter.port) >= runs, 300, "the runs restored")
+    wait_for(lambda: held(exporter.port) >= runs, 300, what="the runs restored")
     restored = time.perf_counter() - started
     _, body, _ = http_get("127.0.0.1", exporter.port, "/metrics", timeout=60)
     per_run, per_identity = exposition_sizes(body.decode(), runs, min(runs, 500))
@@ -252,7 +252,7 @@ def main() -> None:
             bench_store(procs, sim_url, token_file, "SQLite (WAL, synchronous=FULL)", {}, args),
         ]
         try:
-            from tests.postgres import PASSWORD, start_cluster
+            from tests.support.postgres import PASSWORD, start_cluster
 
             cluster_iter = start_cluster(Path(tmp))
             cluster = next(cluster_iter)

@@ -35,6 +35,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from harness import (
     PYTHON,
     BenchError,
@@ -53,8 +56,9 @@ from harness import (
     scrape_load,
     start_exporter,
     start_simulator,
-    wait_for,
 )
+
+from tests.support.net import WaitTimeout, free_port, wait_for
 
 BENCH_DIR = Path(__file__).resolve().parent
 NAIVE_WINDOW = 2000  # calls the naive exporter is timed over when a full cycle would take too long
@@ -103,7 +107,7 @@ def bench_ours(procs: Processes, sim: Simulator, n: int, latency: float, concurr
             exporter.child.check_alive()
             return sim.status_calls() >= calls_before + n
 
-        wait_for(made, cycle_timeout, "the cycle's calls", 0.05)
+        wait_for(made, cycle_timeout, interval=0.05, what="the cycle's calls")
         return exporter.wait_cycle_end(exporter.last_poll, 60, every=0.05)
 
     values = cycle_end(calls0)
@@ -117,7 +121,9 @@ def bench_ours(procs: Processes, sim: Simulator, n: int, latency: float, concurr
     cycle = sum(durations) / len(durations)
     log(f"  cycle {cycle:.2f}s (limit {limit:.2f}s), {checks / max(cpu_b - cpu_a, 1e-9):.0f} checks/CPU-s")
     # scrape while the next cycle polls, as a busy installation is scraped
-    wait_for(lambda: sim.status_calls() > calls_b, interval + 30, "the next poll cycle to start", 0.1)
+    wait_for(
+        lambda: sim.status_calls() > calls_b, interval + 30, interval=0.1, what="the next poll cycle to start"
+    )
     healthy = keepalive_latency(exporter.port, "/-/healthy", 200)
     scrapes = scrape_suite(exporter.port, n, naive=False)
     peak = exporter.child.peak_rss_mb()
@@ -145,7 +151,7 @@ def bench_naive(procs: Processes, sim: Simulator, n: int, latency: float, concur
     interval = max(2.5, limit * 1.5 + 2.0 + n / 4000)
     refs = procs.workdir / f"naive-refs-{n}.txt"
     refs.write_text("\n".join(references(n)) + "\n")
-    port = _free_port()
+    port = free_port()
     full = n <= NAIVE_WINDOW
     log(f"N={n}: naive exporter ({'one full cycle' if full else f'a {NAIVE_WINDOW}-call window'})")
     calls0 = sim.status_calls()
@@ -170,17 +176,27 @@ def bench_naive(procs: Processes, sim: Simulator, n: int, latency: float, concur
         child.check_alive()
         return sim.status_calls() >= count
 
-    wait_for(lambda: calls_at_least(calls0 + 1), 60, "the naive exporter's first call", 0.02)
+    wait_for(lambda: calls_at_least(calls0 + 1), 60, interval=0.02, what="the naive exporter's first call")
     t1, cpu1, calls1 = time.monotonic(), child.cpu_seconds(), sim.status_calls()
     target = calls0 + n if full else calls1 + NAIVE_WINDOW
-    wait_for(lambda: calls_at_least(target), (target - calls1) * per_call_bound + 60, "the naive cycle", 0.02)
+    wait_for(
+        lambda: calls_at_least(target),
+        (target - calls1) * per_call_bound + 60,
+        interval=0.02,
+        what="the naive cycle",
+    )
     t2, cpu2, calls2 = time.monotonic(), child.cpu_seconds(), sim.status_calls()
     per_call = (t2 - t1) / max(calls2 - calls1, 1)
     if not full:
         log(f"  filling the naive exporter's {n} references at zero latency (not timed)")
         sim.set_faults(latency_seconds=0.0)
         try:
-            wait_for(lambda: calls_at_least(calls0 + n), n * 0.05 + 60, "the naive cycle to finish", 0.1)
+            wait_for(
+                lambda: calls_at_least(calls0 + n),
+                n * 0.05 + 60,
+                interval=0.1,
+                what="the naive cycle to finish",
+            )
         finally:
             sim.set_faults(latency_seconds=latency)
     scrapes = scrape_suite(port, n, naive=True)
@@ -200,7 +216,7 @@ def bench_naive(procs: Processes, sim: Simulator, n: int, latency: float, concur
 def bench_floor(procs: Processes, n: int, identity_bytes: int, gzip_bytes: int) -> dict[str, Any]:
     """The same scrapes against a minimal threaded http.server with fixed bodies of the same sizes."""
     log(f"N={n}: floor: a static http.server with bodies of {identity_bytes} and {gzip_bytes} bytes")
-    port = _free_port()
+    port = free_port()
     child = procs.start(
         "static",
         [
@@ -223,17 +239,11 @@ def bench_floor(procs: Processes, n: int, identity_bytes: int, gzip_bytes: int) 
         except OSError:
             return False
 
-    wait_for(listening, 30, "the static server")
+    wait_for(listening, 30, what="the static server")
     scrapes = scrape_suite(port, n, naive=False)
     peak = child.peak_rss_mb()
     procs.stop(child)
     return {"scrapes": scrapes, "peak_rss_mb": peak}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def bench_urllib3(sim: Simulator, n: int, concurrency: int) -> dict[str, Any]:
@@ -607,7 +617,7 @@ def main() -> int:
         except KeyboardInterrupt:
             log("interrupted: stopping every process")
             return 130
-        except BenchError as exc:
+        except (BenchError, WaitTimeout) as exc:
             log(f"benchmark failed: {exc}")
             return 1
     results["wall_seconds"] = time.monotonic() - began

@@ -11,7 +11,7 @@ from sigma_exporter.metrics.snapshot import ExporterInfo, ReferenceState, Snapsh
 from sigma_exporter.runs.held import GroupCounts, ReportRow
 from sigma_exporter.sigma.replies import ALL_STATUSES
 from sigma_exporter.sigma.stats import ApiStats
-from tests.unit.factories import api_ref
+from tests.support.factories import api_ref
 
 INFO = ExporterInfo("1.0", "3.11")
 

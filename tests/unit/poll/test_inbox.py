@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sigma_exporter.config.load import Config, ConfigError
 from sigma_exporter.poll.inbox import ReloadInbox
-from tests.unit.factories import config
+from tests.support.factories import config
 
 
 def failing() -> Config:

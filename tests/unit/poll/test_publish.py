@@ -10,7 +10,7 @@ from sigma_exporter.runs.references import Shard
 from sigma_exporter.runs.registry import Registry
 from sigma_exporter.runs.store.memory import MemoryStore
 from sigma_exporter.runs.store.writer import StateWriter
-from tests.unit.factories import api_ref, config, run, seen
+from tests.support.factories import api_ref, config, run, seen
 
 
 def holdings() -> Holdings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sigma_exporter.poll.select import select
 from sigma_exporter.runs.held import HeldRun, Key
-from tests.unit.factories import run
+from tests.support.factories import run
 
 NOW = 10_000.0  # monotonic
 

@@ -14,7 +14,7 @@ from sigma_exporter.runs.store.memory import MemoryStore
 from sigma_exporter.runs.store.records import Loaded, RunRecord
 from sigma_exporter.runs.store.writer import StateWriter
 from sigma_exporter.sigma.errors import BadRequestError
-from tests.unit.factories import api_ref, config, seen
+from tests.support.factories import api_ref, config, seen
 
 
 def holdings(store: MemoryStore | None = None) -> Holdings:

@@ -15,7 +15,7 @@ from sigma_exporter.runs.references import ReferenceFiles, Shard
 from sigma_exporter.runs.registry import Registry
 from sigma_exporter.runs.store.memory import MemoryStore
 from sigma_exporter.runs.store.writer import StateWriter
-from tests.unit.factories import config
+from tests.support.factories import config
 
 
 def write(path: Path, text: str, mtime: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sigma_exporter.sigma.link import SigmaLink
 from sigma_exporter.sigma.stats import ApiStats
-from tests.unit.factories import config
+from tests.support.factories import config
 
 
 def test_a_new_client_only_when_sigma_or_the_pool_changes() -> None:
