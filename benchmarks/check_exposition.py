@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sigma_exporter.metrics.exposition import render
+from sigma_exporter.metrics.render import render
 from tests.support.exposition import round_trip, snapshots
 
 

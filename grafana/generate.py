@@ -4,7 +4,7 @@
     python grafana/generate.py            # write the JSON files
     python grafana/generate.py --check    # exit 1 when a committed file differs from what this generates
 
-Edit grafana/boards/, not the JSON: tests/test_dashboards.py and `make lint` fail when the two disagree.
+Edit grafana/boards/, not the JSON: tests/deploy/test_dashboards.py and `make lint` fail when the two disagree.
 The dashboards are built with Grafana's own typed builders (PyPI `grafana-foundation-sdk`, a dev
 dependency). Every query selects `job="$job", instance=~"$instance"` (plus `reference="$reference"` on the
 reference dashboard and the report identity on the reports dashboard), every panel and target uses the

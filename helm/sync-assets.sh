@@ -1,6 +1,6 @@
 #!/bin/sh
 # Copy the alert rules and Grafana dashboards into the chart (Helm reads only files inside the chart).
-# Run after changing prometheus/alerts.yml or grafana/dashboards/*.json; tests/test_helm_chart.py fails
+# Run after changing prometheus/alerts.yml or grafana/dashboards/*.json; tests/deploy/chart/test_chart_monitoring.py fails
 # while the copies differ from the originals.
 #
 #   helm/sync-assets.sh           copy

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ from sigma_exporter.config.expectations import parse_expectations
 from sigma_exporter.config.model import (
     DEFAULT_DURATION_BUCKETS,
     KINDS,
+    RECHECK_RULES,
     SECRET_ENV,
     AuthConfig,
     Config,
@@ -124,7 +126,7 @@ def parse_reference_file(data: object, source: str) -> list[Reference]:
     """The references of a reference file's parsed YAML (the same `reports:` and `groups:` lists as the
     config's `references:`)."""
     section = Section(data, "", source)
-    refs = parse_reference_lists(section)
+    refs = [replace(ref, source="file") for ref in parse_reference_lists(section)]
     section.done()
     return refs
 
@@ -182,6 +184,10 @@ def parse_config(data: object, source: str, environ: Mapping[str, str] | None = 
         interval_seconds=poll.number("interval_seconds", 60.0, minimum=0.1, maximum=86400),
         concurrency=poll.integer("concurrency", 8, minimum=1, maximum=256),
         final_recheck_seconds=poll.number("final_recheck_seconds", 900.0, minimum=0, maximum=7 * 86400),
+        final_recheck=poll.choice("final_recheck", "decay", RECHECK_RULES),
+        final_recheck_max_seconds=poll.number(
+            "final_recheck_max_seconds", 3600.0, minimum=1, maximum=7 * 86400
+        ),
     )
     poll.done()
     if sigma_config.timeout_seconds > poll_config.interval_seconds:

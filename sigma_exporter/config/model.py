@@ -34,6 +34,8 @@ SECRET_ENV: Final = {
 KINDS: Final = ("report", "group")
 #: Where a run comes from (the `source` label and the API's `source` field).
 SOURCES: Final = ("config", "file", "api", "schedule")
+#: How final runs are re-checked (`poll.final_recheck`).
+RECHECK_RULES: Final = ("decay", "fixed")
 #: Sources whose runs are retired by `retention:` (config and file runs leave when they are removed).
 RETAINED_SOURCES: Final = frozenset({"api", "schedule"})
 #: Longest label value accepted from the API and from files.
@@ -100,6 +102,11 @@ class PollConfig:
     interval_seconds: float = 60.0
     concurrency: int = 8
     final_recheck_seconds: float = 900.0
+    #: `decay`: each re-check of a final run waits twice as long as the one before, and an end of an api
+    #: or schedule run is confirmed once, then left alone; `fixed`: every `final_recheck_seconds`, forever.
+    final_recheck: str = "decay"
+    #: The longest wait between re-checks of a final config or file reference (they are never left alone).
+    final_recheck_max_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,7 @@ class MetricsConfig:
     duration_buckets: tuple[float, ...] = DEFAULT_DURATION_BUCKETS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reference:
     """A run the exporter holds: its reference number, kind (report/group), the operator's own labels,
     where it came from, and what its registration said (report ids, when it was submitted)."""

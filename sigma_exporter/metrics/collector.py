@@ -6,7 +6,7 @@ builders of `families.py`."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 from sigma_exporter.metrics.families import (
@@ -18,7 +18,6 @@ from sigma_exporter.metrics.families import (
     gauge,
     histogram,
 )
-from sigma_exporter.metrics.identities import identity_families, registry_families
 from sigma_exporter.metrics.snapshot import ReferenceState, Snapshot
 from sigma_exporter.sigma.actions import POLLED_ACTIONS
 from sigma_exporter.sigma.errors import ERROR_REASONS
@@ -32,7 +31,7 @@ STATUS_LABELS = ["reference", "report_group_id", "report_id", "report_name", "st
 _STATE_TAILS: Final = tuple((status, f'{status}"}} 1.0\n', f'{status}"}} 0.0\n') for status in ALL_STATUSES)
 
 
-def _report_families(snapshot: Snapshot, sparse: bool) -> Iterator[Family]:
+def _report_families(states: Iterable[ReferenceState], sparse: bool) -> Iterator[Family]:
     status = gauge(
         "sigma_report_status",
         "Current status of each watched report: 1 for the current status, 0 for the others.",
@@ -48,14 +47,12 @@ def _report_families(snapshot: Snapshot, sparse: bool) -> Iterator[Family]:
         "Reports whose last reply carried an errorCode (value always 1).",
         ["reference", "report_group_id", "report_id", "error_code"],
     )
-    totals: Counter[str] = Counter()
     status_lines, since_lines = status.lines, since.lines
-    for state in snapshot.references:
+    for state in states:
         if not state.up:
             continue
         ref = escape_value(state.ref.reference)
         for row in state.reports:
-            totals[row.status] += 1
             # The label names are in sorted order already: reference < report_group_id < report_id < ...
             ids = f'reference="{ref}",report_group_id="{escape_value(row.report_group_id)}",report_id="{escape_value(row.report_id)}"'
             prefix = f'sigma_report_status{{{ids},report_name="{escape_value(row.report_name)}",status="'
@@ -71,17 +68,10 @@ def _report_families(snapshot: Snapshot, sparse: bool) -> Iterator[Family]:
             )
             if row.error_code:
                 errors.add([state.ref.reference, row.report_group_id, row.report_id, row.error_code], 1.0)
-    reports = gauge(
-        "sigma_reports",
-        "Number of watched reports (individual and group members) in each status.",
-        ["status"],
-    )
-    for value in ALL_STATUSES:
-        reports.add([value], float(totals[value]))
-    yield from (status, since, errors, reports)
+    yield from (status, since, errors)
 
 
-def _group_families(snapshot: Snapshot, sparse: bool) -> Iterator[Family]:
+def _group_families(states: Iterable[ReferenceState], sparse: bool) -> Iterator[Family]:
     labels = ["reference", "report_group_id"]
     per_status = gauge(
         "sigma_group_reports",
@@ -101,7 +91,7 @@ def _group_families(snapshot: Snapshot, sparse: bool) -> Iterator[Family]:
     members = gauge(
         "sigma_group_report_members", "noOfReports of a group run, as the API reports it.", labels
     )
-    for state in snapshot.references:
+    for state in states:
         if not state.up or state.group is None:
             continue
         group_id = _group_id(state)
@@ -124,18 +114,16 @@ def _group_id(state: ReferenceState) -> str:
     return next((row.report_group_id for row in state.reports if row.report_group_id), "")
 
 
-def _reference_families(snapshot: Snapshot) -> Iterator[Family]:
+def _reference_families(states: Iterable[ReferenceState]) -> Iterator[Family]:
     up = gauge(
         "sigma_reference_up",
         "1 when the last check of this reference succeeded.",
         ["reference", "kind"],
     )
     info = gauge("sigma_reference_info", "Watched references with their own labels (value always 1).")
-    count: Counter[str] = Counter()
     up_lines, info_lines = up.lines, info.lines
-    for state in snapshot.references:
+    for state in states:
         ref = state.ref
-        count[ref.kind] += 1
         reference = escape_value(ref.reference)
         kind = escape_value(ref.kind)
         up_lines.append(
@@ -145,10 +133,39 @@ def _reference_families(snapshot: Snapshot) -> Iterator[Family]:
             info.add_labels({"reference": ref.reference, "kind": ref.kind, **dict(ref.labels)}.items(), 1.0)
         else:
             info_lines.append(f'sigma_reference_info{{kind="{kind}",reference="{reference}"}} 1.0\n')
+    yield from (up, info)
+
+
+def run_families(states: Iterable[ReferenceState], sparse: bool) -> list[Family]:
+    """The per-run families (in exposition order) with the lines of `states`: all runs, or a bucket of
+    them (the exposition renders by change, a bucket at a time)."""
+    states = tuple(states)
+    return [*_report_families(states, sparse), *_group_families(states, sparse), *_reference_families(states)]
+
+
+def reports_family(snapshot: Snapshot) -> Family:
+    """sigma_reports: the reports of the runs that are up, by status, every status from zero."""
+    totals: Counter[str] = Counter()
+    for state in snapshot.references:
+        if state.up:
+            totals.update(row.status for row in state.reports)
+    reports = gauge(
+        "sigma_reports",
+        "Number of watched reports (individual and group members) in each status.",
+        ["status"],
+    )
+    for value in ALL_STATUSES:
+        reports.add([value], float(totals[value]))
+    return reports
+
+
+def references_family(snapshot: Snapshot) -> Family:
+    """sigma_references: the runs held, by kind."""
+    count = Counter(state.ref.kind for state in snapshot.references)
     references = gauge("sigma_references", "References this process watches.", ["kind"])
     for kind_value in ("report", "group"):
         references.add([kind_value], float(count[kind_value]))
-    yield from (up, info, references)
+    return references
 
 
 def _api_families(snapshot: Snapshot) -> Iterator[Family]:
@@ -217,15 +234,11 @@ def _exporter_families(snapshot: Snapshot) -> Iterator[Family]:
     yield shard
 
 
-def families(snapshot: Snapshot) -> list[Family]:
-    """Every metric family the snapshot implies, in a stable order."""
-    sparse = snapshot.info.status_series == "current"
-    return [
-        *_report_families(snapshot, sparse),
-        *_group_families(snapshot, sparse),
-        *_reference_families(snapshot),
-        *_api_families(snapshot),
-        *identity_families(snapshot),
-        *registry_families(snapshot),
-        *_exporter_families(snapshot),
-    ]
+def api_families(snapshot: Snapshot) -> list[Family]:
+    """The Sigma API's call statistics."""
+    return list(_api_families(snapshot))
+
+
+def exporter_families(snapshot: Snapshot) -> list[Family]:
+    """The exporter's own: sigma_up, the poll cycle, reloads, build and shard."""
+    return list(_exporter_families(snapshot))

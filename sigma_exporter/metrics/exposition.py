@@ -1,17 +1,14 @@
-"""The exposition, rendered once per snapshot and reused by every scrape.
-
-A scrape only picks bytes: text or OpenMetrics (content negotiation), gzip or not. The small process_*
-part is rendered apart, at most once a second, so that CPU and memory figures are current; gzip allows
-concatenated members, so the pre-compressed body and the process part are joined without recompressing.
+"""What a scrape gets: the snapshot's exposition (rendered by change, `render.py`) in the format it asked
+for, gzipped or not, with the small process_* part rendered apart, at most once a second, so that CPU and
+memory figures are current. gzip allows concatenated members, so the pre-compressed body and the process
+part are joined without recompressing.
 """
 
 from __future__ import annotations
 
 import gzip
 import time
-import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Final
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -20,78 +17,11 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
-from sigma_exporter.metrics.collector import families
-from sigma_exporter.metrics.families import escape_value
-from sigma_exporter.metrics.snapshot import Snapshot
+from sigma_exporter.metrics.render import Rendered
 
 TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 OM_CONTENT_TYPE: Final = OPENMETRICS_CONTENT_TYPE
 OM_EOF: Final = b"# EOF\n"
-GZIP_LEVEL: Final = 5
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """One snapshot's exposition. The sample lines of each family are kept once, as bytes shared by both
-    formats; only the small HELP/TYPE headers exist twice. The identity bodies are joined when asked
-    for (a scrape joins them with the process part anyway), so a snapshot holds its samples once, not
-    twice: at 10,000 references 14 MB instead of 28 MB, and as much less while the next one renders."""
-
-    text_parts: tuple[bytes, ...]
-    openmetrics_parts: tuple[bytes, ...]  # without the closing "# EOF"
-    text_gzip: bytes
-    openmetrics_gzip: bytes
-
-    @property
-    def text(self) -> bytes:
-        """The whole text-format body (joined on each call)."""
-        return b"".join(self.text_parts)
-
-    @property
-    def openmetrics(self) -> bytes:
-        """The OpenMetrics body without the closing "# EOF"."""
-        return b"".join(self.openmetrics_parts)
-
-
-def _text_help(doc: str) -> str:
-    return doc.replace("\\", r"\\").replace("\n", r"\n")
-
-
-def _om_help(doc: str) -> str:
-    return escape_value(doc)
-
-
-def render(snapshot: Snapshot) -> Rendered:
-    """Both formats from one pass: the sample lines are shared, only the family headers differ (the text
-    format names a counter family `<name>_total`). The gzip bodies are compressed as the parts come."""
-    text_parts: list[bytes] = []
-    om_parts: list[bytes] = []
-    text_zip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: a gzip stream, mtime 0
-    om_zip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    text_gzip: list[bytes] = []
-    om_gzip: list[bytes] = []
-    for family in families(snapshot):
-        body = "".join(family.lines).encode("utf-8")
-        family.lines = []  # let the strings go as soon as their bytes exist
-        name, kind = family.name, family.kind
-        text_name = f"{name}_total" if kind == "counter" else name
-        text_head = f"# HELP {text_name} {_text_help(family.documentation)}\n# TYPE {text_name} {kind}\n"
-        om_head = f"# HELP {name} {_om_help(family.documentation)}\n# TYPE {name} {kind}\n"
-        for parts, zipper, zipped, head in (
-            (text_parts, text_zip, text_gzip, text_head.encode()),
-            (om_parts, om_zip, om_gzip, om_head.encode()),
-        ):
-            parts.extend((head, body))
-            zipped.append(zipper.compress(head))
-            zipped.append(zipper.compress(body))
-    text_gzip.append(text_zip.flush())
-    om_gzip.append(om_zip.flush())
-    return Rendered(
-        text_parts=tuple(text_parts),
-        openmetrics_parts=tuple(om_parts),
-        text_gzip=b"".join(text_gzip),
-        openmetrics_gzip=b"".join(om_gzip),
-    )
 
 
 class ProcessPart:

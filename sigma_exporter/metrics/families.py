@@ -51,6 +51,8 @@ class Family:
     kind: str
     labelnames: Sequence[str] = ()
     lines: list[str] = field(default_factory=list)
+    #: The OpenMetrics lines where they differ from the text format's (None: they do not).
+    om_lines: list[str] | None = None
 
     def add(self, values: Sequence[str], value: float, suffix: str = "") -> None:
         """One sample line with the label values of `labelnames`, in order; `suffix` (`_total`, `_bucket`...)

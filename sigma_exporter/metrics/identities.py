@@ -4,20 +4,21 @@ a timestamp that never happened (no success yet) has no series rather than a zer
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from sigma_exporter.config.model import SOURCES
 from sigma_exporter.metrics.families import Family, add_histogram, counter, gauge, histogram
-from sigma_exporter.metrics.snapshot import Snapshot
+from sigma_exporter.metrics.snapshot import IdentityState, Snapshot
 from sigma_exporter.runs.outcomes import OUTCOMES, REGISTER_RESULTS, RETIRE_REASONS, RUN_STATES
 
 IDENTITY = ["report_group_id", "report_id"]
 
 
-def identity_families(snapshot: Snapshot) -> Iterator[Family]:
-    """The per report identity families: runs by outcome, last success, failure and duration, the duration
-    histogram, active runs and info; the expectation families only when some identity has an expectation.
-    Pure."""
+def identity_families(states: Iterable[IdentityState], duration_bounds: tuple[float, ...]) -> list[Family]:
+    """The per report identity families (in exposition order) with the lines of `states`: all identities,
+    or a bucket of them. Runs by outcome, last success, failure and duration, the duration histogram,
+    active runs and info, then the five expectation families (`EXPECTATION_FAMILIES` of them, exported only
+    when some identity has an expectation: see `has_expectations`)."""
     runs = counter(
         "sigma_report_runs", "Runs that ended, by outcome; each run counted once.", [*IDENTITY, "outcome"]
     )
@@ -64,8 +65,8 @@ def identity_families(snapshot: Snapshot) -> Iterator[Family]:
     missed_runs = counter(
         "sigma_report_missed_runs", "Expected runs that never started within their grace.", IDENTITY
     )
-    bounds = (*snapshot.registry.duration_bounds, float("inf"))
-    for state in snapshot.identities:
+    bounds = (*duration_bounds, float("inf"))
+    for state in states:
         record = state.record
         key = [record.report_group_id, record.report_id]
         outcomes = dict(record.outcomes)
@@ -90,9 +91,29 @@ def identity_families(snapshot: Snapshot) -> Iterator[Family]:
             missed.add(key, float(verdict.missed))
             overdue.add(key, float(verdict.overdue))
             missed_runs.add(key, float(verdict.missed_total), "_total")
-    yield from (runs, last_success, last_failure, last_duration, duration, active, info)
-    if any(state.verdict is not None for state in snapshot.identities):
-        yield from (expected, next_expected, missed, overdue, missed_runs)
+    return [
+        runs,
+        last_success,
+        last_failure,
+        last_duration,
+        duration,
+        active,
+        info,
+        expected,
+        next_expected,
+        missed,
+        overdue,
+        missed_runs,
+    ]
+
+
+#: The last families of `identity_families`, exported only when some identity has an expectation.
+EXPECTATION_FAMILIES = 5
+
+
+def has_expectations(snapshot: Snapshot) -> bool:
+    """Some identity has an expectation judged by this shard: the expectation families are exported."""
+    return any(state.verdict is not None for state in snapshot.identities)
 
 
 def registry_families(snapshot: Snapshot) -> Iterator[Family]:

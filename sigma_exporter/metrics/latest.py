@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sigma_exporter.metrics.exposition import Rendered, render
-from sigma_exporter.metrics.snapshot import Snapshot
+from sigma_exporter.metrics.render import Exposition, Rendered
+from sigma_exporter.metrics.snapshot import ReferenceState, Snapshot
 
 
 @dataclass(frozen=True)
 class Published:
-    """A snapshot and its exposition, rendered once; swapped as one so that a scrape never pairs one snapshot
+    """A snapshot and its exposition, rendered by change; swapped as one so that a scrape never pairs one snapshot
     with another's bytes."""
 
     snapshot: Snapshot
     rendered: Rendered
+
+    @functools.cached_property
+    def by_reference(self) -> dict[str, ReferenceState]:
+        """The snapshot's runs by reference, made on first use (once per snapshot, not per request)."""
+        return {state.ref.reference: state for state in self.snapshot.references}
 
 
 class LatestSnapshot:
@@ -26,7 +32,8 @@ class LatestSnapshot:
 
     def __init__(self, initial: Snapshot) -> None:
         self._publish_lock = threading.Lock()
-        self._current = Published(initial, render(initial))
+        self.exposition = Exposition()  # the publisher's: behind the lock
+        self._current = Published(initial, self.exposition.render(initial))
 
     def current(self) -> Published:
         """The snapshot in force with its exposition; any thread, never blocks."""
@@ -37,5 +44,5 @@ class LatestSnapshot:
         config reload and a poll cycle publishing at once cannot undo each other."""
         with self._publish_lock:
             snapshot = make(self._current.snapshot)
-            self._current = Published(snapshot, render(snapshot))
+            self._current = Published(snapshot, self.exposition.render(snapshot))
             return snapshot

@@ -14,7 +14,7 @@ from sigma_exporter.runs.store.records import IdentityRecord
 from sigma_exporter.sigma.stats import ApiStats, ApiStatsSnapshot
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReferenceState:
     """A run as one snapshot shows it: its last check, its reports, and what it was counted as."""
 
@@ -30,7 +30,7 @@ class ReferenceState:
     outcome: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IdentityState:
     """A report identity as exported: its history (from the state store) and the runs held now."""
 
@@ -96,6 +96,8 @@ class Snapshot:
     reload: ReloadState = field(default_factory=ReloadState)
     identities: tuple[IdentityState, ...] = ()
     registry: RegistryState = field(default_factory=RegistryState)
+    #: The config is loaded and what the state store held is published (/-/ready).
+    ready: bool = False
 
 
 def initial_snapshot(info: ExporterInfo, stats: ApiStats) -> Snapshot:

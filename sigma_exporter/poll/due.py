@@ -8,16 +8,36 @@ import itertools
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
-from sigma_exporter.config.model import PollConfig
+from sigma_exporter.config.model import RETAINED_SOURCES, PollConfig
+from sigma_exporter.runs.held import HeldRun
 
 K = TypeVar("K", bound=Hashable)
 
 
-def next_check(final: bool, poll: PollConfig, checked_at: float) -> float:
-    """When a run checked at `checked_at` is due again: a final run after the re-check period (never
-    sooner than the interval), any other after the interval."""
-    step = max(poll.final_recheck_seconds, poll.interval_seconds) if final else poll.interval_seconds
-    return checked_at + step
+def next_check(run: HeldRun, poll: PollConfig, checked_at: float) -> float | None:
+    """When a run checked at `checked_at` is due again, None for never (the re-check rule of design.md):
+
+    - a run that is not final (or whose last check failed): after the interval;
+    - `final_recheck_seconds: 0`: every full cycle (after the interval), as any other run;
+    - `final_recheck: fixed`: every `final_recheck_seconds` (never sooner than the interval), forever;
+    - `decay`: the first re-check after `final_recheck_seconds`, each later one twice as long after the one
+      before; an end (FAILED, NOTIFIED, NO_DATA_AVAILABLE, NOTIFICATION_FAILED; a group all of whose members
+      are in one) of an api or schedule run is confirmed once and then left alone; config and file
+      references wait at most `final_recheck_max_seconds` and are never left alone.
+    """
+    interval = poll.interval_seconds
+    first = poll.final_recheck_seconds
+    if not run.final or first <= 0:
+        return checked_at + interval
+    if poll.final_recheck == "fixed":
+        return checked_at + max(first, interval)
+    retained = run.ref.source in RETAINED_SOURCES
+    if retained and run.ended and run.rechecks >= 1:
+        return None
+    step = first * 2.0 ** min(run.rechecks, 32)
+    if not retained:
+        step = min(step, max(first, poll.final_recheck_max_seconds))
+    return checked_at + max(step, interval)
 
 
 class DueQueue(Generic[K]):

@@ -69,6 +69,7 @@ class Poller:
         self._cycles = 0
         self._skipped_total = 0
         self._last_failures = 0
+        self._last_call = -float("inf")  # monotonic: when a check or probe last reached out to Sigma
         self._judge_at: float | None = None  # when an expectation's verdict may next change (Unix time)
         self._file_error = ""  # the reference-file error the reload state currently shows, if any
         now = time.time()
@@ -88,6 +89,8 @@ class Poller:
         self._holdings.forget_restored()
         self._follow_membership()
         self._set_reload(self._reload)
+        # Ready: the restored state is what /metrics shows now; no cycle has ended yet.
+        self._publish(up=False, duration=0.0, cycle_ended=False)
 
     def stop(self, timeout: float) -> None:
         """Nothing of its own to let go: its pool, link and writer are parts of their own."""
@@ -112,8 +115,8 @@ class Poller:
         self._pool.resize(config.poll.concurrency)
         self._holdings.use_config(config)
         self._follow_membership()
-        for key in self._holdings.runs:  # a new interval or re-check period applies now
-            self._queue.set(key, 0.0)
+        for run in self._holdings:  # a new interval or re-check rule applies from each run's last check
+            self._schedule(run)
 
     def _set_reload(self, state: ReloadState) -> None:
         self._reload = state
@@ -144,13 +147,23 @@ class Poller:
         return came
 
     def _follow_membership(self) -> None:
-        """New runs are due now; runs that left are due never."""
+        """Runs that joined are due by their last check (never checked: now); runs that left, never."""
         joined, left = self._holdings.take_membership()
         for key in left:
             self._queue.remove(key)
         for key in joined:
-            if key in self._holdings.runs:
-                self._queue.set(key, 0.0)
+            run = self._holdings.runs.get(key)
+            if run is not None:
+                self._schedule(run)
+
+    def _schedule(self, run: HeldRun, checked_at: float | None = None) -> None:
+        """Put the run in the queue at its next check after `checked_at` (default: its last check)."""
+        at = run.last_check if checked_at is None else checked_at
+        due = 0.0 if at is None else next_check(run, self.config.poll, at)
+        if due is None:
+            self._queue.remove(run.ref.key)
+        else:
+            self._queue.set(run.ref.key, due)
 
     def seconds_to_wait(self, since_full: float) -> float:
         """How long the loop may sleep, the last full cycle having begun `since_full` seconds ago."""
@@ -176,13 +189,12 @@ class Poller:
             self._queue.pop_due(wall_started),
             self._holdings.runs,
             full=not due_only,
-            recheck_seconds=config.poll.final_recheck_seconds,
-            mono_now=started,
+            finals_too=config.poll.final_recheck_seconds <= 0,
         )
         deadline = started + config.poll.interval_seconds
         batch = self._pool.run([run.ref for run in chosen], self._checker.check, deadline)
         changes = self._account(batch.results, chosen, wall_started)
-        up = self._sigma_up(batch.results, due_only)
+        up = self._sigma_up(batch.results, full=not due_only, now=started)
         duration = time.monotonic() - started
         self._log_cycle(batch, changes, up, duration)
         self._judge_at = self._holdings.judge_expectations(time.time())
@@ -202,7 +214,7 @@ class Poller:
                 continue
             checked.add(key)
             changes += self._holdings.account(observation)
-            self._queue.set(key, next_check(runs[key].final, config.poll, cycle_started))
+            self._schedule(runs[key], cycle_started)
         for run in chosen:
             key = run.ref.key
             if key not in checked and key in runs:
@@ -211,13 +223,18 @@ class Poller:
         self._follow_membership()
         return changes
 
-    def _sigma_up(self, seen: list[Observation], due_only: bool) -> bool:
-        if not self._holdings.runs:
-            config = self.config
-            return self._checker.probe(min(config.sigma.timeout_seconds, config.poll.interval_seconds))
-        if not seen and due_only:
-            return self._latest.current().snapshot.up
-        return any(o.reached for o in seen)
+    def _sigma_up(self, seen: list[Observation], *, full: bool, now: float) -> bool:
+        """Whether Sigma answers: what this cycle's checks found; with none, what the last call found while
+        it is less than an interval old; past that (a full cycle) a probe, which re-checks no run."""
+        if seen:
+            self._last_call = now
+            return any(o.reached for o in seen)
+        previous = self._latest.current().snapshot.up
+        config = self.config
+        if not full or now - self._last_call < config.poll.interval_seconds:
+            return previous
+        self._last_call = now
+        return self._checker.probe(min(config.sigma.timeout_seconds, config.poll.interval_seconds))
 
     def _log_cycle(self, batch: BatchResult[Observation], changes: int, up: bool, duration: float) -> None:
         skipped = batch.skipped + batch.abandoned
@@ -243,7 +260,7 @@ class Poller:
             },
         )
 
-    def _publish(self, up: bool, duration: float) -> Snapshot:
+    def _publish(self, up: bool, duration: float, cycle_ended: bool = True) -> Snapshot:
         holdings = self._holdings
         references = tuple(reference_state(run) for run in holdings)
         identities = identity_states(holdings)
@@ -255,7 +272,8 @@ class Poller:
         )
         info = self._current_info()
         api = self._stats.freeze()
-        cycles, skipped_total, end = self._cycles, self._skipped_total, time.time()
+        cycles, skipped_total = self._cycles, self._skipped_total
+        end = time.time() if cycle_ended else 0.0
         return self._latest.publish(
             lambda current: Snapshot(
                 info=info,
@@ -269,5 +287,6 @@ class Poller:
                 reload=current.reload,
                 identities=identities,
                 registry=registry,
+                ready=True,
             )
         )

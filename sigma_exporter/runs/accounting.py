@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from sigma_exporter.config.model import RETAINED_SOURCES, RetentionConfig
-from sigma_exporter.runs.held import HeldRun
+from sigma_exporter.runs.held import HeldRun, ReportRow
 from sigma_exporter.runs.identities import Identities, IdentityKey
 from sigma_exporter.runs.outcomes import ABANDONED, LOST, outcome_of_run
 from sigma_exporter.runs.store.records import RunRecord
@@ -125,17 +125,48 @@ def record_of(memory: HeldRun) -> RunRecord:
         final_at=memory.final_at,
         outcome=memory.outcome,
         report_name=memory.report_name,
+        last_check_at=memory.last_check,
+        rechecks=memory.rechecks,
+        rows=memory.rows,
+        group=memory.group,
     )
 
 
 def held_of(record: RunRecord) -> HeldRun:
-    """A run as the store kept it: what it was, not yet checked by this process."""
+    """A run as the store kept it: what its last good check saw (shown at once, without checking it again),
+    when that was, and how often it was re-checked since final, from which its next check follows."""
     return HeldRun(
         ref=record.ref,
+        up=bool(record.since),
+        last_check=record.last_check_at,
+        rechecks=record.rechecks,
+        rows=rows_of(record),
+        group=record.group,
         since={rid: (status, since) for rid, status, since in record.since},
         first_seen_at=record.first_seen_at,
         final_at=record.final_at,
         outcome=record.outcome,
         report_name=record.report_name,
         dirty=False,
+    )
+
+
+def rows_of(record: RunRecord) -> tuple[ReportRow, ...]:
+    """The reports a stored run shows: as its last check saw them, or (a store of schema 2, or a row a
+    shard of the previous version updated) made from its statuses, names unknown but the report's own."""
+    statuses = {rid: (status, since) for rid, status, since in record.since}
+    if {r.report_id: (r.status, r.since) for r in record.rows} == statuses:
+        return record.rows
+    ref = record.ref
+    group_id = ref.report_group_id if ref.kind == "group" else ""
+    names = {r.report_id: r.report_name for r in record.rows}
+    return tuple(
+        ReportRow(
+            group_id,
+            rid,
+            names.get(rid, record.report_name if ref.kind == "report" else ""),
+            status,
+            since,
+        )
+        for rid, (status, since) in statuses.items()
     )

@@ -4,7 +4,6 @@ and the log lines an operator wants (status changes, failures, recoveries, undoc
 from __future__ import annotations
 
 import logging
-import time
 
 from sigma_exporter.runs.held import GroupCounts, HeldRun, Observation, row_of
 from sigma_exporter.sigma.replies import PENDING, UNKNOWN, GroupReply, ReportResult
@@ -36,7 +35,6 @@ def fold(memory: HeldRun, outcome: Observation) -> int:
     if not memory.up and memory.last_check is not None and memory.last_error:
         log.info("check recovered", extra={"reference": ref.reference, "kind": ref.kind})
     memory.up = True
-    memory.last_success = time.monotonic()
     memory.last_error = ""
     memory.last_error_reason = ""
     reply = outcome.reply

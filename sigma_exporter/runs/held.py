@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 from sigma_exporter.config.model import Reference
 from sigma_exporter.sigma.errors import SigmaError
-from sigma_exporter.sigma.replies import FINAL_STATUSES, GroupReply, ReportReply, ReportResult
+from sigma_exporter.sigma.replies import END_STATUSES, FINAL_STATUSES, GroupReply, ReportReply, ReportResult
 
 Key = tuple[str, str]  # (kind, reference): a run's key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReportRow:
     """One report of a run as last seen. Group members carry their group's reference."""
 
@@ -25,7 +25,7 @@ class ReportRow:
     error_msg: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GroupCounts:
     """A group run's own counts, as the API reports them (None when it sent none)."""
 
@@ -34,7 +34,7 @@ class GroupCounts:
     members: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
     """What one check of a run saw: a reply or an error, when, and whether Sigma answered as an
     authenticated API (even if the answer was "no such reference")."""
@@ -46,14 +46,14 @@ class Observation:
     reached: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class HeldRun:
     """What the exporter knows of one run between checks. Owned by the poll thread."""
 
     ref: Reference
     up: bool = False
-    last_check: float | None = None  # wall clock
-    last_success: float | None = None  # monotonic
+    last_check: float | None = None  # wall clock, kept across restarts
+    rechecks: int = 0  # good checks since it was first seen in its current final statuses
     last_error: str = ""
     last_error_reason: str = ""
     rows: tuple[ReportRow, ...] = ()
@@ -70,6 +70,11 @@ class HeldRun:
     def final(self) -> bool:
         """Every report of the run is in a final status, as last seen."""
         return self.up and bool(self.rows) and all(row.status in FINAL_STATUSES for row in self.rows)
+
+    @property
+    def ended(self) -> bool:
+        """Every report of the run is in an end status (nothing documented follows), as last seen."""
+        return self.up and bool(self.rows) and all(row.status in END_STATUSES for row in self.rows)
 
 
 def row_of(report: ReportResult, since: float) -> ReportRow:

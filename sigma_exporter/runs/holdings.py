@@ -192,8 +192,14 @@ class Holdings:
         if run is None:
             return 0
         seen_before = bool(run.since)
+        was_final = run.final
         changes = fold(run, seen)
         if seen.error is None:
+            if changes:
+                run.rechecks = 0
+            elif was_final and run.final:
+                run.rechecks += 1  # a re-check that found it as it was: the next one waits longer
+                run.dirty = True
             accounting.touch_identities(run, self.identities)
             accounting.count_if_final(run, self.identities, seen_before, seen.checked_at)
         elif isinstance(seen.error, BadRequestError):

@@ -46,6 +46,9 @@ ALL_STATUSES: Final = (*DOCUMENTED_STATUSES, PENDING, UNKNOWN)
 FINAL_STATUSES: Final = frozenset(
     {"PUBLISHED", "NOTIFIED", "FAILED", "NOTIFICATION_FAILED", "NO_DATA_AVAILABLE"}
 )
+#: Final statuses the vendor documents nothing after: a run here is over for good. PUBLISHED ("ready for
+#: download") is not one of them: a report that also mails may still become NOTIFIED.
+END_STATUSES: Final = FINAL_STATUSES - {"PUBLISHED"}
 #: Longest text kept from a reply for a label value or a message; longer is cut.
 MAX_TEXT: Final = 256
 #: Largest count or status code accepted; beyond it a number cannot be a float sample exactly (2**53).

@@ -21,6 +21,7 @@ poll:
   interval_seconds: 5
   concurrency: 4
   final_recheck_seconds: 30
+  final_recheck_max_seconds: 30   # the demo's references keep changing: re-check them every 30 s
 references:
   reports:
     - {{reference: sample2djj-6c394d0e-9802-49ae-bdd3-9ccaed431ecd, labels: {{team: finance}}}}

@@ -214,10 +214,10 @@ class Routes:
         return text(200, "Healthy.\n")
 
     async def ready(self, request: web.Request) -> web.StreamResponse:
-        """GET /-/ready: 200 once the first poll cycle has been published, 503 before."""
-        if self.store.current().snapshot.cycles > 0:
+        """GET /-/ready: 200 once the config is loaded and the restored state published, 503 before."""
+        if self.store.current().snapshot.ready:
             return text(200, "Ready.\n")
-        return text(503, "Not ready: the first poll cycle has not finished.\n")
+        return text(503, "Not ready: the restored state is not published yet.\n")
 
     async def do_reload(self, request: web.Request) -> web.StreamResponse:
         """POST or PUT /-/reload: re-read the config and the web config (in the thread pool, waiting for the

@@ -17,7 +17,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as text_parse
 
 from sigma_exporter.config.load import Reference
-from sigma_exporter.metrics.exposition import OM_EOF, render
+from sigma_exporter.metrics.exposition import OM_EOF
+from sigma_exporter.metrics.render import render
 from sigma_exporter.metrics.snapshot import (
     ExporterInfo,
     ReferenceState,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sigma_exporter.config.load import Config, parse_config
@@ -28,12 +29,21 @@ def api_ref(reference: str, report_id: str = "rpt-1", registered_at: float = 100
     return Reference(reference, "report", source="api", report_id=report_id, registered_at=registered_at)
 
 
-def run(reference: str, *, status: str | None = None, last_success: float | None = None) -> HeldRun:
-    """A held report run, with one report in `status` when given (seen up)."""
-    held = HeldRun(api_ref(reference), last_success=last_success, last_check=last_success)
-    if status is not None:
+def run(
+    reference: str,
+    *statuses: str,
+    source: str = "api",
+    rechecks: int = 0,
+    last_check: float | None = None,
+) -> HeldRun:
+    """A held report run (a group run with several `statuses`), its reports seen in `statuses` (up)."""
+    ref = replace(api_ref(reference), source=source, kind="group" if len(statuses) > 1 else "report")
+    held = HeldRun(ref, rechecks=rechecks, last_check=last_check)
+    if statuses:
         held.up = True
-        held.rows = (ReportRow("", "rpt-1", "Report", status, 1.0),)
+        held.rows = tuple(
+            ReportRow("", f"rpt-{i}", "Report", status, 1.0) for i, status in enumerate(statuses)
+        )
     return held
 
 

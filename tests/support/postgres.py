@@ -48,6 +48,19 @@ class Cluster:
             [*self.run_as, *command], capture_output=True, text=True, timeout=timeout, check=True, cwd="/"
         )
 
+    def client(self, tool: str, url: str, *args: str, stdin: str | None = None) -> str:
+        """Run a client program of the cluster's version (psql, pg_dump) against `url`; its output."""
+        return subprocess.run(
+            [*self.run_as, str(self.bindir / tool), *args, url],
+            input=stdin,
+            env={**os.environ, "PGPASSWORD": PASSWORD},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            cwd="/",
+        ).stdout
+
     def create_database(self) -> str:
         """A new, empty database; its URL (the password is given apart)."""
         import psycopg

@@ -67,13 +67,25 @@ class ExporterProcess:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def wait_ready(self, timeout: float = 15.0) -> None:
+    def wait_ready(self, timeout: float = 15.0, *, first_cycle: bool = True) -> None:
+        """Until /-/ready answers 200 (the restored state is published) and, with `first_cycle`, the first
+        poll cycle has published what it saw (most tests look at that)."""
+
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"exporter exited with {self.proc.returncode}: {self.output()}")
-            return requests.get(self.url + "/-/ready", timeout=1).status_code == 200
+            if requests.get(self.url + "/-/ready", timeout=1).status_code != 200:
+                return False
+            return not first_cycle or self.last_poll() > 0
 
         wait_for(ready, timeout, what="exporter ready")
+
+    def last_poll(self) -> float:
+        """sigma_last_poll_timestamp_seconds: 0 until the first poll cycle ended."""
+        for line in self.metrics().splitlines():
+            if line.startswith("sigma_last_poll_timestamp_seconds "):
+                return float(line.split()[1])
+        return 0.0
 
     def metrics(self) -> str:
         return requests.get(self.url + "/metrics", timeout=5).text

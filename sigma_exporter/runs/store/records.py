@@ -6,13 +6,14 @@ import json
 from dataclasses import dataclass
 
 from sigma_exporter.config.model import Reference
+from sigma_exporter.runs.held import GroupCounts, ReportRow
 
 
 class StoreError(Exception):
     """The state store cannot read or write. The message names the store, never its credentials."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     """One run as the store keeps it: the registration and what the poller learnt of it."""
 
@@ -24,9 +25,16 @@ class RunRecord:
     #: The outcome class it was counted with, at its first final status ("" = not counted yet).
     outcome: str = ""
     report_name: str = ""
+    #: When it was last checked, and the good checks since it was first seen in its final statuses: with
+    #: them a restart derives each run's next check instead of checking everything at once.
+    last_check_at: float | None = None
+    rechecks: int = 0
+    #: Its reports and group counts as the last good check saw them (empty from a store of schema 2).
+    rows: tuple[ReportRow, ...] = ()
+    group: GroupCounts | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IdentityRecord:
     """Per report identity: the history that must outlive the runs (and restarts)."""
 
@@ -118,6 +126,34 @@ def since_json(since: tuple[tuple[str, str, float], ...]) -> str:
 def since_of(text: str) -> tuple[tuple[str, str, float], ...]:
     """A run's (report_id, status, since) triples from their stored JSON (empty text: none)."""
     return tuple((str(a), str(b), float(c)) for a, b, c in (json.loads(text) if text else []))
+
+
+def seen_json(rows: tuple[ReportRow, ...], group: GroupCounts | None) -> str:
+    """A run's reports and group counts as one JSON text ("" for none)."""
+    if not rows and group is None:
+        return ""
+    document = {
+        "rows": [
+            [r.report_group_id, r.report_id, r.report_name, r.status, r.since, r.error_code, r.error_msg]
+            for r in rows
+        ],
+        "group": None if group is None else [group.failures, group.successes, group.members],
+    }
+    return json.dumps(document, separators=(",", ":"))
+
+
+def seen_of(text: str) -> tuple[tuple[ReportRow, ...], GroupCounts | None]:
+    """`seen_json` read back."""
+    if not text:
+        return (), None
+    document = json.loads(text)
+    rows = tuple(
+        ReportRow(str(g), str(i), str(n), str(st), float(since), str(code), str(msg))
+        for g, i, n, st, since, code, msg in document.get("rows", [])
+    )
+    counts = document.get("group")
+    group = None if counts is None else GroupCounts(*(None if c is None else int(c) for c in counts))
+    return rows, group
 
 
 def identity_json(record: IdentityRecord) -> str:

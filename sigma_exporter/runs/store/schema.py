@@ -47,6 +47,19 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "CREATE TABLE schedules (name TEXT PRIMARY KEY, fired_through DOUBLE PRECISION NOT NULL)",
         ),
     ),
+    (
+        3,
+        (
+            # Additive only: a shard still running schema 2 on a shared database keeps working (it names
+            # its columns, and these have defaults) until it is restarted, when it refuses the newer schema.
+            # When each run was last checked and how often re-checked since final: a restart derives each
+            # run's next check from them instead of checking everything at once.
+            "ALTER TABLE runs ADD COLUMN last_check_at DOUBLE PRECISION",
+            "ALTER TABLE runs ADD COLUMN rechecks INTEGER NOT NULL DEFAULT 0",
+            # Its reports and group counts as last seen (JSON), so that a restart shows them at once.
+            "ALTER TABLE runs ADD COLUMN seen TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
 )
 
 LATEST: Final = MIGRATIONS[-1][0]

@@ -135,9 +135,9 @@ class Api:
         return reply(status, view, {"Location": location})
 
     def _view(self, reference: str) -> dict[str, Any] | None:
-        for state in self.store.current().snapshot.references:
-            if state.ref.reference == reference:
-                return view_of_state(state)
+        state = self.store.current().by_reference.get(reference)
+        if state is not None:
+            return view_of_state(state)
         held = self.registry.held(reference)
         return view_of_ref(held) if held is not None else None
 

@@ -248,9 +248,16 @@ def test_pod_command_line_serves_the_probes(
         )
         if credentials:
             assert requests.get(base + "/metrics", timeout=5, verify=verify).status_code == 401
-        metrics = requests.get(base + "/metrics", timeout=5, verify=verify, auth=credentials)
-        assert metrics.status_code == 200
-        assert "sigma_up 1.0" in metrics.text, log.read_text()
+
+        # Ready means the config and restored state are published, not that a cycle has
+        # reached Sigma yet: the first cycle's sigma_up follows within a poll.
+        def scrape() -> requests.Response:
+            reply = requests.get(base + "/metrics", timeout=5, verify=verify, auth=credentials)
+            assert reply.status_code == 200
+            return reply
+
+        wait_for(lambda: "sigma_up 1.0" in scrape().text, timeout=20, what="the first cycle")
+        metrics = scrape()
         shards = str(values.get("shards", 1))
         index = shard_index if int(shards) > 1 else "0"
         assert f'sigma_exporter_shard{{shard_count="{shards}",shard_index="{index}"}} 1.0' in metrics.text

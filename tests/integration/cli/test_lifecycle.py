@@ -72,7 +72,9 @@ def test_stop_before_the_first_cycle_finishes(simulator: Simulator, exporter_pro
     simulator.set_faults(latency_seconds=6.0)
     proc = exporter_process(slow_config(simulator.url))
     wait_for(lambda: simulator.state.in_flight >= 5, 10, what="the first cycle's checks in flight")
-    assert requests.get(proc.url + "/-/ready", timeout=2).status_code == 503
+    # Ready means the config is loaded and the restored state published: it does not wait for a cycle.
+    assert requests.get(proc.url + "/-/ready", timeout=2).status_code == 200
+    assert proc.last_poll() == 0.0  # the first cycle is still in flight
     assert requests.get(proc.url + "/-/healthy", timeout=2).status_code == 200
     stop_and_time(proc, signal.SIGTERM)
 

@@ -438,6 +438,7 @@ def test_stalled_body_is_a_timeout_and_frees_the_worker() -> None:
             sigma__timeout_seconds=0.3,
             poll__interval_seconds=1,
             poll__concurrency=2,
+            poll__final_recheck_seconds=0,  # a final reference is checked every cycle
         )
         poller, _ = make_poller(config)
         try:

@@ -8,10 +8,12 @@ import time
 import pytest
 
 from sigma_exporter.metrics.latest import LatestSnapshot
+from sigma_exporter.poll.check import PROBE_REFERENCE
 from sigma_exporter.sigma.replies import ALL_STATUSES
 from sigma_exporter.simulator import Simulator
 from sigma_exporter.web.statuspage import render_status_page
 from tests.support.exporter import make_config, make_poller, normalise, samples, select
+from tests.support.net import wait_for
 from tests.support.paths import GOLDEN_DIR
 from tests.support.scenarios import CLIENT_ID
 
@@ -219,18 +221,27 @@ def test_final_state_recheck_schedule(simulator: Simulator, recheck: int, final_
     poller.stop()
 
 
-def test_all_final_still_checks_one_reference_per_cycle(simulator: Simulator) -> None:
+def test_sigma_up_stays_honest_without_rechecking_ended_runs(simulator: Simulator) -> None:
+    # Every run ended: none is re-checked before its re-check is due, yet once an interval passed without a
+    # call a full cycle probes Sigma (a reference it does not know), so sigma_up follows Sigma.
     config = make_config(
-        simulator.url, [SAMPLE_REF, "ref-failed"], poll={"interval_seconds": 5, "final_recheck_seconds": 3600}
+        simulator.url,
+        [SAMPLE_REF, "ref-failed"],
+        sigma__timeout_seconds=0.2,
+        poll={"interval_seconds": 0.3, "final_recheck_seconds": 3600},
     )
     poller, _ = make_poller(config)
-    poller.run_cycle()
-    simulator.reset_stats()
-    simulator.set_faults(down=True)
-    assert not poller.run_cycle().up  # the liveness check notices Sigma is gone
-    simulator.set_faults(down=False)
     assert poller.run_cycle().up
-    assert sum(by_reference(simulator).values()) == 1
+    simulator.reset_stats()
+    assert poller.run_cycle().up  # less than an interval since the last call: no call at all
+    assert by_reference(simulator) == {}
+    simulator.set_faults(down=True)
+    wait_for(lambda: not poller.run_cycle().up, 5, what="the probe notices Sigma is gone")
+    simulator.set_faults(down=False)
+    wait_for(lambda: poller.run_cycle().up, 5, what="the probe notices Sigma is back")
+    calls = by_reference(simulator)
+    assert set(calls) == {PROBE_REFERENCE}  # no held run was re-checked
+    poller.stop()
 
 
 def test_concurrency_bound(make_simulator: object) -> None:

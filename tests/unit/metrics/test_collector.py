@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sigma_exporter.metrics.collector import families
+from sigma_exporter.metrics.collector import reports_family, run_families
 from sigma_exporter.metrics.families import Family, add_histogram, labels_text
 from sigma_exporter.metrics.snapshot import ExporterInfo, ReferenceState, Snapshot
 from sigma_exporter.runs.held import GroupCounts, ReportRow
@@ -17,7 +17,10 @@ INFO = ExporterInfo("1.0", "3.11")
 
 
 def lines(snapshot: Snapshot, name: str) -> list[str]:
-    (family,) = [f for f in families(snapshot) if f.name == name]
+    sparse = snapshot.info.status_series == "current"
+    (family,) = [
+        f for f in (*run_families(snapshot.references, sparse), reports_family(snapshot)) if f.name == name
+    ]
     return family.lines
 
 

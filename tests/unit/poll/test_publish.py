@@ -19,7 +19,7 @@ def holdings() -> Holdings:
 
 
 def test_a_run_that_is_down_shows_no_reports_and_no_group_counts() -> None:
-    held = run("r", status="FAILED")
+    held = run("r", "FAILED")
     assert reference_state(held).reports == held.rows
     held.up, held.last_error = False, "timeout"
     state = reference_state(held)

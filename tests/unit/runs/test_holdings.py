@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sigma_exporter.config.model import RetentionConfig
 from sigma_exporter.runs import accounting
-from sigma_exporter.runs.held import Observation
+from sigma_exporter.runs.held import Observation, ReportRow
 from sigma_exporter.runs.holdings import Holdings
 from sigma_exporter.runs.references import Shard
 from sigma_exporter.runs.registry import Registry
@@ -68,6 +68,22 @@ def test_a_run_is_counted_once_at_its_first_final_status() -> None:
         record is not None and record.last_success == 1031.0 and record.last_duration == 31.0
     )  # from registration
     assert h.runs[ref.key].outcome == "success"
+
+
+def test_rechecks_count_unchanged_final_checks_and_restart_at_a_change() -> None:
+    h = holdings()
+    ref = api_ref("r1")
+    h.registry.register(ref)
+    h.take_arrivals()
+    h.account(seen(ref, "PUBLISHED", 1001.0))
+    held = h.runs[ref.key]
+    assert held.rechecks == 0  # first seen final
+    h.changes()
+    h.account(seen(ref, "PUBLISHED", 1901.0))
+    assert held.rechecks == 1 and h.changes().runs[0].rechecks == 1  # kept in the store
+    h.account(seen(ref, "NOTIFIED", 3701.0))
+    assert held.rechecks == 0 and held.ended  # a new final status: confirmed once more
+    assert outcomes(h) == {"success": 1}
 
 
 def test_a_run_sigma_forgets_is_counted_lost_once() -> None:
@@ -136,7 +152,32 @@ def test_a_restart_restores_api_runs_and_retires_config_runs_no_longer_listed() 
 
 
 def test_a_restored_record_round_trips_through_the_run() -> None:
+    rows = (ReportRow("", "rpt-1", "Report", "FAILED", 9.0, "E42", "no disk"),)
     record = RunRecord(
-        api_ref("r"), first_seen_at=5.0, since=(("rpt-1", "FAILED", 9.0),), final_at=9.0, outcome="failure"
+        api_ref("r"),
+        first_seen_at=5.0,
+        since=(("rpt-1", "FAILED", 9.0),),
+        final_at=9.0,
+        outcome="failure",
+        last_check_at=20.0,
+        rechecks=1,
+        rows=rows,
     )
-    assert accounting.record_of(accounting.held_of(record)) == record
+    held = accounting.held_of(record)
+    assert held.up and held.final and held.rows == rows  # shown at once, as last seen
+    assert accounting.record_of(held) == record
+
+
+def test_a_record_of_schema_2_shows_its_statuses_under_the_reports_own_name() -> None:
+    record = RunRecord(
+        api_ref("r"), since=(("rpt-1", "NOTIFIED", 9.0),), outcome="success", report_name="Daily"
+    )
+    (row,) = accounting.held_of(record).rows
+    assert (row.report_id, row.report_name, row.status, row.since) == ("rpt-1", "Daily", "NOTIFIED", 9.0)
+
+
+def test_rows_a_previous_shard_left_behind_its_statuses_give_way_to_them() -> None:
+    stale = (ReportRow("", "rpt-1", "Daily", "GENERATED", 5.0),)
+    record = RunRecord(api_ref("r"), since=(("rpt-1", "PUBLISHED", 9.0),), rows=stale, report_name="Daily")
+    (row,) = accounting.held_of(record).rows
+    assert (row.status, row.since, row.report_name) == ("PUBLISHED", 9.0, "Daily")

@@ -64,3 +64,17 @@ def test_the_holdings_log_a_broken_file_once(tmp_path: Path, caplog: pytest.LogC
             assert len(holdings.refresh_files(cfg)) == 1
     assert len([r for r in caplog.records if "reference file is invalid" in r.getMessage()]) == 1
     assert list(holdings.runs) == [("report", "a")]
+
+
+def test_runs_of_a_reference_file_say_they_came_from_a_file(tmp_path: Path) -> None:
+    write(tmp_path / "refs.yml", "reports: [a]\ngroups: [g]\n", 1_000_000_000)
+    store = MemoryStore()
+    holdings = Holdings(Registry(store, StateWriter(store), max_runs=10), (10.0,), Shard())
+    holdings.use_config(
+        config(references={"reports": ["inline"], "files": [str(tmp_path / "*.yml")]}), strict=True
+    )
+    assert {key: run.ref.source for key, run in holdings.runs.items()} == {
+        ("report", "inline"): "config",
+        ("report", "a"): "file",
+        ("group", "g"): "file",
+    }

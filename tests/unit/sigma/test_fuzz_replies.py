@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics import parser as openmetrics_parser
 
 from sigma_exporter.config.load import Reference
-from sigma_exporter.metrics.exposition import render
+from sigma_exporter.metrics.render import render
 from sigma_exporter.metrics.snapshot import ExporterInfo, Snapshot
 from sigma_exporter.poll.publish import reference_state
 from sigma_exporter.runs.fold import fold

@@ -1,0 +1,100 @@
+"""The exposition rendered by change equals the full render, byte for byte once decompressed, after any
+sequence of changes; and a snapshot in which nothing changed renders no bucket again."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sigma_exporter.metrics.render import Exposition, render
+from sigma_exporter.metrics.snapshot import (
+    ExporterInfo,
+    IdentityState,
+    ReferenceState,
+    RegistryState,
+    Snapshot,
+)
+from sigma_exporter.runs.held import GroupCounts, ReportRow
+from sigma_exporter.runs.store.records import IdentityRecord
+from sigma_exporter.sigma.replies import ALL_STATUSES
+from sigma_exporter.sigma.stats import ApiStats
+from tests.support.factories import api_ref
+
+BOUNDS = (10.0, 60.0)
+API = ApiStats().freeze()
+
+
+def run_state(n: int, status: str, up: bool, label: str) -> ReferenceState:
+    ref = replace(api_ref(f"run-{n}", report_id=f"rpt-{n % 7}"), labels=(("team", label),) if label else ())
+    if n % 5 == 0:  # a group run
+        ref = replace(ref, kind="group", report_group_id="G")
+        rows = (ReportRow("G", "m1", "M1", status, 1.0), ReportRow("G", "m2", "M2", "PUBLISHED", 2.0))
+        return ReferenceState(ref, up, reports=rows, group=GroupCounts(0, 1, 2))
+    return ReferenceState(
+        ref,
+        up,
+        reports=(ReportRow("", ref.report_id, "Report", status, 3.0, "E1" if status == "FAILED" else ""),),
+    )
+
+
+def identity_state(n: int, successes: int) -> IdentityState:
+    record = IdentityRecord(
+        "",
+        f"rpt-{n}",
+        "Report",
+        outcomes=(("success", successes),),
+        bounds=BOUNDS,
+        buckets=(successes, 0, 1),
+        duration_sum=float(successes),
+        last_success=float(successes) or None,
+    )
+    return IdentityState(record, active=n % 2)
+
+
+runs = st.dictionaries(
+    st.integers(0, 60),
+    st.tuples(st.sampled_from(ALL_STATUSES), st.booleans(), st.sampled_from(["", "ops", 'q"uote'])),
+    max_size=40,
+)
+identities = st.dictionaries(st.integers(0, 30), st.integers(0, 3), max_size=20)
+
+
+def snapshot_of(r: dict[int, tuple[str, bool, str]], i: dict[int, int], sparse: bool) -> Snapshot:
+    return Snapshot(
+        info=ExporterInfo("1", "3", status_series="current" if sparse else "all"),
+        api=API,
+        references=tuple(run_state(n, *v) for n, v in r.items()),
+        identities=tuple(identity_state(n, v) for n, v in sorted(i.items())),
+        registry=RegistryState(duration_bounds=BOUNDS),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(runs, identities, st.booleans()), min_size=1, max_size=8))
+def test_rendered_by_change_equals_the_full_render(
+    steps: list[tuple[dict[int, tuple[str, bool, str]], dict[int, int], bool]],
+) -> None:
+    incremental = Exposition()
+    for r, i, sparse in steps:
+        snapshot = snapshot_of(r, i, sparse)
+        got, full = incremental.render(snapshot), render(snapshot)
+        assert got.text == full.text
+        assert got.openmetrics == full.openmetrics
+        assert gzip.decompress(got.text_gzip) == full.text
+        assert gzip.decompress(got.openmetrics_gzip) == full.openmetrics
+
+
+def test_nothing_changed_nothing_rendered_again_and_one_change_one_bucket() -> None:
+    r = dict.fromkeys(range(400), ("PUBLISHED", True, "ops"))
+    i = dict.fromkeys(range(30), 1)
+    exposition = Exposition()
+    exposition.render(snapshot_of(r, i, False))
+    first = exposition.buckets_rendered
+    exposition.render(snapshot_of(r, i, False))  # new state objects, the same series
+    assert exposition.buckets_rendered == first
+    r[7] = ("FAILED", True, "ops")
+    exposition.render(snapshot_of(r, i, False))
+    assert exposition.buckets_rendered == first + 1
