@@ -126,7 +126,9 @@ class Processes:
         self.workdir = workdir
         self._children: list[Child] = []
 
-    def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Child:
+    def start(
+        self, name: str, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path = ROOT
+    ) -> Child:
         log_path = self.workdir / f"{name}-{len(self._children)}.log"
         with log_path.open("wb") as handle:
             proc = subprocess.Popen(
@@ -135,7 +137,7 @@ class Processes:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})},
-                cwd=ROOT,
+                cwd=cwd,
             )
         child = Child(name, proc, log_path)
         self._children.append(child)
@@ -324,15 +326,20 @@ def exporter_config(
 
 
 def start_exporter(
-    procs: Processes, config: dict[str, Any], name: str = "exporter", env: dict[str, str] | None = None
+    procs: Processes,
+    config: dict[str, Any],
+    name: str = "exporter",
+    env: dict[str, str] | None = None,
+    python: str = PYTHON,
 ) -> Exporter:
+    """An exporter on a free port; `python` runs another checkout's exporter (a "before" column)."""
     port = free_port()
     path = procs.workdir / f"{name}-{port}.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     child = procs.start(
         name,
         [
-            PYTHON,
+            python,
             "-m",
             "sigma_exporter",
             "serve",
@@ -344,6 +351,7 @@ def start_exporter(
             str(path.parent / f"state-{port}"),
         ],
         env=env,
+        cwd=Path(python).absolute().parents[2] if python != PYTHON else ROOT,  # a checkout's .venv/bin/python
     )
     exporter = Exporter(child, port, path)
 

@@ -1,19 +1,18 @@
-"""API calls per hour in steady state, with runs arriving through `POST /api/v1/runs` and retention on.
+"""What the re-check rule costs Sigma: status calls per completed run and how late a final status is seen,
+the old fixed re-check against the decaying rule, side by side in one run at the production defaults.
 
-    .venv/bin/python benchmarks/steady_state.py            # about 3 minutes
-    .venv/bin/python benchmarks/steady_state.py --scale 60 --minutes 2.5
+    .venv/bin/python benchmarks/steady_state.py              # about 8 minutes
+    .venv/bin/python benchmarks/steady_state.py --scale 240 --days 0.25
 
-Production figures, time-scaled by `--scale` (60: a production minute is a benchmark second): runs arrive
-every 72 s (50 an hour, 1,200 a day), each takes 5 min to reach PUBLISHED, `poll.interval_seconds` 60,
-`final_recheck_seconds` 900, `retention.final_seconds` 3,600 (then the run is retired). A real simulator
-(20 ms per call) starts each run (RUN_REPORT) and a real exporter with a SQLite store holds it. After a
-warm-up longer than a run's whole life (5 min active + 1 h final), the exporter's own
-`sigma_api_requests_total` gives the status calls per hour, compared with
-
-  - the least a poller can do: each run checked on arrival, once per interval while active, and at each
-    re-check while it is held final: 50 x (1 + 5 + 4) = 500 an hour;
-  - polling every held run every interval (what a hand-kept reference list costs): held runs x 60.
-
+Production figures, time-scaled by `--scale` (240: a production day is 6 benchmark minutes): the defaults
+`poll.interval_seconds` 60, `final_recheck_seconds` 900, `retention.final_seconds` 86,400; a run arrives
+every 10 min (through `POST /api/v1/runs`, as a scheduler's job registers it), is active 5 min, then ends in
+turn PUBLISHED, FAILED or NO_DATA_AVAILABLE (an even mix of the three outcomes). Two simulators and two
+exporters (SQLite stores) get the same runs at the same moments: one with `final_recheck: fixed` (the old
+rule), one with `decay` (the new one). Runs arrive for `--days`, then the exporters run on for one more
+production day, so that every run lives its whole life (a day held final, then retired). Counted from each
+simulator's own per-reference calls: status calls per run, by outcome; the probes (`sigma-exporter-probe`);
+and, from each exporter's API, the delay between a run's final status and the exporter seeing it.
 Progress goes to stderr, the Markdown table to stdout.
 """
 
@@ -21,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import threading
@@ -32,18 +32,20 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import API_PREFIX, http_get, log, machine, processes, run_simulator, start_exporter
+from harness import API_PREFIX, http_get, log, machine, percentile, processes, run_simulator, start_exporter
 
 TOKEN = "bench-steady-token-0123456789abcdef"
 CLIENT_ID = "8HIG1002H6"
 CLIENT_TOKEN = "sample72695bf9-3932-4f60-88b5-2f-2hjd"
 # Production seconds.
-ARRIVAL = 72.0
+ARRIVAL = 600.0
 RUN_SECONDS = 300.0
 INTERVAL = 60.0
 RECHECK = 900.0
-FINAL_KEEP = 3600.0
-STATUS = "REPORT_INSTANCE_STATUS_CHECK"
+DAY = 86400.0
+ENDS = {"rpt-success": "PUBLISHED", "rpt-failure": "FAILED", "rpt-nodata": "NO_DATA_AVAILABLE"}
+RULES = ("fixed", "decay")
+PROBE = "sigma-exporter-probe"
 
 
 def post_json(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -55,56 +57,37 @@ def post_json(url: str, body: dict[str, Any], headers: dict[str, str] | None = N
         return result
 
 
-def samples(port: int) -> dict[str, float]:
-    _, body, _ = http_get("127.0.0.1", port, "/metrics", timeout=30)
-    values: dict[str, float] = {}
-    for line in body.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
+def get_json(port: int, path: str) -> Any:
+    _, body, _ = http_get("127.0.0.1", port, path, timeout=30)
+    return json.loads(body)
 
 
-def total(values: dict[str, float], prefix: str, *needles: str) -> float:
-    return sum(v for k, v in values.items() if k.startswith(prefix) and all(n in k for n in needles))
+class Pair:
+    """A simulator and the exporter that watches it, with one re-check rule."""
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--scale", type=float, default=60.0, help="production seconds per benchmark second")
-    parser.add_argument("--minutes", type=float, default=2.0, help="measured window, benchmark minutes")
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
-    k = args.scale
-    warmup = (RUN_SECONDS + FINAL_KEEP) / k + 10
-    began = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="sigma-bench-steady-") as tmp, processes(Path(tmp)) as procs:
+    def __init__(self, procs: Any, tmp: Path, rule: str, k: float) -> None:
         scenario = {
             "credentials": {"apikey": [{"client_id": CLIENT_ID, "client_token": CLIENT_TOKEN}]},
             "definitions": {
                 "reports": {
-                    "rpt-steady": {
-                        "report_name": "Steady",
-                        "timeline": [
-                            {"status": "GENERATED", "seconds": RUN_SECONDS / k},
-                            {"status": "PUBLISHED"},
-                        ],
+                    report: {
+                        "report_name": report,
+                        "timeline": [{"status": "GENERATED", "seconds": RUN_SECONDS / k}, {"status": end}],
                     }
+                    for report, end in ENDS.items()
                 }
             },
-            "faults": {"latency_seconds": 0.02},
         }
-        sim = run_simulator(procs, scenario, "steady")
-        sim_url = f"http://127.0.0.1:{sim.port}{API_PREFIX}"
-        token_file = Path(tmp) / "api-token"
+        self.rule = rule
+        self.sim = run_simulator(procs, scenario, f"sim-{rule}")
+        self.sim_url = f"http://127.0.0.1:{self.sim.port}{API_PREFIX}"
+        token_file = tmp / "api-token"
         token_file.write_text(TOKEN)
-        exporter = start_exporter(
+        self.exporter = start_exporter(
             procs,
             {
                 "sigma": {
-                    "url": sim_url,
+                    "url": self.sim_url,
                     "auth": {"type": "apikey", "client_id": CLIENT_ID, "client_token": CLIENT_TOKEN},
                     "timeout_seconds": min(5.0, INTERVAL / k),
                 },
@@ -112,14 +95,16 @@ def main() -> None:
                     "interval_seconds": INTERVAL / k,
                     "concurrency": 4,
                     "final_recheck_seconds": RECHECK / k,
+                    "final_recheck": rule,
                 },
                 "references": {"reports": []},
                 "api": {"token_file": str(token_file)},
-                "retention": {"final_seconds": FINAL_KEEP / k, "abandon_after_seconds": 4 * FINAL_KEEP / k},
+                "retention": {"final_seconds": DAY / k, "abandon_after_seconds": 2 * DAY / k},
             },
+            name=f"exporter-{rule}",
         )
-        access = post_json(
-            f"{sim_url}/generate-token",
+        self.access = post_json(
+            f"{self.sim_url}/generate-token",
             {
                 "action": "GENERATE_TOKEN",
                 "authType": "APIKEY",
@@ -127,91 +112,118 @@ def main() -> None:
                 "clientToken": CLIENT_TOKEN,
             },
         )["headerMap"]["accessToken"].strip()
-        stop = threading.Event()
-        arrived = [0]
+        self.started: dict[str, tuple[str, float]] = {}  # reference -> (report, when it was started)
+        self.seen_final: dict[str, float] = {}  # reference -> when the exporter first showed it final
 
-        def arrivals() -> None:
-            next_at = time.monotonic()
-            while not stop.is_set():
-                header = post_json(
-                    f"{sim_url}/generate",
-                    {"action": "RUN_REPORT", "reportId": "rpt-steady", "accessToken": access},
-                )["headerMap"]
-                post_json(
-                    f"http://127.0.0.1:{exporter.port}/api/v1/runs",
-                    {
-                        "reference": header["referenceNumber"].strip(),
-                        "kind": "report",
-                        "report_id": "rpt-steady",
-                    },
-                    {"Authorization": f"Bearer {TOKEN}"},
-                )
-                arrived[0] += 1
-                next_at += ARRIVAL / k
-                stop.wait(max(0.0, next_at - time.monotonic()))
+    def start_run(self, report: str) -> None:
+        started = time.time()
+        header = post_json(
+            f"{self.sim_url}/generate",
+            {"action": "RUN_REPORT", "reportId": report, "accessToken": self.access},
+        )["headerMap"]
+        reference = header["referenceNumber"].strip()
+        post_json(
+            f"http://127.0.0.1:{self.exporter.port}/api/v1/runs",
+            {"reference": reference, "kind": "report", "report_id": report},
+            {"Authorization": f"Bearer {TOKEN}"},
+        )
+        self.started[reference] = (report, started)
 
-        feeder = threading.Thread(target=arrivals, daemon=True)
-        feeder.start()
-        log(f"warm-up {warmup:.0f} s (one run's whole life, scaled), then {args.minutes:g} min measured")
-        time.sleep(warmup)
-        before, t0 = samples(exporter.port), time.monotonic()
-        held_seen: list[float] = []
-        while time.monotonic() - t0 < args.minutes * 60:
-            time.sleep(5)
-            held_seen.append(total(samples(exporter.port), "sigma_runs{", 'source="api"'))
-        after, t1 = samples(exporter.port), time.monotonic()
-        stop.set()
-        feeder.join(10)
-        production_hours = (t1 - t0) * k / 3600
-        status_calls = total(after, "sigma_api_requests_total", STATUS) - total(
-            before, "sigma_api_requests_total", STATUS
-        )
-        token_calls = total(after, "sigma_api_requests_total", "GENERATE_TOKEN") - total(
-            before, "sigma_api_requests_total", "GENERATE_TOKEN"
-        )
-        runs_per_hour = 3600 / ARRIVAL
-        floor = runs_per_hour * (1 + RUN_SECONDS / INTERVAL + FINAL_KEEP / RECHECK)
-        held = sum(held_seen) / len(held_seen)
-        row = {
-            "calls_per_hour": status_calls / production_hours,
-            "token_calls_per_hour": token_calls / production_hours,
-            "floor_per_hour": floor,
-            "poll_all_per_hour": held * 3600 / INTERVAL,
-            "held_mean": held,
-            "held_min": min(held_seen),
-            "held_max": max(held_seen),
-            "active": total(after, "sigma_runs{", 'source="api"', 'state="active"'),
-            "retired": total(after, "sigma_runs_retired_total", 'reason="retention"'),
-            "abandoned": total(after, "sigma_runs_retired_total", 'reason="abandoned"'),
-            "registered": total(after, "sigma_runs_registered_total", 'source="api"', 'result="created"'),
-            "arrived": arrived[0],
+    def look(self) -> None:
+        """Note when each run was first shown final (its `since`: the check that saw it)."""
+        for run in get_json(self.exporter.port, "/api/v1/runs?state=final")["runs"]:
+            reference = run["reference"]
+            if reference in self.started and reference not in self.seen_final:
+                self.seen_final[reference] = float(run["since"])
+
+    def results(self, k: float) -> dict[str, Any]:
+        calls = self.sim._request("/_sim/stats")["by_reference"]  # the whole stats, per reference
+        assert isinstance(calls, dict)
+        per_outcome: dict[str, list[int]] = {report: [] for report in ENDS}
+        for reference, (report, _) in self.started.items():
+            per_outcome[report].append(int(calls.get(reference, 0)))
+        every = [n for counts in per_outcome.values() for n in counts]
+        delays = [
+            (self.seen_final[ref] - (started + RUN_SECONDS / k)) * k
+            for ref, (_, started) in self.started.items()
+            if ref in self.seen_final
+        ]
+        return {
+            "rule": self.rule,
+            "runs": len(every),
+            "calls_per_run": statistics.mean(every),
+            "by_outcome": {ENDS[r]: statistics.mean(c) for r, c in per_outcome.items() if c},
+            "probes": int(calls.get(PROBE, 0)),
+            "seen": len(delays),
+            "delay_p50": percentile(delays, 50),
+            "delay_p95": percentile(delays, 95),
+            "delay_max": max(delays),
         }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scale", type=float, default=240.0, help="production seconds per benchmark second")
+    parser.add_argument("--days", type=float, default=0.25, help="production days during which runs arrive")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    k = args.scale
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="sigma-bench-steady-") as tmp, processes(Path(tmp)) as procs:
+        pairs = []
+        for rule in RULES:
+            (Path(tmp) / rule).mkdir()
+            pairs.append(Pair(procs, Path(tmp) / rule, rule, k))
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(0.5):
+                for pair in pairs:
+                    pair.look()
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        arrivals = int(args.days * DAY / ARRIVAL)
+        log(f"{arrivals} runs, one every {ARRIVAL / k:.2f} s, then one production day ({DAY / k:.0f} s) more")
+        next_at = time.monotonic()
+        for n in range(arrivals):
+            report = list(ENDS)[n % len(ENDS)]
+            for pair in pairs:
+                pair.start_run(report)
+            next_at += ARRIVAL / k
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        time.sleep(DAY / k + 5 * INTERVAL / k)  # the last run's whole life: active, final a day, retired
+        stop.set()
+        watcher.join(5)
+        rows = [pair.results(k) for pair in pairs]
     info = machine()
     print(
         f"Machine: {info['nproc']} CPUs ({info['cpu']}), Python {info['python']}. "
-        f"`benchmarks/steady_state.py --scale {k:g} --minutes {args.minutes:g}` ({(time.monotonic() - began) / 60:.1f} min). "
-        f"Production figures: a run every {ARRIVAL:g} s ({runs_per_hour:g}/h), {RUN_SECONDS / 60:g} min to PUBLISHED, "
-        f"interval {INTERVAL:g} s, re-check {RECHECK:g} s, retention.final_seconds {FINAL_KEEP:g}; scaled 1/{k:g}.\n"
-    )
-    print("| poller | status calls per hour | vs the least possible | runs held (mean, min-max) |")
-    print("|---|---|---|---|")
-    print(
-        f"| sigma-exporter (measured) | {row['calls_per_hour']:,.0f} | {row['calls_per_hour'] / floor:.2f}x | "
-        f"{row['held_mean']:.0f} ({row['held_min']:.0f}-{row['held_max']:.0f}) |"
+        f"`benchmarks/steady_state.py --scale {k:g} --days {args.days:g}` ({(time.monotonic() - began) / 60:.1f} min). "
+        f"Production defaults (interval {INTERVAL:g} s, first re-check {RECHECK:g} s, retention a day), a run every "
+        f"{ARRIVAL / 60:g} min active {RUN_SECONDS / 60:g} min, outcomes in turn; scaled 1/{k:g}.\n"
     )
     print(
-        f"| least possible (arrival + each interval while active + each re-check while held) | {floor:,.0f} | 1.00x | |"
+        "| re-check rule | runs | status calls per run | PUBLISHED | FAILED | NO_DATA_AVAILABLE | probes | "
+        "final seen after (p50 / p95 / max) |"
     )
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        by = row["by_outcome"]
+        print(
+            f"| {row['rule']} | {row['runs']} | {row['calls_per_run']:.1f} | {by.get('PUBLISHED', 0):.1f} | "
+            f"{by.get('FAILED', 0):.1f} | {by.get('NO_DATA_AVAILABLE', 0):.1f} | {row['probes']} | "
+            f"{row['delay_p50']:.0f} / {row['delay_p95']:.0f} / {row['delay_max']:.0f} s |"
+        )
     print(
-        f"| every held run every interval | {row['poll_all_per_hour']:,.0f} | {row['poll_all_per_hour'] / floor:.2f}x | |"
-    )
-    print(
-        f"\nToken calls per hour: {row['token_calls_per_hour']:.1f}. Runs registered {row['registered']:.0f} "
-        f"(arrived {row['arrived']}); retired by retention {row['retired']:.0f}, abandoned {row['abandoned']:.0f}; "
-        f"active at the end {row['active']:.0f}."
+        f"\nA run's calls: its first check, one a minute while active ({RUN_SECONDS / INTERVAL:g}), then its "
+        "re-checks: the least any poller can do is the first two. Delays in production seconds (one interval "
+        f"is {INTERVAL:g} s)."
     )
     if args.json:
-        args.json.write_text(json.dumps(row, indent=2))
+        args.json.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ read every member).
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 import zlib
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
@@ -111,10 +113,38 @@ class Buckets(Generic[V]):
         self._members: list[set[tuple[int, str]]] = []  # (CRC-32, key) per bucket
         self._pieces: list[list[Piece]] = []
         self._settings: Hashable = None
+        self._order: tuple[V, ...] = ()  # the views of the last update, in their order
         self.rendered_total = 0  # buckets rendered, for the benchmarks
 
     def update(self, views: Sequence[V], settings: Hashable) -> None:
         """Bring the buckets up to `views`: render again the buckets whose owners came, went or changed."""
+        if not self._in_place(views, settings):
+            self._update(views, settings)
+        self._order = tuple(views)
+
+    def _in_place(self, views: Sequence[V], settings: Hashable) -> bool:
+        """The common cycle: the same owners in the same order, most of them the very objects of last time.
+        Only the views that are new objects are looked at; False when an owner came or went."""
+        order = self._order
+        if len(views) != len(order) or settings != self._settings or not self._members:
+            return False
+        changed = list(itertools.compress(range(len(views)), map(operator.is_not, views, order)))
+        key = self._key
+        if any(key(views[i]) != key(order[i]) for i in changed):
+            return False
+        dirty: set[int] = set()
+        count = len(self._members)
+        for i in changed:
+            view, before = views[i], order[i]
+            name = key(view)
+            self._views[name] = view
+            if not self._same(before, view):
+                dirty.add(_bucket(_crc(name), count))
+        for bucket in dirty:
+            self._pieces[bucket] = self._render_bucket(bucket)
+        return True
+
+    def _update(self, views: Sequence[V], settings: Hashable) -> None:
         new = {self._key(view): view for view in views}
         count = len(self._members)
         wanted = _bucket_count(len(new), count)

@@ -20,6 +20,7 @@ class Identities:
         self.bounds = bounds
         self._records: dict[IdentityKey, IdentityRecord] = {}
         self._dirty: set[IdentityKey] = set()
+        self._sorted: tuple[IdentityRecord, ...] | None = None  # `all`, until a record changes
         self.expected: frozenset[IdentityKey] = frozenset()  # identities with an expectation
 
     def restore(self, records: tuple[IdentityRecord, ...]) -> None:
@@ -29,6 +30,7 @@ class Identities:
             # Reconfigured buckets: the old counts cannot be re-binned, so the histogram starts again.
             fresh = replace(stored, bounds=bounds, buckets=(0,) * (len(bounds) + 1), duration_sum=0.0)
             self._records[stored.key] = stored if stored.bounds == bounds else fresh
+        self._sorted = None
 
     def get(self, key: IdentityKey) -> IdentityRecord | None:
         """The identity's record, None when it is not known."""
@@ -36,7 +38,14 @@ class Identities:
 
     def all(self) -> tuple[IdentityRecord, ...]:
         """Every record, sorted by identity."""
-        return tuple(self._records[k] for k in sorted(self._records))
+        if self._sorted is None:
+            self._sorted = tuple(self._records[k] for k in sorted(self._records))
+        return self._sorted
+
+    def _set(self, record: IdentityRecord) -> None:
+        self._records[record.key] = record
+        self._dirty.add(record.key)
+        self._sorted = None
 
     def touch(self, key: IdentityKey, report_name: str, labels: tuple[tuple[str, str], ...]) -> None:
         """Make the identity known (it is exported from its first run on); keep its name and labels."""
@@ -51,8 +60,7 @@ class Identities:
             )
         else:
             return
-        self._records[key] = record
-        self._dirty.add(key)
+        self._set(record)
 
     def count(self, key: IdentityKey, outcome: str, ended_at: float, duration: float | None) -> None:
         """One run of the identity ended (counted once, by the caller's guarantee)."""
@@ -70,8 +78,7 @@ class Identities:
             changes.update(
                 last_duration=duration, buckets=tuple(buckets), duration_sum=record.duration_sum + duration
             )
-        self._records[key] = replace(record, **changes)  # type: ignore[arg-type]
-        self._dirty.add(key)
+        self._set(replace(record, **changes))  # type: ignore[arg-type]
 
     def started(self, key: IdentityKey, at: float) -> None:
         """A run of the identity started at `at`; kept for identities with an expectation only."""
@@ -80,14 +87,12 @@ class Identities:
             return
         updated = with_start(record, at)
         if updated is not record:
-            self._records[key] = updated
-            self._dirty.add(key)
+            self._set(updated)
 
     def put(self, record: IdentityRecord) -> None:
         """Replace a record (the expectation judge's); written to the store when it changed."""
         if self._records.get(record.key) != record:
-            self._records[record.key] = record
-            self._dirty.add(record.key)
+            self._set(record)
 
     def take_dirty(self) -> tuple[IdentityRecord, ...]:
         """The records changed since the last call, for the state store."""

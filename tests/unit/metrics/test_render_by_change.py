@@ -62,11 +62,25 @@ runs = st.dictionaries(
 identities = st.dictionaries(st.integers(0, 30), st.integers(0, 3), max_size=20)
 
 
-def snapshot_of(r: dict[int, tuple[str, bool, str]], i: dict[int, int], sparse: bool) -> Snapshot:
+def snapshot_of(
+    r: dict[int, tuple[str, bool, str]],
+    i: dict[int, int],
+    sparse: bool,
+    kept: dict[int, tuple[tuple[str, bool, str], ReferenceState]] | None = None,
+) -> Snapshot:
+    """With `kept`, a run whose value did not change is the same state object as in the last snapshot, as
+    the poller hands them over; without, every state is a new object."""
+    states = []
+    for n, value in r.items():
+        previous = kept.get(n) if kept is not None else None
+        state = previous[1] if previous is not None and previous[0] == value else run_state(n, *value)
+        if kept is not None:
+            kept[n] = (value, state)
+        states.append(state)
     return Snapshot(
         info=ExporterInfo("1", "3", status_series="current" if sparse else "all"),
         api=API,
-        references=tuple(run_state(n, *v) for n, v in r.items()),
+        references=tuple(states),
         identities=tuple(identity_state(n, v) for n, v in sorted(i.items())),
         registry=RegistryState(duration_bounds=BOUNDS),
     )
@@ -85,6 +99,33 @@ def test_rendered_by_change_equals_the_full_render(
         assert got.openmetrics == full.openmetrics
         assert gzip.decompress(got.text_gzip) == full.text
         assert gzip.decompress(got.openmetrics_gzip) == full.openmetrics
+
+
+value = st.tuples(st.sampled_from(ALL_STATUSES), st.booleans(), st.sampled_from(["", "ops"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    runs,
+    st.lists(st.dictionaries(st.integers(0, 60), st.one_of(st.none(), value), max_size=6), max_size=8),
+)
+def test_runs_edited_in_place_as_the_poller_does_render_as_the_full_render(
+    start: dict[int, tuple[str, bool, str]], edits: list[dict[int, tuple[str, bool, str] | None]]
+) -> None:
+    """The poller's cycles: most runs the same objects in the same order, a few changed, came or went."""
+    incremental = Exposition()
+    kept: dict[int, tuple[tuple[str, bool, str], ReferenceState]] = {}
+    r = dict(start)
+    for edit in [{}, *edits]:
+        for n, change in edit.items():
+            if change is None:
+                r.pop(n, None)
+            else:
+                r[n] = change
+        snapshot = snapshot_of(r, {}, False, kept)
+        got, full = incremental.render(snapshot), render(snapshot)
+        assert got.text == full.text
+        assert gzip.decompress(got.text_gzip) == full.text
 
 
 def test_nothing_changed_nothing_rendered_again_and_one_change_one_bucket() -> None:
