@@ -1,13 +1,14 @@
 """What a scrape gets: the snapshot's exposition (rendered by change, `render.py`) in the format it asked
 for, gzipped or not, with the small process_* part rendered apart, at most once a second, so that CPU and
-memory figures are current. gzip allows concatenated members, so the pre-compressed body and the process
-part are joined without recompressing.
+memory figures are current. The pre-compressed body and the process part are deflate blocks that refer to
+nothing before them, so they are joined without recompressing into one gzip member (the renderer keeps the
+body's CRC-32; the process part's is added to it).
 """
 
 from __future__ import annotations
 
-import gzip
 import time
+import zlib
 from collections.abc import Iterable
 from typing import Final
 
@@ -17,7 +18,7 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
-from sigma_exporter.metrics.render import Rendered
+from sigma_exporter.metrics.render import GZIP_HEADER, Rendered, deflated, gzip_trailer
 
 TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 OM_CONTENT_TYPE: Final = OPENMETRICS_CONTENT_TYPE
@@ -35,36 +36,43 @@ class ProcessPart:
         for collector in collectors:
             self._registry.register(collector)
         self._max_age = max_age
-        self._cache: dict[tuple[bool, bool], tuple[float, bytes]] = {}
+        self._cache: dict[bool, tuple[float, bytes, bytes]] = {}  # format -> (made at, plain, deflated)
         # gzip bodies joined with the current process part, reused until either changes (a few hundred
         # KiB at 10,000 references: a burst of Prometheus scrapes then costs no allocation of its own)
-        self._joined: dict[bool, tuple[bytes, bytes, bytes]] = {}
+        self._joined: dict[bool, tuple[Rendered, bytes, bytes]] = {}
 
-    def body(self, openmetrics: bool, compress: bool) -> bytes:
-        """The process part in one format, gzipped or not; rendered again when the cached one is older than
-        `max_age`. Called on the web server's event loop for each scrape; the cache is safe across threads
-        (one assignment per update)."""
+    def _current(self, openmetrics: bool) -> tuple[bytes, bytes]:
         now = time.monotonic()
-        cached = self._cache.get((openmetrics, compress))
+        cached = self._cache.get(openmetrics)
         if cached is not None and now - cached[0] < self._max_age:
-            return cached[1]
+            return cached[1], cached[2]
         if openmetrics:
             data = generate_openmetrics(self._registry).removesuffix(OM_EOF) + OM_EOF  # type: ignore[no-untyped-call]
         else:
             data = generate_latest(self._registry)
-        body = gzip.compress(data, 1, mtime=0) if compress else data
-        self._cache[(openmetrics, compress)] = (now, body)  # one assignment: safe across threads
-        return body
+        entry = (now, data, deflated(data))
+        self._cache[openmetrics] = entry  # one assignment: safe across threads
+        return entry[1], entry[2]
 
-    def gzip_joined(self, static: bytes, openmetrics: bool) -> bytes:
-        """`static` (a snapshot's gzip body) followed by the gzipped process part, as one gzip body; the last
-        join is reused while neither changed."""
-        part = self.body(openmetrics, True)
+    def body(self, openmetrics: bool) -> bytes:
+        """The process part in one format, uncompressed; rendered again when the cached one is older than
+        `max_age`. Called on the web server's event loop for each scrape; the cache is safe across threads
+        (one assignment per update)."""
+        return self._current(openmetrics)[0]
+
+    def gzip_joined(self, rendered: Rendered, openmetrics: bool) -> bytes:
+        """The snapshot's body followed by the process part, as one gzip member; the last join is reused
+        while neither changed."""
+        plain, part = self._current(openmetrics)
         cached = self._joined.get(openmetrics)
-        if cached is not None and cached[0] is static and cached[1] is part:
+        if cached is not None and cached[0] is rendered and cached[1] is part:
             return cached[2]
-        joined = static + part
-        self._joined[openmetrics] = (static, part, joined)
+        if openmetrics:
+            static, (crc, length) = rendered.openmetrics_deflated, rendered.openmetrics_check
+        else:
+            static, (crc, length) = rendered.text_deflated, rendered.text_check
+        joined = GZIP_HEADER + static + part + gzip_trailer(zlib.crc32(plain, crc), length + len(plain))
+        self._joined[openmetrics] = (rendered, part, joined)
         return joined
 
 
@@ -108,13 +116,11 @@ def body_for(rendered: Rendered, process: ProcessPart, *, openmetrics: bool, com
     """The whole /metrics body for one scrape: the snapshot's pre-rendered body and the process part, in the
     chosen format, gzipped or not."""
     if compress:
-        return process.gzip_joined(
-            rendered.openmetrics_gzip if openmetrics else rendered.text_gzip, openmetrics
-        )
+        return process.gzip_joined(rendered, openmetrics)
     return b"".join(parts_for(rendered, process, openmetrics=openmetrics))  # one copy of the body
 
 
 def parts_for(rendered: Rendered, process: ProcessPart, *, openmetrics: bool) -> tuple[bytes, ...]:
     """The uncompressed body as its pre-rendered parts, for a server that writes them without joining."""
     parts = rendered.openmetrics_parts if openmetrics else rendered.text_parts
-    return (*parts, process.body(openmetrics, False))
+    return (*parts, process.body(openmetrics))

@@ -6,8 +6,9 @@ per owner, not a render of 30 MB. The small aggregate families are rendered ever
 Owners are ordered by the CRC-32 of their key (then the key), and a bucket is a range of that order (the top
 bits of the CRC), so each family's body, its buckets' bodies in bucket order, lists the owners in the same
 order whatever the number of buckets: a fresh `Exposition` renders a snapshot exactly as one that got there
-by change. The gzip body is one gzip member per piece, concatenated (gzip readers, Prometheus' among them,
-read every member).
+by change. Each piece is also kept as deflate blocks that refer to nothing before them, so the gzip body is
+their join between a header and a trailer: one gzip member (several members, which the format allows, are
+read only in part by curl --compressed and, at some read boundaries, garbled by urllib3 2.8).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
+import struct
 import zlib
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
 from sigma_exporter.metrics.collector import (
@@ -44,18 +46,37 @@ V = TypeVar("V")
 Renderer = Callable[[Sequence[V], Hashable], list[Family]]
 
 
-def gzip_member(data: bytes) -> bytes:
-    """`data` as one gzip member (mtime 0), b"" for nothing."""
+#: The head of a gzip member: deflate, no flags, mtime 0, no extra flags, OS unknown.
+GZIP_HEADER: Final = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+#: An empty final deflate block (fixed Huffman), which ends the stream after sync-flushed pieces.
+DEFLATE_END: Final = b"\x03\x00"
+
+
+def deflated(data: bytes) -> bytes:
+    """`data` as raw deflate blocks that refer to nothing before them and end on a byte boundary (a sync
+    flush), none of them final: any sequence of such pieces, then `DEFLATE_END`, is one deflate stream. b""
+    for nothing."""
     if not data:
         return b""
-    zipper = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    return zipper.compress(data) + zipper.flush()
+    zipper = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)
+    return zipper.compress(data) + zipper.flush(zlib.Z_SYNC_FLUSH)
+
+
+def gzip_trailer(crc: int, length: int) -> bytes:
+    """What closes a gzip member: the end of the deflate stream, the CRC-32 and size of the data."""
+    return DEFLATE_END + struct.pack("<II", crc & 0xFFFFFFFF, length & 0xFFFFFFFF)
+
+
+def gzip_member(data: bytes) -> bytes:
+    """`data` as one gzip member (mtime 0)."""
+    return GZIP_HEADER + deflated(data) + gzip_trailer(zlib.crc32(data), len(data))
 
 
 @dataclass(frozen=True)
 class Piece:
-    """A family's lines of one bucket (or an aggregate family's whole body) in both formats, with their gzip
-    members; the OpenMetrics ones are the text ones (the same objects) where the lines do not differ."""
+    """A family's lines of one bucket (or an aggregate family's whole body) in both formats, with their
+    deflated blocks (see `deflated`); the OpenMetrics ones are the text ones (the same objects) where the
+    lines do not differ."""
 
     text: bytes
     openmetrics: bytes
@@ -66,11 +87,11 @@ class Piece:
     def of(cls, family: Family) -> Piece:
         """A family's sample lines as a piece."""
         text = "".join(family.lines).encode("utf-8")
-        zipped = gzip_member(text)
+        zipped = deflated(text)
         if family.om_lines is None:
             return cls(text, text, zipped, zipped)
         om = "".join(family.om_lines).encode("utf-8")
-        return cls(text, om, zipped, gzip_member(om))
+        return cls(text, om, zipped, deflated(om))
 
 
 EMPTY: Final = Piece(b"", b"", b"", b"")
@@ -96,7 +117,7 @@ class Heads:
             text_name = f"{name}_total" if kind == "counter" else name
             text = f"# HELP {text_name} {_help(family.documentation)}\n# TYPE {text_name} {kind}\n".encode()
             om = f"# HELP {name} {escape_value(family.documentation)}\n# TYPE {name} {kind}\n".encode()
-            head = self._made[key] = Piece(text, om, gzip_member(text), gzip_member(om))
+            head = self._made[key] = Piece(text, om, deflated(text), deflated(om))
         return head
 
 
@@ -237,15 +258,54 @@ def _identities(states: Sequence[IdentityState], bounds: Hashable) -> list[Famil
     return identity_families(states, bounds)
 
 
+class Checksums:
+    """The CRC-32 of a body made of parts, kept after each part: a body whose first parts are the very
+    objects of the last one is checked from the first part that differs. One caller at a time: scrapes, on
+    the web server's event loop."""
+
+    def __init__(self) -> None:
+        self._parts: tuple[bytes, ...] = ()
+        self._after: list[tuple[int, int]] = []  # (CRC-32, length) of the body up to and with each part
+
+    def of(self, parts: tuple[bytes, ...]) -> tuple[int, int]:
+        """The CRC-32 and length of the join of `parts`."""
+        previous = self._parts
+        same = min(len(parts), len(previous))
+        first = next(itertools.compress(range(same), map(operator.is_not, parts, previous)), same)
+        after = self._after[:first]
+        crc, length = after[-1] if after else (0, 0)
+        for part in parts[first:]:
+            crc, length = zlib.crc32(part, crc), length + len(part)
+            after.append((crc, length))
+        self._parts, self._after = parts, after
+        return crc, length
+
+
 @dataclass(frozen=True)
 class Rendered:
     """One snapshot's exposition as parts: both formats share every sample piece (only heads differ), and
-    each part has its gzip member, so the gzip bodies are joins, never a compression of the whole."""
+    each part has its deflated blocks, so that a gzip body is a join and a trailer (the CRC-32 of the body,
+    kept by the renderer), never a compression of the whole. A gzip body is one gzip member: readers that
+    stop after the first member (curl) read it all."""
 
     text_parts: tuple[bytes, ...]
     openmetrics_parts: tuple[bytes, ...]  # without the closing "# EOF"
-    text_gzip_parts: tuple[bytes, ...]
+    text_gzip_parts: tuple[bytes, ...]  # deflated blocks, see `deflated`
     openmetrics_gzip_parts: tuple[bytes, ...]
+    # Whose checksums (the renderer's, kept across snapshots) give the bodies' CRC-32 when first asked for
+    text_checksums: Checksums = field(default_factory=Checksums, compare=False)
+    openmetrics_checksums: Checksums = field(default_factory=Checksums, compare=False)
+
+    @functools.cached_property
+    def text_check(self) -> tuple[int, int]:
+        """The text body's CRC-32 and length, worked out on the first gzip scrape (on the event loop, the
+        only caller), from the first part that differs from the last body checked."""
+        return self.text_checksums.of(self.text_parts)
+
+    @functools.cached_property
+    def openmetrics_check(self) -> tuple[int, int]:
+        """The OpenMetrics body's CRC-32 and length (without "# EOF")."""
+        return self.openmetrics_checksums.of(self.openmetrics_parts)
 
     @property
     def text(self) -> bytes:
@@ -258,14 +318,24 @@ class Rendered:
         return b"".join(self.openmetrics_parts)
 
     @functools.cached_property
-    def text_gzip(self) -> bytes:
-        """The text body gzipped: its members joined (once, on the first gzip scrape)."""
+    def text_deflated(self) -> bytes:
+        """The text body as deflate blocks, none final (joined once, on the first gzip scrape)."""
         return b"".join(self.text_gzip_parts)
 
     @functools.cached_property
-    def openmetrics_gzip(self) -> bytes:
-        """The OpenMetrics body (without "# EOF") gzipped: its members joined."""
+    def openmetrics_deflated(self) -> bytes:
+        """The OpenMetrics body (without "# EOF") as deflate blocks, none final."""
         return b"".join(self.openmetrics_gzip_parts)
+
+    @property
+    def text_gzip(self) -> bytes:
+        """The text body gzipped."""
+        return GZIP_HEADER + self.text_deflated + gzip_trailer(*self.text_check)
+
+    @property
+    def openmetrics_gzip(self) -> bytes:
+        """The OpenMetrics body (without "# EOF") gzipped."""
+        return GZIP_HEADER + self.openmetrics_deflated + gzip_trailer(*self.openmetrics_check)
 
 
 class Exposition:
@@ -275,6 +345,8 @@ class Exposition:
         self._heads = Heads()
         self._runs: Buckets[ReferenceState] = Buckets(_runs, _run_key, _same_run)
         self._identities: Buckets[IdentityState] = Buckets(_identities, _identity_key, _same_identity)
+        self._text_check = Checksums()
+        self._openmetrics_check = Checksums()
 
     @property
     def buckets_rendered(self) -> int:
@@ -282,7 +354,9 @@ class Exposition:
         return self._runs.rendered_total + self._identities.rendered_total
 
     def render(self, snapshot: Snapshot) -> Rendered:
-        """Both formats of `snapshot`, reusing what did not change since the last call."""
+        """Both formats of `snapshot`, reusing what did not change since the last call. The families of
+        runs and identities come first and the small ones that change every cycle (API calls, the poll's
+        own figures) last, so that the checksum of a cycle in which no run changed covers only those."""
         sparse = snapshot.info.status_series == "current"
         bounds = snapshot.registry.duration_bounds
         self._runs.update(snapshot.references, sparse)
@@ -292,19 +366,21 @@ class Exposition:
         if not has_expectations(snapshot):
             identity_specs = identity_specs[:-EXPECTATION_FAMILIES]
         parts = _Parts(self._heads)
-        for index in range(3):  # status, since, error info
-            parts.add(run_specs[index], self._runs.pieces(index))
-        parts.whole(reports_family(snapshot))
-        for index in range(3, len(run_specs)):  # the group families, up, info
-            parts.add(run_specs[index], self._runs.pieces(index))
-        parts.whole(references_family(snapshot))
-        for family in api_families(snapshot):
-            parts.whole(family)
+        for index, spec in enumerate(run_specs):
+            parts.add(spec, self._runs.pieces(index))
         for index, spec in enumerate(identity_specs):
             parts.add(spec, self._identities.pieces(index))
-        for family in (*registry_families(snapshot), *exporter_families(snapshot)):
+        parts.whole(reports_family(snapshot))
+        parts.whole(references_family(snapshot))
+        for family in (*api_families(snapshot), *registry_families(snapshot), *exporter_families(snapshot)):
             parts.whole(family)
-        return parts.rendered()
+        return parts.rendered(self._text_check, self._openmetrics_check)
+
+
+_TEXT = operator.attrgetter("text")
+_OPENMETRICS = operator.attrgetter("openmetrics")
+_TEXT_GZIP = operator.attrgetter("text_gzip")
+_OPENMETRICS_GZIP = operator.attrgetter("openmetrics_gzip")
 
 
 class _Parts:
@@ -319,13 +395,17 @@ class _Parts:
     def whole(self, family: Family) -> None:
         self.add(family, iter((Piece.of(family),)) if family.lines else iter(()))
 
-    def rendered(self) -> Rendered:
+    def rendered(self, text_check: Checksums, openmetrics_check: Checksums) -> Rendered:
         pieces = self._pieces
+        text = tuple(map(_TEXT, pieces))
+        openmetrics = tuple(map(_OPENMETRICS, pieces))
         return Rendered(
-            text_parts=tuple(p.text for p in pieces),
-            openmetrics_parts=tuple(p.openmetrics for p in pieces),
-            text_gzip_parts=tuple(p.text_gzip for p in pieces if p.text_gzip),
-            openmetrics_gzip_parts=tuple(p.openmetrics_gzip for p in pieces if p.openmetrics_gzip),
+            text_parts=text,
+            openmetrics_parts=openmetrics,
+            text_gzip_parts=tuple(filter(None, map(_TEXT_GZIP, pieces))),
+            openmetrics_gzip_parts=tuple(filter(None, map(_OPENMETRICS_GZIP, pieces))),
+            text_checksums=text_check,
+            openmetrics_checksums=openmetrics_check,
         )
 
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,8 +49,11 @@ def test_endpoints(simulator: Simulator, exporter_process: Start) -> None:
 
     raw = requests.get(base + "/metrics", headers={"Accept-Encoding": "gzip"}, timeout=5, stream=True)
     assert raw.headers["Content-Encoding"] == "gzip"
-    body = gzip.decompress(raw.raw.read())
+    compressed = raw.raw.read()
+    body = gzip.decompress(compressed)
     assert b"sigma_up 1.0" in body and b"process_cpu_seconds_total" in body
+    first_member = zlib.decompressobj(31)  # what curl --compressed reads: one gzip member, the whole body
+    assert first_member.decompress(compressed) == body and first_member.unused_data == b""
 
     assert requests.get(base + "/-/healthy", timeout=5).status_code == 200
     assert requests.get(base + "/-/ready", timeout=5).status_code == 200

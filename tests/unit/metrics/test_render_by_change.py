@@ -4,6 +4,7 @@ sequence of changes; and a snapshot in which nothing changed renders no bucket a
 from __future__ import annotations
 
 import gzip
+import zlib
 from dataclasses import replace
 
 from hypothesis import given, settings
@@ -139,3 +140,18 @@ def test_nothing_changed_nothing_rendered_again_and_one_change_one_bucket() -> N
     r[7] = ("FAILED", True, "ops")
     exposition.render(snapshot_of(r, i, False))
     assert exposition.buckets_rendered == first + 1
+
+
+def test_the_gzip_body_is_one_member_that_a_first_member_reader_reads_whole() -> None:
+    """curl --compressed (and urllib3's decoder when a member ends at a read boundary) read one member
+    only: the joined body must be one, checked by a decoder that stops at the first member's end."""
+    r = {n: ("FAILED" if n % 3 else "PUBLISHED", True, "ops") for n in range(200)}
+    exposition = Exposition()
+    for changed in (None, 5, 17):
+        if changed is not None:
+            r[changed] = ("NOTIFIED", True, "")
+        got = exposition.render(snapshot_of(r, dict.fromkeys(range(12), 2), False))
+        for body, plain in ((got.text_gzip, got.text), (got.openmetrics_gzip, got.openmetrics)):
+            reader = zlib.decompressobj(31)
+            assert reader.decompress(body) == plain
+            assert reader.eof and reader.unused_data == b""
