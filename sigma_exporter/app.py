@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import signal
 import threading
 import time
@@ -36,11 +37,13 @@ from sigma_exporter.poll.inbox import ReloadInbox
 from sigma_exporter.poll.loop import PollLoop
 from sigma_exporter.poll.poller import Poller
 from sigma_exporter.poll.workers import WorkerPool
+from sigma_exporter.runs.clock import Clock, clock_from_environment
 from sigma_exporter.runs.holdings import Holdings
 from sigma_exporter.runs.references import Shard
 from sigma_exporter.runs.registry import Registry
 from sigma_exporter.runs.schedules import Scheduler
 from sigma_exporter.runs.store import StateStore, StoreError, store_for
+from sigma_exporter.runs.store.sqlite import StateFileError
 from sigma_exporter.runs.store.writer import StateWriter
 from sigma_exporter.sigma.client import ExchangeHook
 from sigma_exporter.sigma.link import SigmaLink
@@ -126,6 +129,7 @@ class Core:
     poller: Poller
     loop: PollLoop
     scheduler: Scheduler
+    clock: Clock  # the wall clock of runs and expectations, shared by every part that stamps or judges them
 
     def parts(self, *, polling: bool = True, web: Part | None = None) -> list[Part]:
         """In start order, with the web server (when given) before anything talks to Sigma. Without
@@ -147,8 +151,10 @@ def build_core(
     storage_path: str | None = None,
     state: StateStore | None = None,
     on_exchange: ExchangeHook | None = None,
+    clock: Clock | None = None,
 ) -> Core:
-    """Every part of the core, wired, none started."""
+    """Every part of the core, wired, none started. `clock`: the wall clock of runs and expectations (default
+    the system's, or the testing hook's when its environment variable is set: runs/clock.py)."""
     if state is None:
         state = store_for(config.state, storage_path)
         if state.description == "memory:":
@@ -156,6 +162,7 @@ def build_core(
                 "state.url is memory: runs registered through the API and report history are lost on restart"
             )
     shard = Shard(shard_index, shard_count)
+    clock = clock or clock_from_environment(os.environ)
     wake = threading.Event()  # news for the poll thread: arrivals, reloads, schedule starts
     in_force = ConfigInForce(config)
     stats = ApiStats()
@@ -178,11 +185,13 @@ def build_core(
         ident = expectation.report_group_id or expectation.report_id
         return link.start_run(expectation.kind, ident, schedule.filter)
 
-    scheduler = Scheduler(in_force.get, state, registry, start_run, active_runs, shard=shard, wake=wake)
+    scheduler = Scheduler(
+        in_force.get, state, registry, start_run, active_runs, shard=shard, wake=wake, clock=clock
+    )
     poller = Poller(
         in_force,
         state=state,
-        holdings=Holdings(registry, config.metrics.duration_buckets, shard),
+        holdings=Holdings(registry, config.metrics.duration_buckets, shard, clock),
         registry=registry,
         link=link,
         pool=pool,
@@ -194,13 +203,16 @@ def build_core(
         schedule_counts=scheduler.counters,
     )
     loop = PollLoop(poller, wake)
-    return Core(in_force, latest, state, writer, link, pool, registry, inbox, poller, loop, scheduler)
+    return Core(in_force, latest, state, writer, link, pool, registry, inbox, poller, loop, scheduler, clock)
 
 
 def start_parts(parts: Parts, config: Config) -> None:
-    """Start `parts`; a state store that cannot be opened or read is the config's `state.url` error."""
+    """Start `parts`; a state file that cannot be used is its own error (`FILE: problem`), another state
+    store that cannot be opened or read is the config's `state.url` error."""
     try:
         parts.start()
+    except StateFileError as exc:
+        raise ConfigError(str(exc.path), "", exc.problem) from None
     except StoreError as exc:
         raise ConfigError(config.source, "state.url", str(exc)) from None
 
@@ -334,6 +346,7 @@ def build_exporter(
         core.registry,
         token=lambda: core.in_force.get().api.token,
         basic_users=lambda: watcher is not None and bool(watcher.current().config.users),
+        now=core.clock.time,
     )
     reload = functools.partial(reload_files, config_file, core.inbox, watcher, on_secret)
     routes = Routes(core.latest, live, reload, security, server_stats, api)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Final
 
 from sigma_exporter.config.model import Reference
+from sigma_exporter.runs.clock import Clock
 from sigma_exporter.runs.held import Observation
 from sigma_exporter.sigma.errors import BadRequestError, FailureReplyError, SigmaError
 from sigma_exporter.sigma.link import SigmaLink
@@ -23,12 +23,13 @@ class Checker:
     neither a worker thread nor stale series outlive it. `check` runs on the worker threads, `probe` on the
     poll thread."""
 
-    def __init__(self, link: SigmaLink) -> None:
+    def __init__(self, link: SigmaLink, clock: Clock) -> None:
         self._link = link
+        self._clock = clock
 
     def check(self, ref: Reference, budget: float) -> Observation:
         """One status call for the run `ref`, within `budget` seconds."""
-        checked_at = time.time()
+        checked_at, mono = self._clock.time(), self._clock.monotonic()
         client = self._link.client()
         try:
             if ref.kind == "group":
@@ -37,11 +38,12 @@ class Checker:
                 reply = client.check_report(ref.reference, timeout=budget)
         except SigmaError as exc:
             reached = isinstance(exc, (BadRequestError, FailureReplyError))
-            return Observation(ref, None, exc, checked_at, reached)
+            return Observation(ref, None, exc, checked_at, reached, mono)
         except Exception as exc:  # a bug, not Sigma
             log.exception("check failed unexpectedly", extra={"reference": ref.reference, "kind": ref.kind})
-            return Observation(ref, None, SigmaError(f"unexpected {type(exc).__name__}"), checked_at, False)
-        return Observation(ref, reply, None, checked_at, True)
+            failed = SigmaError(f"unexpected {type(exc).__name__}")
+            return Observation(ref, None, failed, checked_at, False, mono)
+        return Observation(ref, reply, None, checked_at, True, mono)
 
     def probe(self, budget: float) -> bool:
         """Whether Sigma is reachable and takes our credentials, when no run is held to check."""

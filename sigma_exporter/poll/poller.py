@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Final
 
 from sigma_exporter.config.inforce import ConfigInForce
 from sigma_exporter.config.load import Config
@@ -16,7 +17,7 @@ from sigma_exporter.metrics.snapshot import ExporterInfo, ReloadState, Snapshot
 from sigma_exporter.poll.check import Checker
 from sigma_exporter.poll.due import DueQueue, next_check
 from sigma_exporter.poll.inbox import ReloadInbox
-from sigma_exporter.poll.publish import ScheduleCounts, identity_states, reference_state, registry_state
+from sigma_exporter.poll.publish import IdentityViews, ScheduleCounts, reference_state, registry_state
 from sigma_exporter.poll.select import select
 from sigma_exporter.poll.waiting import seconds_to_wait
 from sigma_exporter.poll.workers import BatchResult, WorkerPool
@@ -29,6 +30,10 @@ from sigma_exporter.sigma.link import SigmaLink
 from sigma_exporter.sigma.stats import ApiStats
 
 log = logging.getLogger(__name__)
+
+#: How long a cycle waits for its counts to become durable before it publishes without them (they show
+#: at a later cycle then); a commit takes milliseconds when the store is well.
+DURABLE_WAIT_SECONDS: Final = 1.0
 
 
 class Poller:
@@ -59,12 +64,14 @@ class Poller:
         self._link = link
         self._pool = pool
         self._latest = latest
+        self._identity_views = IdentityViews()
         self._inbox = inbox
         self._writer = writer
         self._stats = stats
         self._info = info
         self._schedule_counts = schedule_counts
-        self._checker = Checker(link)
+        self._clock = holdings.clock  # the one wall clock of runs and expectations (runs/clock.py)
+        self._checker = Checker(link, self._clock)
         self._queue: DueQueue[Key] = DueQueue()
         self._cycles = 0
         self._skipped_total = 0
@@ -170,7 +177,7 @@ class Poller:
         return seconds_to_wait(
             since_full=since_full,
             interval=self.config.poll.interval_seconds,
-            now=time.time(),
+            now=self._clock.time(),
             next_due=self._queue.next_due(),
             judge_at=self._judge_at,
         )
@@ -184,7 +191,7 @@ class Poller:
         self._refresh_files()
         config = self.config
         started = time.monotonic()
-        wall_started = time.time()
+        wall_started = self._clock.time()
         chosen = select(
             self._queue.pop_due(wall_started),
             self._holdings.runs,
@@ -197,8 +204,13 @@ class Poller:
         up = self._sigma_up(batch.results, full=not due_only, now=started)
         duration = time.monotonic() - started
         self._log_cycle(batch, changes, up, duration)
-        self._judge_at = self._holdings.judge_expectations(time.time())
-        self._writer.submit(self._holdings.changes())
+        self._judge_at = self._holdings.judge_expectations(self._clock.time())
+        to_write = self._holdings.changes()
+        number = self._writer.submit(to_write)
+        if to_write.identities:
+            self._identity_views.submitted(number, to_write.identities)
+            if self._writer.up:  # counts are shown once durable: a commit's wait, not a cycle's
+                self._writer.wait_written(number, DURABLE_WAIT_SECONDS)
         return self._publish(up, duration)
 
     def _account(self, seen: list[Observation], chosen: list[HeldRun], cycle_started: float) -> int:
@@ -219,7 +231,7 @@ class Poller:
             key = run.ref.key
             if key not in checked and key in runs:
                 self._queue.set(key, cycle_started)
-        self._holdings.apply_retention(config.retention, time.time())
+        self._holdings.apply_retention(config.retention, self._clock.time())
         self._follow_membership()
         return changes
 
@@ -263,7 +275,7 @@ class Poller:
     def _publish(self, up: bool, duration: float, cycle_ended: bool = True) -> Snapshot:
         holdings = self._holdings
         references = tuple(reference_state(run) for run in holdings)
-        identities = identity_states(holdings)
+        identities = self._identity_views.states(holdings, self._writer.written)
         registry = registry_state(
             holdings,
             self._registry.counters(),

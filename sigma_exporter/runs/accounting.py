@@ -5,6 +5,7 @@ first final status (or as lost), retention, and a run's record in the state stor
 from __future__ import annotations
 
 import logging
+import math
 
 from sigma_exporter.config.model import RETAINED_SOURCES, RetentionConfig
 from sigma_exporter.runs.held import HeldRun, ReportRow
@@ -37,6 +38,32 @@ def started_at(memory: HeldRun) -> float:
     return ref.registered_at or memory.first_seen_at or 0.0
 
 
+def saw_start(memory: HeldRun, now: float, mono: float) -> None:
+    """The run joins now (`now` on the wall clock, `mono` on the monotonic): on the monotonic clock it started
+    `mono` less how long before `now` it started (nothing less when its start lies ahead of `now`)."""
+    memory.start_mono = mono - max(0.0, now - started_at(memory))
+
+
+def age(memory: HeldRun, now: float, mono: float) -> float:
+    """How long the run has been active: on the monotonic clock when it started in this process's sight, else
+    on the wall clock."""
+    if memory.start_mono is not None:
+        return mono - memory.start_mono
+    return now - started_at(memory)
+
+
+def measured(memory: HeldRun, report_ids: list[str], start: float, end: float, longest: float) -> float:
+    """How long the run took until its reports `report_ids` were final: on the monotonic clock when this process
+    saw both ends, else from the wall times `start` to `end`; never below 0 nor above `longest` (a run active
+    that long is abandoned, so more is a clock's error)."""
+    ends = [memory.since_mono[rid] for rid in report_ids if rid in memory.since_mono]
+    if memory.start_mono is not None and ends and len(ends) == len(report_ids):
+        took = max(ends) - memory.start_mono
+    else:
+        took = end - start
+    return min(max(took, 0.0), longest)
+
+
 def touch_identities(memory: HeldRun, identities: Identities) -> None:
     """Make the run's identities known (with their names and labels) and tell them when it started."""
     names = {r.report_id: r.report_name for r in memory.rows if r.report_id}
@@ -46,8 +73,11 @@ def touch_identities(memory: HeldRun, identities: Identities) -> None:
         identities.started(key, start)
 
 
-def count_if_final(memory: HeldRun, identities: Identities, seen_before: bool, checked_at: float) -> str:
-    """Count the run at its first final status; returns the outcome ("" when not counted now)."""
+def count_if_final(
+    memory: HeldRun, identities: Identities, seen_before: bool, checked_at: float, longest: float = math.inf
+) -> str:
+    """Count the run at its first final status; returns the outcome ("" when not counted now). Durations are
+    `measured` (at most `longest`: `retention.abandon_after_seconds`)."""
     if memory.outcome or not memory.up or not memory.rows:
         return ""
     outcome = outcome_of_run(row.status for row in memory.rows)
@@ -57,7 +87,8 @@ def count_if_final(memory: HeldRun, identities: Identities, seen_before: bool, c
     start = memory.ref.submitted_at if memory.ref.submitted_at is not None else memory.first_seen_at
     # Without submitted_at, a run already final at its first check has no known duration.
     known = memory.ref.submitted_at is not None or seen_before
-    duration = max(0.0, ended - start) if known and start is not None else None
+    report_ids = [row.report_id for row in memory.rows]
+    duration = measured(memory, report_ids, start, ended, longest) if known and start is not None else None
     memory.outcome, memory.final_at, memory.dirty = outcome, ended, True
     keys = identity_keys(memory)
     if keys:
@@ -65,7 +96,11 @@ def count_if_final(memory: HeldRun, identities: Identities, seen_before: bool, c
     for key in keys[1:]:  # members of a group, each with its own outcome
         row = next(r for r in memory.rows if r.report_id == key[1])
         member = outcome_of_run((row.status,)) or outcome
-        member_duration = max(0.0, row.since - start) if known and start is not None else None
+        member_duration = (
+            measured(memory, [row.report_id], start, row.since, longest)
+            if known and start is not None
+            else None
+        )
         identities.count(key, member, row.since, member_duration)
     log.info(
         "run ended",

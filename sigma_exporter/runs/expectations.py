@@ -8,6 +8,11 @@ on time, never one meant for the time before). `t` is judged once `t + grace` ha
 judged-through time is kept in the state store), and only when this exporter was watching the identity
 for the whole window: expected times from before the expectation was first seen are never counted.
 `missed` stays 1 from then until a run of the identity starts (late) or the next expected time is met.
+
+Clock steps. A backward step never judges an expected time again: the judged-through time only moves
+forward. After a forward step, the expected times up to the first judgement that saw it (`ForwardStep`)
+count as at most one missed run, not one per period the step jumped over. A run's age against
+`max_duration_seconds` is measured on the monotonic clock when the exporter saw it start (`ages`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,15 @@ class Verdict:
     wake_at: float  # when the verdict may next change without a run arriving
 
 
+@dataclass(frozen=True)
+class ForwardStep:
+    """A forward step of the wall clock: the missed expected times up to `landed` (the wall time of the first
+    judgement after the step) count as one missed run at most; `counted` when one already was."""
+
+    landed: float
+    counted: bool = False
+
+
 def with_start(record: IdentityRecord, at: float) -> IdentityRecord:
     """`record` knowing of a run that started at `at` (the same start twice is one start)."""
     if at in record.starts:
@@ -56,10 +70,19 @@ def early_tolerance(expectation: Expectation, expected: float) -> float:
 
 
 def judge(
-    expectation: Expectation, record: IdentityRecord, now: float, active_starts: Sequence[float]
+    expectation: Expectation,
+    record: IdentityRecord,
+    now: float,
+    active_starts: Sequence[float],
+    *,
+    ages: Sequence[float] | None = None,
+    step: ForwardStep | None = None,
 ) -> tuple[IdentityRecord, Verdict, list[float]]:
-    """The record with its judgements brought up to `now`, the verdict, and the expected times newly missed."""
+    """The record with its judgements brought up to `now`, the verdict, and the expected times newly missed.
+    `ages`: how long each active run has been active (default `now` less its start); `step`: a forward step
+    of the wall clock whose jumped-over expected times count as one missed run at most."""
     table, grace = expectation.timetable, expectation.grace_seconds
+    jumped = step.counted if step is not None else False
     starts = sorted({*record.starts, *active_starts})
     watched = record.watched_since if record.watched_since is not None else now
     through = record.judged_through if record.judged_through is not None else watched
@@ -71,17 +94,23 @@ def judge(
             continue  # its window opened before this exporter watched: unknown, not missed
         low = bisect.bisect_left(starts, expected - early)
         if low == len(starts) or starts[low] > expected + grace:
+            if step is not None and expected <= step.landed:
+                if jumped:
+                    continue  # jumped over by the step, which counted one missed run already
+                jumped = True
             missed.append(expected)
     latest = timetable.previous(table, now - grace)  # the latest expected time whose grace has passed
     early = early_tolerance(expectation, latest)
     late = latest - early >= watched and (not starts or starts[-1] < latest - early)
     limit = expectation.max_duration_seconds
-    overdue = limit is not None and any(now - start > limit for start in active_starts)
+    if ages is None:
+        ages = [now - start for start in active_starts]
+    overdue = limit is not None and any(age > limit for age in ages)
     expected_at = timetable.previous(table, now)
     next_expected = timetable.following(table, now)
     wake = min(next_expected, timetable.following(table, now - grace) + grace)
     if limit is not None:
-        pending = [start + limit for start in active_starts if start + limit >= now]
+        pending = [now + limit - age for age in ages if age <= limit]
         wake = min([wake, *pending])
     updated = replace(
         record,

@@ -1,5 +1,6 @@
-"""Folding what one check saw into what the exporter holds of a run: statuses, `since` times, group counts,
-and the log lines an operator wants (status changes, failures, recoveries, undocumented statuses)."""
+"""Folding what one check saw into what the exporter holds of a run: statuses, `since` times (on the wall
+clock, and on the monotonic clock for durations), group counts, and the log lines an operator wants (status
+changes, failures, recoveries, undocumented statuses)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,10 @@ def fold(memory: HeldRun, outcome: Observation) -> int:
             since[report.report_id] = previous
         else:
             since[report.report_id] = (report.status, outcome.checked_at)
+            if outcome.checked_mono is None:
+                memory.since_mono.pop(report.report_id, None)
+            else:
+                memory.since_mono[report.report_id] = outcome.checked_mono
             changes += 1
             log.info(
                 "report status changed",

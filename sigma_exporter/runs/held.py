@@ -4,12 +4,14 @@ and the rows of its reports as last seen."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from sigma_exporter.config.model import Reference
 from sigma_exporter.sigma.errors import SigmaError
 from sigma_exporter.sigma.replies import END_STATUSES, FINAL_STATUSES, GroupReply, ReportReply, ReportResult
 
 Key = tuple[str, str]  # (kind, reference): a run's key
+UNSHOWN: Final = frozenset({"shown", "dirty", "start_mono", "since_mono"})  # fields no snapshot shows
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ class Observation:
     error: SigmaError | None
     checked_at: float
     reached: bool
+    checked_mono: float | None = None  # the monotonic clock at `checked_at` (None: not known)
 
 
 @dataclass(slots=True)
@@ -65,6 +68,18 @@ class HeldRun:
     outcome: str = ""  # the outcome it was counted with; "" until then
     report_name: str = ""
     dirty: bool = True  # changed since it was last handed to the state store
+    # The monotonic clock (this process only, never stored) when the run started as seen here, and when each
+    # report's current status was first seen: a duration seen from end to end is measured with them.
+    start_mono: float | None = None
+    since_mono: dict[str, float] = field(default_factory=dict)
+    # What the publisher last made of this run; any assignment to another field clears it, so an unchanged
+    # run costs a cycle nothing. The publisher owns its type (this stage does not know the snapshot's).
+    shown: object = field(default=None, init=False, compare=False, repr=False)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name not in UNSHOWN:
+            object.__setattr__(self, "shown", None)
 
     @property
     def final(self) -> bool:

@@ -9,6 +9,7 @@ store what changed (`changes`), and the poller's due queue which runs joined and
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,7 +17,8 @@ from collections.abc import Iterator
 from sigma_exporter.config.load import Config, Reference
 from sigma_exporter.config.model import Expectation, RetentionConfig
 from sigma_exporter.runs import accounting
-from sigma_exporter.runs.expectations import Verdict, judge
+from sigma_exporter.runs.clock import Clock
+from sigma_exporter.runs.expectations import ForwardStep, Verdict, judge
 from sigma_exporter.runs.fold import fold
 from sigma_exporter.runs.held import HeldRun, Key, Observation
 from sigma_exporter.runs.identities import Identities, IdentityKey
@@ -35,8 +37,11 @@ class Holdings:
     """Every run this shard holds (by key), the identities they feed and the expectations judged here.
     Owned by the poll thread: only the poller calls it (app.py at start, through `Poller.start`)."""
 
-    def __init__(self, registry: Registry, bounds: tuple[float, ...], shard: Shard) -> None:
+    def __init__(
+        self, registry: Registry, bounds: tuple[float, ...], shard: Shard, clock: Clock | None = None
+    ) -> None:
         self.registry = registry
+        self.clock = clock or Clock()
         self.shard = shard
         self.runs: dict[Key, HeldRun] = {}
         self.identities = Identities(bounds)
@@ -50,6 +55,12 @@ class Holdings:
         self._left: list[Key] = []
         self._last_retention = 0.0
         self._restored: dict[str, RunRecord] = {}
+        self._longest = math.inf  # retention.abandon_after_seconds: no duration is longer
+        # The latest step of the wall clock the judge took in, and after a forward one the wall time of the
+        # first judgement that saw it and the identities that had a missed run counted for it.
+        self._step_seen = 0
+        self._step_landed: float | None = None
+        self._step_counted: set[IdentityKey] = set()
 
     def __iter__(self) -> Iterator[HeldRun]:
         return iter(self.runs.values())
@@ -79,7 +90,7 @@ class Holdings:
     def add(self, run: HeldRun) -> None:
         """A run joins (or replaces the one held under its key)."""
         if run.first_seen_at is None:
-            run.first_seen_at = run.ref.registered_at or time.time()
+            run.first_seen_at = run.ref.registered_at or self.clock.time()
         self.runs[run.ref.key] = run
         self._joined.append(run.ref.key)
         accounting.touch_identities(run, self.identities)
@@ -137,6 +148,7 @@ class Holdings:
         for key, run in list(self.runs.items()):
             if run.ref.source in ("config", "file") and key not in keep:
                 self.retire(key, "removed")
+        self._longest = config.retention.abandon_after_seconds
         for ref in refs:
             current = self.runs.get(ref.key)
             if current is None:
@@ -145,13 +157,16 @@ class Holdings:
                     self.runs.pop(held.ref.key)
                     self._left.append(held.ref.key)
                 restored = self._restored.pop(ref.reference, None)
-                if restored is not None and restored.ref.kind == ref.kind:
+                fresh = restored is None or restored.ref.kind != ref.kind
+                if restored is not None and not fresh:
                     run = accounting.held_of(restored)
                     run.ref, run.dirty = ref, True
                 else:
                     run = HeldRun(ref)
                     self.registry.count_registered(ref.source, "created")
                 self.add(run)
+                if fresh:  # first seen now, by this process: its durations go on the monotonic clock
+                    accounting.saw_start(run, self.clock.time(), self.clock.monotonic())
             elif current.ref != ref:
                 current.ref, current.dirty = ref, True  # labels changed
         if refs != self.references:
@@ -175,7 +190,9 @@ class Holdings:
         self._retired = [r for r in self._retired if r not in deletions]  # the API deleted the row itself
         for record in arrivals:
             if record.ref.key not in self.runs:
-                self.add(accounting.held_of(record))
+                run = accounting.held_of(record)
+                self.add(run)
+                accounting.saw_start(run, self.clock.time(), self.clock.monotonic())
         for ref in self.registry.take_starts():  # runs of other shards still start our identities
             run = accounting.held_of(RunRecord(ref, first_seen_at=ref.registered_at))
             for key in accounting.identity_keys(run):
@@ -201,7 +218,7 @@ class Holdings:
                 run.rechecks += 1  # a re-check that found it as it was: the next one waits longer
                 run.dirty = True
             accounting.touch_identities(run, self.identities)
-            accounting.count_if_final(run, self.identities, seen_before, seen.checked_at)
+            accounting.count_if_final(run, self.identities, seen_before, seen.checked_at, self._longest)
         elif isinstance(seen.error, BadRequestError):
             accounting.count_lost(run, self.identities, seen.checked_at)
         return changes
@@ -255,12 +272,16 @@ class Holdings:
         """Bring every expectation's verdict up to `now`; returns when one may next change."""
         if not self.expectations:
             return None
+        step = self._forward_step(now)
+        mono = self.clock.monotonic()
         active: dict[IdentityKey, list[float]] = {}
+        ages: dict[IdentityKey, list[float]] = {}
         for run in self.runs.values():
             if not run.outcome:
                 for key in accounting.identity_keys(run):
                     if key in self.expectations:
                         active.setdefault(key, []).append(accounting.started_at(run))
+                        ages.setdefault(key, []).append(accounting.age(run, now, mono))
         wake = float("inf")
         for key, expectation in self.expectations.items():
             record = self.identities.get(key)
@@ -268,18 +289,24 @@ class Holdings:
                 self.identities.touch(key, "", ())
                 record = self.identities.get(key)
                 assert record is not None
-            updated, verdict, missed = judge(expectation, record, now, active.get(key, ()))
+            jumped = None if step is None else ForwardStep(step, key in self._step_counted)
+            updated, verdict, missed = judge(
+                expectation, record, now, active.get(key, ()), ages=ages.get(key, ()), step=jumped
+            )
             self.identities.put(updated)
             for expected in missed:
-                log.warning(
-                    "expected run missed: no run started within grace",
-                    extra={
-                        "report_group_id": key[0],
-                        "report_id": key[1],
-                        "expected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expected)),
-                        "grace_seconds": expectation.grace_seconds,
-                    },
-                )
+                extra: dict[str, object] = {
+                    "report_group_id": key[0],
+                    "report_id": key[1],
+                    "expected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expected)),
+                    "grace_seconds": expectation.grace_seconds,
+                }
+                if step is not None and expected <= step:
+                    self._step_counted.add(key)
+                    extra["clock_step"] = (
+                        "the one missed run counted for the expected times a step jumped over"
+                    )
+                log.warning("expected run missed: no run started within grace", extra=extra)
             previous = self.verdicts.get(key)
             if verdict.overdue and not (previous and previous.overdue):
                 log.warning(
@@ -289,6 +316,17 @@ class Holdings:
             self.verdicts[key] = verdict
             wake = min(wake, verdict.wake_at)
         return wake
+
+    def _forward_step(self, now: float) -> float | None:
+        """After a forward step of the wall clock, the wall time of the first judgement that saw it (expected
+        times up to it count as one missed run at most); None when the latest step went backward (the times
+        it takes the clock back over come again: judged as they pass, unless judged already) or none came."""
+        step = self.clock.last_step()
+        if step is not None and step.number != self._step_seen:
+            self._step_seen = step.number
+            self._step_landed = now if step.seconds > 0 else None
+            self._step_counted = set()
+        return self._step_landed
 
     # -- counts for a snapshot -------------------------------------------------------------------------
     def active_by_identity(self) -> Counter[IdentityKey]:

@@ -133,11 +133,7 @@ class Registry:
             try:
                 stored = self.store.register(RunRecord(ref, first_seen_at=ref.registered_at))
             except StoreError as exc:
-                log.error(
-                    "cannot write to the state store; registration refused (503)",
-                    extra={"reference": ref.reference, "error": str(exc)},
-                )
-                self.writer.mark(False)
+                self._refused(ref.reference, exc)
                 self._count(ref.source, "rejected")
                 raise
             self.writer.mark(True)
@@ -174,8 +170,7 @@ class Registry:
         try:
             self.store.delete(reference)
         except StoreError as exc:
-            log.error("cannot write to the state store; deletion refused (503)", extra={"error": str(exc)})
-            self.writer.mark(False)
+            self._refused(reference, exc)
             raise
         self.writer.mark(True)
         if self.owns(reference):
@@ -185,6 +180,14 @@ class Registry:
                 self._deletions.append(reference)
             self._wake.set()
         return held
+
+    def _refused(self, reference: str, exc: StoreError) -> None:
+        """One log line per outage of the store, however many requests it refuses."""
+        if self.writer.mark(False):
+            log.error(
+                "cannot write to the state store; registrations and deletions are refused (503) until it can",
+                extra={"reference": reference, "error": str(exc)},
+            )
 
     def lookup(self, reference: str) -> RunRecord | None:
         """A run held by another shard (the shared store knows it)."""
@@ -199,6 +202,9 @@ class Registry:
         with self._lock:
             arrivals, self._inbox = list(self._inbox.values()), {}
             deletions, self._deletions = self._deletions, []
+            # Held from now on, before the poll thread publishes its index: no moment in which a run just
+            # registered answers 404.
+            self._held = {**self._held, **{record.ref.reference: record.ref for record in arrivals}}
         return arrivals, deletions
 
     def take_starts(self) -> list[Reference]:

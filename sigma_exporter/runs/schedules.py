@@ -21,6 +21,7 @@ from typing import Final
 
 from sigma_exporter.config.model import Config, Reference, Schedule
 from sigma_exporter.runs import timetable
+from sigma_exporter.runs.clock import Clock
 from sigma_exporter.runs.references import Shard
 from sigma_exporter.runs.registry import Registry, RegistryFull
 from sigma_exporter.runs.store import StateStore, StoreError
@@ -50,6 +51,7 @@ class Scheduler:
         *,
         shard: Shard | None = None,
         wake: threading.Event | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._config = config
         self._store = store
@@ -58,6 +60,7 @@ class Scheduler:
         self._active_runs = active_runs
         self.shard = shard or Shard()
         self._wake = wake or threading.Event()
+        self._clock = clock or Clock()
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._names: tuple[str, ...] = ()
@@ -94,7 +97,7 @@ class Scheduler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                wait = self.tick(time.time())
+                wait = self.tick(self._clock.time())
             except Exception:  # the scheduler must survive anything, and say so
                 log.exception("scheduler failed unexpectedly")
                 wait = LOOK_SECONDS
@@ -117,7 +120,7 @@ class Scheduler:
             if due <= now:
                 self._fire(schedule, due, now)
                 self._next[schedule.name] = timetable.following(schedule.expectation.timetable, now)
-            wait = min(wait, self._next[schedule.name] - time.time())
+            wait = min(wait, self._next[schedule.name] - self._clock.time())
         return wait
 
     def _plan(self, schedules: tuple[Schedule, ...], now: float) -> None:
@@ -176,7 +179,7 @@ class Scheduler:
                 "schedule fires while its previous run is still active; starting anyway",
                 extra={"schedule": name},
             )
-        submitted = time.time()
+        submitted = self._clock.time()
         try:
             reference = self._start(schedule)
         except Exception as exc:  # any failure to start: count it, say it, and let the next firing go on
@@ -195,7 +198,7 @@ class Scheduler:
             report_id=expectation.report_id,
             report_group_id=expectation.report_group_id,
             submitted_at=submitted,
-            registered_at=time.time(),
+            registered_at=self._clock.time(),
         )
         try:
             self._registry.register(ref)

@@ -28,6 +28,7 @@ from sigma_exporter.metrics.latest import LatestSnapshot
 from sigma_exporter.web import stats as reasons
 from sigma_exporter.web.api.handlers import PREFIX as API_PREFIX
 from sigma_exporter.web.api.handlers import Api, bearer_matches
+from sigma_exporter.web.api.handlers import error as api_error
 from sigma_exporter.web.server import LimitedHandler, Limits
 from sigma_exporter.web.stats import ServerStats
 from sigma_exporter.web.statuspage import render_status_page
@@ -35,6 +36,7 @@ from sigma_exporter.web.webconfig import WebConfigSecurity
 
 log = logging.getLogger(__name__)
 
+API_ROOT: Final = "/api/"  # everything under it answers JSON, errors of unknown paths included
 HEALTH_PATHS: Final = frozenset({"/-/healthy", "/-/ready"})
 PLAIN: Final = "text/plain; charset=utf-8"
 WRITE_SLICE_BYTES: Final = 256 * 1024
@@ -53,6 +55,15 @@ class FileReload:
 def text(status: int, body: str, headers: dict[str, str] | None = None) -> web.Response:
     """A plain-text response."""
     return web.Response(status=status, body=body.encode(), headers={"Content-Type": PLAIN, **(headers or {})})
+
+
+def failure(
+    request: web.Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """An error the middleware answers: the API's JSON error under /api/, plain text elsewhere."""
+    if request.path.startswith(API_ROOT):
+        return api_error(status, message, headers=headers)
+    return text(status, message + ".\n", headers)
 
 
 class Routes:
@@ -117,12 +128,12 @@ class Routes:
     async def _guarded(self, request: web.Request, handler: Handler, deadline: float) -> web.StreamResponse:
         if request.version not in (HttpVersion10, HttpVersion11):
             self.stats.reject(reasons.VERSION)
-            return text(505, "HTTP version not supported: use HTTP/1.1.\n", {"Connection": "close"})
+            return failure(request, 505, "HTTP version not supported: use HTTP/1.1", {"Connection": "close"})
         security = self.security
         if security is not None:
             if not security.allow_request():
                 self.stats.reject(reasons.RATE_LIMITED)
-                return text(429, "Too many requests\n")
+                return failure(request, 429, "Too many requests")
             if (
                 security.watcher.current().config.users
                 and not self._api_bearer(request)
@@ -131,25 +142,28 @@ class Routes:
                 )
             ):
                 self.stats.reject(reasons.UNAUTHORIZED)
-                return text(401, "Unauthorized\n", {"WWW-Authenticate": 'Basic realm="sigma-exporter"'})
+                return failure(
+                    request, 401, "Unauthorized", {"WWW-Authenticate": 'Basic realm="sigma-exporter"'}
+                )
         try:
             if request.body_exists:
                 await self._read_body(request, deadline)
             return await handler(request)
         except web.HTTPMethodNotAllowed as exc:
             allowed = ", ".join(sorted(exc.allowed_methods))
-            return text(405, "Method not allowed.\n", {"Allow": allowed})
+            return failure(request, 405, f"Method {request.method} not allowed", {"Allow": allowed})
         except web.HTTPNotFound:
-            return text(404, "Not found. See / for the endpoints.\n")
+            where = f"{API_PREFIX}/openapi.json" if request.path.startswith(API_ROOT) else "/"
+            return failure(request, 404, f"Not found. See {where} for the endpoints")
         except web.HTTPException as exc:
-            return text(
-                exc.status, f"{exc.reason}.\n", {"Connection": "close"} if exc.status >= 400 else None
+            return failure(
+                request, exc.status, exc.reason, {"Connection": "close"} if exc.status >= 400 else None
             )
         except Exception as exc:  # a bug: answer, say so in one line, never a traceback on stderr
             log.error(
                 "request failed unexpectedly", extra={"path": request.path, "error": type(exc).__name__}
             )
-            return text(500, "Internal error.\n")
+            return failure(request, 500, "Internal error")
 
     def _api_bearer(self, request: web.Request) -> bool:
         """A valid API token stands in for basic auth on /api/v1 (the API checks it again for writes)."""

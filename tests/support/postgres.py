@@ -61,6 +61,13 @@ class Cluster:
             cwd="/",
         ).stdout
 
+    def state_config(self, directory: Path) -> dict[str, str]:
+        """A new database as the exporter's `state:` config: its URL, and the password in a file under
+        `directory`."""
+        password = directory / "pg-password"
+        password.write_text(PASSWORD)
+        return {"url": self.create_database(), "password_file": str(password)}
+
     def create_database(self) -> str:
         """A new, empty database; its URL (the password is given apart)."""
         import psycopg
@@ -69,6 +76,36 @@ class Cluster:
         with psycopg.connect(f"{self.host_url}/postgres", password=PASSWORD, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"{self.host_url}/{name}"
+
+    def start(self) -> None:
+        """Start the server (again, after `stop`: the same data directory and port), and wait until it
+        accepts connections."""
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F -c max_connections=50"
+        self.run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.root / "data"),
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+            timeout=90,
+        )
+        import psycopg
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg.connect(f"{self.host_url}/postgres", password=PASSWORD, connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def stop(self) -> None:
         subprocess.run(
@@ -126,32 +163,7 @@ def start_cluster(base: Path) -> Iterator[Cluster]:
         "UTF8",
         "--no-sync",
     )
-    options = f"-h 127.0.0.1 -p {cluster.port} -k {root} -F -c max_connections=50"
-    cluster.run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(root / "data"),
-        "-l",
-        str(root / "log"),
-        "-o",
-        options,
-        "-w",
-        "-t",
-        "60",
-        "start",
-        timeout=90,
-    )
-    deadline = time.monotonic() + 30
-    import psycopg
-
-    while True:
-        try:
-            psycopg.connect(f"{cluster.host_url}/postgres", password=PASSWORD, connect_timeout=2).close()
-            break
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    cluster.start()
     try:
         yield cluster
     finally:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETRY_MIN_SECONDS = 0.5
-RETRY_MAX_SECONDS = 30.0
+RETRY_MAX_SECONDS = 4.0  # a store back again is written to within 5 s
 
 
 class StateWriter:
@@ -30,6 +30,8 @@ class StateWriter:
         self.store = store
         self._cond = threading.Condition()
         self._pending = Changes()
+        self._submitted = 0  # submissions so far; the pending changes hold every one up to it
+        self._written = 0  # the submissions durable so far
         self._writing = False
         self._stop = False
         self._up = True
@@ -55,17 +57,42 @@ class StateWriter:
         """The last write (the writer's or a registration's) succeeded."""
         return self._up
 
-    def mark(self, ok: bool) -> None:
-        """A write made elsewhere (a registration) tells how the store is doing, too."""
-        self._up = ok
-
-    def submit(self, changes: Changes) -> None:
-        """Queue changes for the next write (merged with what is pending)."""
-        if not changes:
-            return
+    def mark(self, ok: bool) -> bool:
+        """A write made elsewhere (a registration) tells how the store is doing, too. True when this
+        changes it: the caller logs a failure once per outage, not once per refused request."""
         with self._cond:
-            self._pending = self._pending.merged(changes)
-            self._cond.notify_all()
+            changed, self._up = self._up != ok, ok
+        if changed and ok:
+            log.info("state store writes work again", extra={"store": self.store.description})
+            with self._cond:  # a registration got through: retry what waits now, not after the back-off
+                self._cond.notify_all()
+        return changed
+
+    def submit(self, changes: Changes) -> int:
+        """Queue changes for the next write (merged with what is pending); their number, which `written`
+        reaches once they are durable."""
+        with self._cond:
+            if changes:
+                self._submitted += 1
+                self._pending = self._pending.merged(changes)
+                self._cond.notify_all()
+            return self._submitted
+
+    @property
+    def written(self) -> int:
+        """The number of the latest submission that is durable: it and every one before it."""
+        return self._written
+
+    def wait_written(self, number: int, timeout: float) -> bool:
+        """Wait until submission `number` is durable; False on timeout (a slow or failing store)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._written < number:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything submitted so far is written; False on timeout (store down)."""
@@ -87,14 +114,14 @@ class StateWriter:
                 if self._stop and not self._pending:
                     return
                 batch, self._pending = self._pending, Changes()
+                number = self._submitted
                 self._writing = True
             try:
                 self.store.write(batch)
             except StoreError as exc:
                 self.failures_total += 1
-                if self._up:
+                if self.mark(False):
                     log.error("cannot write to the state store; retrying", extra={"error": str(exc)})
-                self._up = False
                 with self._cond:
                     self._pending = batch.merged(self._pending)
                     self._writing = False
@@ -113,11 +140,10 @@ class StateWriter:
                     self._cond.notify_all()
                     self._cond.wait(RETRY_MAX_SECONDS)
                 continue
-            if not self._up:
-                log.info("state store writes work again", extra={"store": self.store.description})
-            self._up = True
+            self.mark(True)
             self.writes_total += 1
             delay = RETRY_MIN_SECONDS
             with self._cond:
+                self._written = number
                 self._writing = False
                 self._cond.notify_all()

@@ -67,19 +67,22 @@ class Api:
         registry: Registry,
         token: Callable[[], Secret | None],
         basic_users: Callable[[], bool],
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.registry = registry
         self.token = token
         self.basic_users = basic_users
+        self.now = now  # the wall clock registrations are stamped with (app.py: the runs' clock)
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the endpoints on `app` under /api/v1."""
         app.router.add_get(f"{PREFIX}/openapi.json", self.openapi)
         app.router.add_post(f"{PREFIX}/runs", self.register)
         app.router.add_get(f"{PREFIX}/runs", self.list_runs)
-        app.router.add_get(f"{PREFIX}/runs/{{reference}}", self.show)
-        app.router.add_delete(f"{PREFIX}/runs/{{reference}}", self.delete)
+        # Any segment: aiohttp's default pattern refuses braces, and it decodes %2F only after matching.
+        app.router.add_get(f"{PREFIX}/runs/{{reference:[^/]+}}", self.show)
+        app.router.add_delete(f"{PREFIX}/runs/{{reference:[^/]+}}", self.delete)
 
     def _write_refused(self, request: web.Request) -> web.Response | None:
         """None when the request may write. Basic auth, when configured, was checked by the middleware."""
@@ -114,7 +117,7 @@ class Api:
             return error(415, f"send the run as {JSON}, got {request.content_type or 'no Content-Type'}")
         body = await request.read()
         try:
-            ref = parse_registration(body, time.time())
+            ref = parse_registration(body, self.now())
         except FieldError as exc:
             self.registry.count_registered("api", "rejected")
             return error(400, str(exc), exc.field)
@@ -135,11 +138,12 @@ class Api:
         return reply(status, view, {"Location": location})
 
     def _view(self, reference: str) -> dict[str, Any] | None:
-        state = self.store.current().by_reference.get(reference)
-        if state is not None:
-            return view_of_state(state)
+        # The registry first: a run deleted a moment ago is still in the snapshot until the next publish.
         held = self.registry.held(reference)
-        return view_of_ref(held) if held is not None else None
+        if held is None:
+            return None
+        state = self.store.current().by_reference.get(reference)
+        return view_of_state(state) if state is not None else view_of_ref(held)
 
     async def list_runs(self, request: web.Request) -> web.StreamResponse:
         """GET /api/v1/runs?state=active|final|all: the published runs and those just registered, by
@@ -147,12 +151,11 @@ class Api:
         state = request.query.get("state", "all")
         if state not in STATES:
             return error(400, f"state should be one of {', '.join(STATES)}, got {state[:32]!r}", "state")
-        states = self.store.current().snapshot.references
+        held = self.registry.all_held()  # not a run deleted since the snapshot was published
+        states = [s for s in self.store.current().snapshot.references if s.ref.reference in held]
         views = [view_of_state(s) for s in states]
         shown = {s.ref.reference for s in states}
-        views += [
-            view_of_ref(ref) for reference, ref in self.registry.all_held().items() if reference not in shown
-        ]
+        views += [view_of_ref(ref) for reference, ref in held.items() if reference not in shown]
         if state != "all":
             views = [v for v in views if is_final(v) == (state == "final")]
         views.sort(key=lambda v: (v["registered_at"] or 0.0, v["reference"]))

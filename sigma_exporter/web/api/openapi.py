@@ -35,6 +35,25 @@ def _error(description: str) -> dict[str, Any]:
     return _answer(description, ERROR)
 
 
+def _registered(description: str) -> dict[str, Any]:
+    """A registration's answer: the run, and links to where it is addressed (its `Location`)."""
+    by_reference = {"reference": "$response.body#/reference"}  # as held: trimmed of white space
+    return {
+        **_answer(description, RUN),
+        "headers": {
+            "Location": {
+                "description": "Where GET and DELETE address the run: the reference, percent-encoded",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        },
+        "links": {
+            "GetRun": {"operationId": "getRun", "parameters": by_reference},
+            "DeleteRun": {"operationId": "deleteRun", "parameters": by_reference},
+        },
+    }
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of every endpoint, built once and shared: callers must not change it."""
@@ -171,8 +190,8 @@ def openapi_document() -> dict[str, Any]:
                         "content": _json({"$ref": "#/components/schemas/Registration"}),
                     },
                     "responses": {
-                        "201": _answer("Registered (durable)", RUN),
-                        "200": _answer("Already held with that kind", RUN),
+                        "201": _registered("Registered (durable)"),
+                        "200": _registered("Already held with that kind"),
                         "400": _error("A field is wrong; `field` names it"),
                         "409": _error("Held with another kind"),
                         "413": {"description": "Body over 64 KiB"},
@@ -202,10 +221,12 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/runs/{reference}": {
                 "parameters": [reference_param],
                 "get": {
+                    "operationId": "getRun",
                     "summary": "One run",
                     "responses": {"200": _answer("The run", RUN), "404": _error("Not held")},
                 },
                 "delete": {
+                    "operationId": "deleteRun",
                     "summary": "Let an api run go",
                     "security": [{"bearer": []}, {"basic": []}],
                     "responses": {

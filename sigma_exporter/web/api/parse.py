@@ -16,6 +16,7 @@ MAX_LABELS: Final = 32
 EARLIEST_SUBMITTED: Final = 946684800.0  # 2000-01-01
 #: How far in the future a submitted_at may be (clock skew); beyond it, it is taken for milliseconds or a typo.
 MAX_FUTURE_SECONDS: Final = 86400.0
+DOT_SEGMENTS: Final = frozenset({".", ".."})
 FIELDS: Final = ("reference", "kind", "report_id", "report_group_id", "labels", "submitted_at")
 
 
@@ -97,6 +98,10 @@ def parse_registration(body: bytes, now: float) -> Reference:
         if name not in FIELDS:
             raise FieldError(str(name), f"is not a field of a run (fields: {', '.join(FIELDS)})")
     reference = _text(data, "reference", required=True)
+    if reference in DOT_SEGMENTS:
+        raise FieldError(
+            "reference", "cannot be addressed by a URL: clients and servers remove the dot segments . and .."
+        )
     kind = data.get("kind")
     if kind not in KINDS:
         shown = kind if isinstance(kind, str) else _type_name(kind)

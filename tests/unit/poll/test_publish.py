@@ -4,7 +4,7 @@ labels then the expectation's; the registry's counts come sorted."""
 from __future__ import annotations
 
 from sigma_exporter.config.model import Reference
-from sigma_exporter.poll.publish import identity_states, reference_state, registry_state
+from sigma_exporter.poll.publish import IdentityViews, reference_state, registry_state
 from sigma_exporter.runs.holdings import Holdings
 from sigma_exporter.runs.references import Shard
 from sigma_exporter.runs.registry import Registry
@@ -20,7 +20,11 @@ def holdings() -> Holdings:
 
 def test_a_run_that_is_down_shows_no_reports_and_no_group_counts() -> None:
     held = run("r", "FAILED")
-    assert reference_state(held).reports == held.rows
+    first = reference_state(held)
+    assert first.reports == held.rows
+    assert reference_state(held) is first  # unchanged: the same object
+    held.dirty = False  # written to the store: not a change the snapshot shows
+    assert reference_state(held) is first
     held.up, held.last_error = False, "timeout"
     state = reference_state(held)
     assert state.reports == () and state.group is None and state.last_error == "timeout"
@@ -38,10 +42,15 @@ def test_identities_merge_the_runs_labels_with_the_expectations() -> None:
     )
     h.registry.register(ref)
     h.take_arrivals()
-    (state,) = identity_states(h)
+    views = IdentityViews()
+    (state,) = views.states(h)
     assert state.record.key == ("", "rpt-1")
     assert state.active == 1
     assert dict(state.labels) == {"team": "ops", "tier": "1"}  # the expectation's win
+    assert views.states(h)[0] is state  # unchanged: the same object, which the exposition skips at once
+    h.account(seen(ref, "FAILED", 2000.0))
+    (after,) = views.states(h)
+    assert after is not state and after.active == 0 and dict(after.record.outcomes) == {"failure": 1}
 
 
 def test_registry_state_counts_runs_by_source_and_state() -> None:
@@ -56,3 +65,24 @@ def test_registry_state_counts_runs_by_source_and_state() -> None:
     assert dict(state.registered)[("api", "created")] == 2
     assert state.state_up is False and state.schedules == ((("s", "ok"), 3),)
     assert state.duration_bounds == (10.0, 60.0)
+
+
+def test_an_identitys_counts_are_shown_once_the_store_has_written_them() -> None:
+    h = holdings()
+    h.registry.register(api_ref("a", report_id="rpt-1"))
+    h.registry.register(api_ref("b", report_id="rpt-1"))
+    h.take_arrivals()
+    views = IdentityViews()
+    first = h.changes().identities  # the identity became known: submission 1
+    views.submitted(1, first)
+    assert views.states(h, written=0) == ()  # not durable yet: a new identity waits
+    (known,) = views.states(h, written=1)
+    h.account(seen(api_ref("a", report_id="rpt-1"), "FAILED", 2000.0))
+    views.submitted(2, h.changes().identities)
+    (waiting,) = views.states(h, written=1)
+    assert waiting.record is known.record  # the count a kill could take back is not shown
+    h.account(seen(api_ref("b", report_id="rpt-1"), "PUBLISHED", 2001.0))
+    views.submitted(3, h.changes().identities)
+    assert views.states(h, written=2)[0].record is known.record  # the latest record is in submission 3
+    (durable,) = views.states(h, written=3)
+    assert dict(durable.record.outcomes) == {"failure": 1, "success": 1}
