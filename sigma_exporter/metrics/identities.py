@@ -43,6 +43,12 @@ def identity_families(states: Iterable[IdentityState], duration_bounds: tuple[fl
         IDENTITY,
     )
     active = gauge("sigma_report_runs_active", "Runs held that are not final.", IDENTITY)
+    oldest_active = gauge(
+        "sigma_report_oldest_active_run_start_timestamp_seconds",
+        "Unix time the oldest run not yet final started (submitted, else registered, else first seen); "
+        "absent while none is active.",
+        IDENTITY,
+    )
     info = gauge("sigma_report_info", "Report identities with their name and labels (value always 1).")
     expected = gauge(
         "sigma_report_expected_run_timestamp_seconds",
@@ -83,6 +89,8 @@ def identity_families(states: Iterable[IdentityState], duration_bounds: tuple[fl
         pairs = tuple(zip(IDENTITY, key, strict=True))
         add_histogram(duration, pairs, bounds, buckets, record.duration_sum)
         active.add(key, float(state.active))
+        if state.oldest_active_start is not None:
+            oldest_active.add(key, state.oldest_active_start)
         info.add_labels((*pairs, ("report_name", record.report_name), *(state.labels or record.labels)), 1.0)
         verdict = state.verdict
         if verdict is not None:
@@ -98,6 +106,7 @@ def identity_families(states: Iterable[IdentityState], duration_bounds: tuple[fl
         last_duration,
         duration,
         active,
+        oldest_active,
         info,
         expected,
         next_expected,

@@ -38,6 +38,7 @@ class IdentityState:
     active: int = 0
     verdict: Verdict | None = None  # when the identity has an expectation (judged by this shard)
     labels: tuple[tuple[str, str], ...] = ()  # the runs' labels, then the expectation's
+    oldest_active_start: float | None = None  # when its oldest run not yet final started; None: none active
 
 
 @dataclass(frozen=True)

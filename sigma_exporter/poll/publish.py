@@ -12,10 +12,11 @@ from sigma_exporter.runs.identities import IdentityKey
 from sigma_exporter.runs.store.records import IdentityRecord
 
 # What an identity's state is made of: the records (the same tuple while none changed), active runs by
-# identity, verdicts, expectations.
+# identity and when the oldest started, verdicts, expectations.
 Inputs = tuple[
     tuple[IdentityRecord, ...],
     Mapping[IdentityKey, int],
+    dict[IdentityKey, float],
     dict[IdentityKey, object],
     dict[IdentityKey, object],
 ]
@@ -78,8 +79,9 @@ class IdentityViews:
         for key in confirmed:
             del unconfirmed[key]
         active = holdings.active_by_identity()
+        oldest = holdings.oldest_active_by_identity()
         records = holdings.identities.all()
-        inputs: Inputs = (records, active, dict(holdings.verdicts), dict(holdings.expectations))
+        inputs: Inputs = (records, active, oldest, dict(holdings.verdicts), dict(holdings.expectations))
         if (
             not unconfirmed
             and not confirmed
@@ -97,7 +99,7 @@ class IdentityViews:
             if record is None:
                 continue
             expectation = holdings.expectations.get(key)
-            count, verdict = active.get(key, 0), holdings.verdicts.get(key)
+            count, verdict, started = active.get(key, 0), holdings.verdicts.get(key), oldest.get(key)
             previous = last.get(key)
             if (
                 previous is not None
@@ -105,13 +107,14 @@ class IdentityViews:
                 and previous[1].record is record
                 and previous[1].active == count
                 and previous[1].verdict == verdict
+                and previous[1].oldest_active_start == started
             ):
                 state = previous[1]
             else:
                 labels = record.labels
                 if expectation is not None and expectation.labels:
                     labels = tuple(sorted({**dict(record.labels), **dict(expectation.labels)}.items()))
-                state = IdentityState(record, count, verdict, labels)
+                state = IdentityState(record, count, verdict, labels, started)
             kept[key] = (expectation, state)
             states.append(state)
         self._last = kept

@@ -337,6 +337,17 @@ class Holdings:
                 active.update(accounting.identity_keys(run))
         return active
 
+    def oldest_active_by_identity(self) -> dict[IdentityKey, float]:
+        """When the oldest run not yet ended started, per identity it feeds."""
+        oldest: dict[IdentityKey, float] = {}
+        for run in self.runs.values():
+            if not run.outcome:
+                start = accounting.started_at(run)
+                for key in accounting.identity_keys(run):
+                    if start < oldest.get(key, float("inf")):
+                        oldest[key] = start
+        return oldest
+
     def held_by_source(self) -> Counter[tuple[str, str]]:
         """Runs held per (source, state)."""
         held: Counter[tuple[str, str]] = Counter()

@@ -27,6 +27,7 @@ IDENTITY_METRICS = (
     "sigma_report_run_missed",
     "sigma_report_run_overdue",
     "sigma_report_last_success_timestamp",
+    "sigma_report_oldest_active_run_start_timestamp",
 )
 
 
@@ -159,7 +160,7 @@ def test_alerts_about_a_report_identity_carry_its_team() -> None:
             ), (
                 f"{rule['alert']}: should join sigma_report_info on (job, instance, report_group_id, report_id)"
             )
-    assert checked == 3
+    assert checked == 4
 
 
 def test_thresholds_live_in_recording_rules() -> None:

@@ -4,6 +4,7 @@ labels then the expectation's; the registry's counts come sorted."""
 from __future__ import annotations
 
 from sigma_exporter.config.model import Reference
+from sigma_exporter.metrics.identities import identity_families
 from sigma_exporter.poll.publish import IdentityViews, reference_state, registry_state
 from sigma_exporter.runs.holdings import Holdings
 from sigma_exporter.runs.references import Shard
@@ -86,3 +87,25 @@ def test_an_identitys_counts_are_shown_once_the_store_has_written_them() -> None
     assert views.states(h, written=2)[0].record is known.record  # the latest record is in submission 3
     (durable,) = views.states(h, written=3)
     assert dict(durable.record.outcomes) == {"failure": 1, "success": 1}
+
+
+def test_an_identity_shows_when_its_oldest_active_run_started_and_nothing_once_none_is_active() -> None:
+    h = holdings()
+    h.registry.register(api_ref("late", report_id="rpt-1", registered_at=1500.0))
+    h.registry.register(api_ref("early", report_id="rpt-1", registered_at=1200.0))
+    h.take_arrivals()
+    views = IdentityViews()
+    (state,) = views.states(h)
+    assert state.oldest_active_start == 1200.0 and state.active == 2
+    h.account(seen(api_ref("early", report_id="rpt-1", registered_at=1200.0), "FAILED", 2000.0))
+    (state,) = views.states(h)
+    assert state.oldest_active_start == 1500.0  # the next oldest
+    h.account(seen(api_ref("late", report_id="rpt-1", registered_at=1500.0), "PUBLISHED", 2001.0))
+    (state,) = views.states(h)
+    assert state.oldest_active_start is None and state.active == 0
+    family = next(
+        f
+        for f in identity_families((state,), (10.0,))
+        if f.name == "sigma_report_oldest_active_run_start_timestamp_seconds"
+    )
+    assert family.lines == []  # absent, not 0
