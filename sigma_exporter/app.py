@@ -49,6 +49,7 @@ from sigma_exporter.sigma.client import ExchangeHook
 from sigma_exporter.sigma.link import SigmaLink
 from sigma_exporter.sigma.stats import ApiStats
 from sigma_exporter.web.api.handlers import Api
+from sigma_exporter.web.reports import Reports
 from sigma_exporter.web.routes import HEALTH_PATHS, FileReload, Routes
 from sigma_exporter.web.server import Limits, WebServer, raise_open_files_limit
 from sigma_exporter.web.stats import ServerStats, WebCollector
@@ -152,9 +153,11 @@ def build_core(
     state: StateStore | None = None,
     on_exchange: ExchangeHook | None = None,
     clock: Clock | None = None,
+    redact: Callable[[str], str] = str,
 ) -> Core:
     """Every part of the core, wired, none started. `clock`: the wall clock of runs and expectations (default
-    the system's, or the testing hook's when its environment variable is set: runs/clock.py)."""
+    the system's, or the testing hook's when its environment variable is set: runs/clock.py); `redact`: what
+    masks the secrets in Sigma's error texts before a report's history keeps them (the log's redactor)."""
     if state is None:
         state = store_for(config.state, storage_path)
         if state.description == "memory:":
@@ -191,7 +194,7 @@ def build_core(
     poller = Poller(
         in_force,
         state=state,
-        holdings=Holdings(registry, config.metrics.duration_buckets, shard, clock),
+        holdings=Holdings(registry, config.metrics.duration_buckets, shard, clock, redact),
         registry=registry,
         link=link,
         pool=pool,
@@ -312,6 +315,7 @@ def build_exporter(
     limits: Limits | None = None,
     storage_path: str | None = None,
     on_exchange: ExchangeHook | None = None,
+    redact: Callable[[str], str] = str,
 ) -> Exporter:
     """Every part of the exporter, wired, none started. Raises ConfigError (a bad web config, or nothing to
     watch)."""
@@ -327,6 +331,7 @@ def build_exporter(
         on_secret=on_secret,
         storage_path=storage_path,
         on_exchange=on_exchange,
+        redact=redact,
     )
     limits = limits or Limits()
     files_limit = raise_open_files_limit()
@@ -349,7 +354,8 @@ def build_exporter(
         now=core.clock.time,
     )
     reload = functools.partial(reload_files, config_file, core.inbox, watcher, on_secret)
-    routes = Routes(core.latest, live, reload, security, server_stats, api)
+    reports = Reports(core.state, now=core.clock.time)
+    routes = Routes(core.latest, live, reload, security, server_stats, api, reports)
     server = WebServer(
         routes.application(limits), address, limits=limits, stats=server_stats, watcher=watcher
     )

@@ -64,6 +64,7 @@ def serve_until_stopped(
             limits=limits,
             storage_path=storage_path,
             on_exchange=on_exchange,
+            redact=redactor.redact,
         )
         serve_until_signalled(exporter, ready, config_file=config_file, shard=f"{shard_index}/{shard_count}")
     except ConfigError as exc:

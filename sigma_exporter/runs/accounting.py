@@ -9,6 +9,7 @@ import math
 
 from sigma_exporter.config.model import RETAINED_SOURCES, RetentionConfig
 from sigma_exporter.runs.held import HeldRun, ReportRow
+from sigma_exporter.runs.history import history_run
 from sigma_exporter.runs.identities import Identities, IdentityKey
 from sigma_exporter.runs.outcomes import ABANDONED, LOST, outcome_of_run
 from sigma_exporter.runs.store.records import RunRecord
@@ -93,6 +94,7 @@ def count_if_final(
     keys = identity_keys(memory)
     if keys:
         identities.count(keys[0], outcome, ended, duration)
+        identities.ran(history_run(memory, keys[0], outcome, ended, duration))
     for key in keys[1:]:  # members of a group, each with its own outcome
         row = next(r for r in memory.rows if r.report_id == key[1])
         member = outcome_of_run((row.status,)) or outcome
@@ -102,6 +104,7 @@ def count_if_final(
             else None
         )
         identities.count(key, member, row.since, member_duration)
+        identities.ran(history_run(memory, key, member, row.since, member_duration))
     log.info(
         "run ended",
         extra={
@@ -122,6 +125,7 @@ def count_lost(memory: HeldRun, identities: Identities, checked_at: float) -> bo
     keys = identity_keys(memory)
     if keys:
         identities.count(keys[0], LOST, checked_at, None)
+        identities.ran(history_run(memory, keys[0], LOST, checked_at, None))
     log.warning("Sigma no longer knows a run; counted as lost", extra={"reference": memory.ref.reference})
     return True
 
@@ -145,6 +149,7 @@ def count_abandoned(memory: HeldRun, identities: Identities, now: float) -> None
     keys = identity_keys(memory)
     if keys:
         identities.count(keys[0], ABANDONED, now, None)
+        identities.ran(history_run(memory, keys[0], ABANDONED, now, None))
     log.warning(
         "run abandoned: not final within retention.abandon_after_seconds",
         extra={"reference": memory.ref.reference, "kind": memory.ref.kind},

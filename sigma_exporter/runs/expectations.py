@@ -42,6 +42,8 @@ class Verdict:
     overdue: bool
     missed_total: int
     wake_at: float  # when the verdict may next change without a run arriving
+    #: Expected times this judgement found met: (expected time, start of the run that met it).
+    met: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def judge(
     watched = record.watched_since if record.watched_since is not None else now
     through = record.judged_through if record.judged_through is not None else watched
     missed: list[float] = []
+    met: list[tuple[float, float]] = []
     for expected in timetable.between(table, through, now - grace, JUDGE_LIMIT):
         early = early_tolerance(expectation, expected)
         through = expected
@@ -99,6 +102,8 @@ def judge(
                     continue  # jumped over by the step, which counted one missed run already
                 jumped = True
             missed.append(expected)
+        else:
+            met.append((expected, starts[low]))
     latest = timetable.previous(table, now - grace)  # the latest expected time whose grace has passed
     early = early_tolerance(expectation, latest)
     late = latest - early >= watched and (not starts or starts[-1] < latest - early)
@@ -125,5 +130,6 @@ def judge(
         overdue=overdue,
         missed_total=updated.missed_total,
         wake_at=wake,
+        met=tuple(met),
     )
     return updated, verdict, missed

@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sigma_exporter.config.load import Config, Reference
 from sigma_exporter.config.model import Expectation, RetentionConfig
@@ -21,6 +21,7 @@ from sigma_exporter.runs.clock import Clock
 from sigma_exporter.runs.expectations import ForwardStep, Verdict, judge
 from sigma_exporter.runs.fold import fold
 from sigma_exporter.runs.held import HeldRun, Key, Observation
+from sigma_exporter.runs.history import judged_runs, late_run
 from sigma_exporter.runs.identities import Identities, IdentityKey
 from sigma_exporter.runs.references import ReferenceFiles, Shard, merge_references
 from sigma_exporter.runs.registry import Registry
@@ -38,13 +39,18 @@ class Holdings:
     Owned by the poll thread: only the poller calls it (app.py at start, through `Poller.start`)."""
 
     def __init__(
-        self, registry: Registry, bounds: tuple[float, ...], shard: Shard, clock: Clock | None = None
+        self,
+        registry: Registry,
+        bounds: tuple[float, ...],
+        shard: Shard,
+        clock: Clock | None = None,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self.registry = registry
         self.clock = clock or Clock()
         self.shard = shard
         self.runs: dict[Key, HeldRun] = {}
-        self.identities = Identities(bounds)
+        self.identities = Identities(bounds, redact)
         self.references: tuple[Reference, ...] = ()
         self.expectations: dict[IdentityKey, Expectation] = {}
         self.verdicts: dict[IdentityKey, Verdict] = {}
@@ -61,6 +67,9 @@ class Holdings:
         self._step_seen = 0
         self._step_landed: float | None = None
         self._step_counted: set[IdentityKey] = set()
+        self._missed_open: dict[
+            IdentityKey, float
+        ] = {}  # the latest missed expected time, until a run starts
 
     def __iter__(self) -> Iterator[HeldRun]:
         return iter(self.runs.values())
@@ -246,10 +255,13 @@ class Holdings:
         for run in dirty:
             run.dirty = False
         retired, self._retired = tuple(self._retired), []
+        history, expected = self.identities.take_history()
         return Changes(
             runs=tuple(accounting.record_of(r) for r in dirty),
             retired=retired,
             identities=self.identities.take_dirty(),
+            history=history,
+            expected=expected,
         )
 
     # -- expectations ----------------------------------------------------------------------------------
@@ -294,6 +306,7 @@ class Holdings:
                 expectation, record, now, active.get(key, ()), ages=ages.get(key, ()), step=jumped
             )
             self.identities.put(updated)
+            self._keep_verdicts(key, expectation, verdict, missed, [*updated.starts, *active.get(key, ())])
             for expected in missed:
                 extra: dict[str, object] = {
                     "report_group_id": key[0],
@@ -316,6 +329,29 @@ class Holdings:
             self.verdicts[key] = verdict
             wake = min(wake, verdict.wake_at)
         return wake
+
+    def _keep_verdicts(
+        self,
+        key: IdentityKey,
+        expectation: Expectation,
+        verdict: Verdict,
+        missed: list[float],
+        starts: list[float],
+    ) -> None:
+        """Keep the expected times just judged in the identity's history, and a missed one as late once a
+        run starts after its grace (before the next expected time is judged)."""
+        entries = judged_runs(key, verdict.met, missed)
+        opened = self._missed_open.pop(key, None)
+        if opened is not None:
+            used = {start for _, start in verdict.met}
+            late = late_run(key, opened, expectation.grace_seconds, (s for s in starts if s not in used))
+            if late is not None:
+                entries.insert(0, late)
+            elif not entries:
+                self._missed_open[key] = opened
+        if missed:
+            self._missed_open[key] = missed[-1]
+        self.identities.judged(entries)
 
     def _forward_step(self, now: float) -> float | None:
         """After a forward step of the wall clock, the wall time of the first judgement that saw it (expected

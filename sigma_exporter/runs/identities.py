@@ -4,11 +4,13 @@ thread. Updated once per run, at its first final status; what changed is handed 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from sigma_exporter.runs.expectations import with_start
+from sigma_exporter.runs.history import cleaned
 from sigma_exporter.runs.outcomes import FAILED_OUTCOMES, SUCCESS
-from sigma_exporter.runs.store.records import IdentityRecord
+from sigma_exporter.runs.store.records import ExpectedRun, HistoryRun, IdentityRecord
 
 IdentityKey = tuple[str, str]  # (report_group_id, report_id)
 
@@ -16,8 +18,11 @@ IdentityKey = tuple[str, str]  # (report_group_id, report_id)
 class Identities:
     """Every report identity this shard exports, with its history. Owned by the poll thread."""
 
-    def __init__(self, bounds: tuple[float, ...]) -> None:
+    def __init__(self, bounds: tuple[float, ...], redact: Callable[[str], str] = str) -> None:
         self.bounds = bounds
+        self.redact = redact  # Sigma's error texts, before they are kept
+        self._history: list[HistoryRun] = []
+        self._expected: list[ExpectedRun] = []
         self._records: dict[IdentityKey, IdentityRecord] = {}
         self._dirty: set[IdentityKey] = set()
         self._sorted: tuple[IdentityRecord, ...] | None = None  # `all`, until a record changes
@@ -93,6 +98,21 @@ class Identities:
         """Replace a record (the expectation judge's); written to the store when it changed."""
         if self._records.get(record.key) != record:
             self._set(record)
+
+    def ran(self, run: HistoryRun) -> None:
+        """A run of an identity ended: kept in its history (its error texts redacted and escaped)."""
+        self._history.append(cleaned(run, self.redact))
+
+    def judged(self, entries: Iterable[ExpectedRun]) -> None:
+        """Expected times of an identity judged (or met late): kept in its history."""
+        self._expected.extend(entries)
+
+    def take_history(self) -> tuple[tuple[HistoryRun, ...], tuple[ExpectedRun, ...]]:
+        """The history gathered since the last call, for the state store."""
+        taken = (tuple(self._history), tuple(self._expected))
+        self._history.clear()
+        self._expected.clear()
+        return taken
 
     def take_dirty(self) -> tuple[IdentityRecord, ...]:
         """The records changed since the last call, for the state store."""

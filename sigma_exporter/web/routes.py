@@ -1,5 +1,6 @@
-"""The endpoints: /metrics, /, /-/healthy, /-/ready, /-/reload, /api/v1 (see `api/`), and the middleware every request passes
-(read deadline for the body, rate limit, basic auth, the web config's response headers, plain-text errors).
+"""The endpoints: /metrics, /, /-/healthy, /-/ready, /-/reload, /api/v1 (see `api/`), /report and the report
+history (`reports.py`), and the middleware every request passes (read deadline for the body, rate limit,
+basic auth, the web config's response headers, plain-text errors).
 
 Scrapes only pick pre-rendered bytes from the published snapshot: they never wait on Sigma or on a file.
 """
@@ -29,6 +30,7 @@ from sigma_exporter.web import stats as reasons
 from sigma_exporter.web.api.handlers import PREFIX as API_PREFIX
 from sigma_exporter.web.api.handlers import Api, bearer_matches
 from sigma_exporter.web.api.handlers import error as api_error
+from sigma_exporter.web.reports import Reports
 from sigma_exporter.web.server import LimitedHandler, Limits
 from sigma_exporter.web.stats import ServerStats
 from sigma_exporter.web.statuspage import render_status_page
@@ -79,8 +81,10 @@ class Routes:
         security: WebConfigSecurity | None,
         stats: ServerStats,
         api: Api | None = None,
+        reports: Reports | None = None,
     ) -> None:
         self.api = api
+        self.reports = reports
         self.store = store
         self.live = live
         self.reload = reload
@@ -102,6 +106,8 @@ class Routes:
         app.router.add_put("/-/reload", self.do_reload)
         if self.api is not None:
             self.api.add_routes(app)
+        if self.reports is not None:
+            self.reports.add_routes(app)
         return app
 
     # -- every request ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from html import escape
 from typing import Final
 
 from sigma_exporter.metrics.snapshot import IdentityState, ReferenceState, Snapshot
+from sigma_exporter.web.api.history import PAGE_PATH, identity_query
 
 COLOURS: Final = {
     "GENERATED": "#1f77b4",
@@ -69,7 +70,8 @@ def _rows(state: ReferenceState, now: float) -> list[str]:
     return lines
 
 
-def _duration(seconds: float | None) -> str:
+def duration_text(seconds: float | None) -> str:
+    """A duration for people: seconds, minutes or hours (empty for none)."""
     if seconds is None:
         return ""
     if seconds < 120:
@@ -97,9 +99,10 @@ def _identity_row(state: IdentityState, now: float) -> str:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(verdict.next_expected_at))
         expected = escape(f"{stamp} (in {ahead}s)")
     late = ' class="late"' if flags else ""
+    link = f'<a href="{escape(PAGE_PATH)}?{escape(identity_query(*record.key))}">{escape(name)}</a>'
     return (
-        f"<tr{late}><td>{escape(name)}</td><td>{kind}</td><td>{escape(_when(record.last_success, now))}</td>"
-        f"<td>{escape(_when(record.last_failure, now))}</td><td>{escape(_duration(record.last_duration))}</td>"
+        f"<tr{late}><td>{link}</td><td>{kind}</td><td>{escape(_when(record.last_success, now))}</td>"
+        f"<td>{escape(_when(record.last_failure, now))}</td><td>{escape(duration_text(record.last_duration))}</td>"
         f"<td>{state.active}</td><td>{expected}</td><td>{' '.join(flags)}{escape(missed_total)}</td></tr>"
     )
 

@@ -13,6 +13,9 @@ from sigma_exporter.runs.store.memory import MemoryStore
 from sigma_exporter.runs.store.records import (
     Arrivals,
     Changes,
+    ExpectedRun,
+    History,
+    HistoryRun,
     IdentityRecord,
     Loaded,
     RunRecord,
@@ -27,7 +30,8 @@ class StateStore(Protocol):
     each raises StoreError when the store cannot read or write. Who calls what: app.py `start` (migrate)
     and `stop`; the registry `register`, `get`, `delete`, `cursor`, `arrivals`, `prune_tombstones` (API
     threads and its sync thread); the poller `load` (at start); the writer `write` (its own thread); the
-    scheduler `firings` and `claim_firing`.
+    scheduler `firings` and `claim_firing`; the API and the status page `identities` and `history` (server
+    threads).
     """
 
     description: str
@@ -54,7 +58,13 @@ class StateStore(Protocol):
         """Delete a run, leaving a tombstone for the shard that polls it; False when none was held."""
 
     def write(self, changes: Changes) -> None:
-        """What the poller changed (runs, retirements, identities), in one transaction."""
+        """What the poller changed (runs, retirements, identities, history), in one transaction."""
+
+    def identities(self) -> tuple[IdentityRecord, ...]:
+        """Every identity held, by any shard, sorted."""
+
+    def history(self, report_group_id: str, report_id: str) -> History | None:
+        """An identity's newest runs and judged expected times, newest first; None when it is not held."""
 
     def cursor(self) -> int:
         """The newest sequence number: `arrivals(cursor())` later gives what came after now."""
@@ -105,6 +115,9 @@ def open_store(config: StateConfig, storage_path: str | None = None) -> StateSto
 __all__ = [
     "Arrivals",
     "Changes",
+    "ExpectedRun",
+    "History",
+    "HistoryRun",
     "IdentityRecord",
     "Loaded",
     "RunRecord",

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import threading
 
-from sigma_exporter.runs.store.records import Arrivals, Changes, IdentityRecord, Loaded, RunRecord
+from sigma_exporter.runs.store.records import (
+    HISTORY_LENGTH,
+    Arrivals,
+    Changes,
+    ExpectedRun,
+    History,
+    HistoryRun,
+    IdentityRecord,
+    Loaded,
+    RunRecord,
+)
 from sigma_exporter.runs.store.schema import LATEST
 
 
@@ -21,6 +31,8 @@ class MemoryStore:
         self._identities: dict[tuple[str, str], IdentityRecord] = {}
         self._seq = 0
         self._firings: dict[str, float] = {}
+        self._history: dict[tuple[str, str], dict[str, HistoryRun]] = {}
+        self._expected: dict[tuple[str, str], dict[float, ExpectedRun]] = {}
 
     def start(self) -> None:
         """Nothing to connect to."""
@@ -83,6 +95,33 @@ class MemoryStore:
                 self._runs.pop(reference, None)
             for identity in changes.identities:
                 self._identities[identity.key] = identity
+            for run in changes.history:
+                runs = self._history.setdefault(run.key[:2], {})
+                runs[run.reference] = run
+                if len(runs) > HISTORY_LENGTH:
+                    newest = sorted(runs.values(), key=lambda r: r.final_at)[-HISTORY_LENGTH:]
+                    self._history[run.key[:2]] = {r.reference: r for r in newest}
+            for item in changes.expected:
+                times = self._expected.setdefault(item.key[:2], {})
+                times[item.expected_at] = item
+                for old in sorted(times)[:-HISTORY_LENGTH]:
+                    del times[old]
+
+    def identities(self) -> tuple[IdentityRecord, ...]:
+        """Every identity held, sorted by identity."""
+        with self._lock:
+            return tuple(self._identities[k] for k in sorted(self._identities))
+
+    def history(self, report_group_id: str, report_id: str) -> History | None:
+        """An identity's history, newest first; None when the identity is not held."""
+        key = (report_group_id, report_id)
+        with self._lock:
+            identity = self._identities.get(key)
+            if identity is None:
+                return None
+            runs = sorted(self._history.get(key, {}).values(), key=lambda r: (-r.final_at, r.reference))
+            times = self._expected.get(key, {})
+            return History(identity, tuple(runs), tuple(times[t] for t in sorted(times, reverse=True)))
 
     def arrivals(self, cursor: int) -> Arrivals:
         """Runs registered and deleted after `cursor`."""

@@ -62,6 +62,62 @@ class IdentityRecord:
         return (self.report_group_id, self.report_id)
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryRun:
+    """One ended run of a report identity, kept in its history (the newest `HISTORY_LENGTH`) after the run
+    itself is retired. `error_code`/`error_message` are Sigma's, escaped and redacted: never a label."""
+
+    report_group_id: str
+    report_id: str
+    reference: str
+    kind: str
+    source: str
+    started_at: float | None  # submitted, else first seen (None: not known)
+    final_at: float
+    duration_seconds: float | None
+    outcome: str
+    error_code: str = ""
+    error_message: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Its place in the history: (report_group_id, report_id, reference)."""
+        return (self.report_group_id, self.report_id, self.reference)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedRun:
+    """One judged expected time of an identity's expectation: `missed` when no run started within its grace
+    (counted in sigma_report_missed_runs_total); `started_at` the start of the run that met it, `late` when
+    that run started after the grace."""
+
+    report_group_id: str
+    report_id: str
+    expected_at: float
+    started_at: float | None = None
+    late: bool = False
+    missed: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, float]:
+        """Its place in the history: (report_group_id, report_id, expected_at)."""
+        return (self.report_group_id, self.report_id, self.expected_at)
+
+
+#: Runs and judged expected times kept per identity.
+HISTORY_LENGTH = 50
+
+
+@dataclass(frozen=True)
+class History:
+    """An identity's history as the store keeps it: its record, its newest runs and judged expected times,
+    newest first."""
+
+    identity: IdentityRecord
+    runs: tuple[HistoryRun, ...] = ()
+    expected: tuple[ExpectedRun, ...] = ()
+
+
 @dataclass(frozen=True)
 class Changes:
     """What one poll cycle changed, written in one transaction."""
@@ -69,9 +125,11 @@ class Changes:
     runs: tuple[RunRecord, ...] = ()
     retired: tuple[str, ...] = ()  # references
     identities: tuple[IdentityRecord, ...] = ()
+    history: tuple[HistoryRun, ...] = ()
+    expected: tuple[ExpectedRun, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.runs or self.retired or self.identities)
+        return bool(self.runs or self.retired or self.identities or self.history or self.expected)
 
     def merged(self, later: Changes) -> Changes:
         """`self` then `later`, as one: the latest record of each run and identity wins."""
@@ -85,7 +143,15 @@ class Changes:
             retired[reference] = None
         identities = {i.key: i for i in self.identities}
         identities.update((i.key, i) for i in later.identities)
-        return Changes(tuple(runs.values()), tuple(retired), tuple(identities.values()))
+        history = {h.key: h for h in (*self.history, *later.history)}
+        expected = {e.key: e for e in (*self.expected, *later.expected)}
+        return Changes(
+            tuple(runs.values()),
+            tuple(retired),
+            tuple(identities.values()),
+            tuple(history.values()),
+            tuple(expected.values()),
+        )
 
 
 @dataclass(frozen=True)
@@ -203,4 +269,63 @@ def identity_of(report_group_id: str, report_id: str, text: str) -> IdentityReco
         judged_through=_opt(data.get("judged_through")),
         missed_total=int(data.get("missed_total", 0)),
         starts=tuple(float(s) for s in data.get("starts", [])),
+    )
+
+
+def history_run_fields(run: HistoryRun) -> dict[str, object]:
+    """A history run's fields but its identity and reference, by the names the store and the API use."""
+    return {
+        "kind": run.kind,
+        "source": run.source,
+        "started_at": run.started_at,
+        "final_at": run.final_at,
+        "duration_seconds": run.duration_seconds,
+        "outcome": run.outcome,
+        "error_code": run.error_code,
+        "error_message": run.error_message,
+    }
+
+
+def history_run_json(run: HistoryRun) -> str:
+    """A history run as the store keeps it (its ids and reference are columns of their own)."""
+    return json.dumps(history_run_fields(run), sort_keys=True, separators=(",", ":"))
+
+
+def history_run_of(report_group_id: str, report_id: str, reference: str, text: str) -> HistoryRun:
+    """`history_run_json` read back."""
+    data = json.loads(text)
+    return HistoryRun(
+        report_group_id,
+        report_id,
+        reference,
+        kind=str(data.get("kind", "")),
+        source=str(data.get("source", "")),
+        started_at=_opt(data.get("started_at")),
+        final_at=float(data["final_at"]),
+        duration_seconds=_opt(data.get("duration_seconds")),
+        outcome=str(data.get("outcome", "")),
+        error_code=str(data.get("error_code", "")),
+        error_message=str(data.get("error_message", "")),
+    )
+
+
+def expected_run_json(run: ExpectedRun) -> str:
+    """A judged expected time as the store keeps it (its ids and time are columns of their own)."""
+    return json.dumps(
+        {"started_at": run.started_at, "late": run.late, "missed": run.missed},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def expected_run_of(report_group_id: str, report_id: str, expected_at: float, text: str) -> ExpectedRun:
+    """`expected_run_json` read back."""
+    data = json.loads(text)
+    return ExpectedRun(
+        report_group_id,
+        report_id,
+        float(expected_at),
+        started_at=_opt(data.get("started_at")),
+        late=bool(data.get("late", False)),
+        missed=bool(data.get("missed", False)),
     )

@@ -60,6 +60,29 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "ALTER TABLE runs ADD COLUMN seen TEXT NOT NULL DEFAULT ''",
         ),
     ),
+    (
+        4,
+        (
+            # Additive only, as 3. Per identity its newest ended runs and judged expected times (the newest
+            # 50 of each are kept), which outlive the runs' retention.
+            """CREATE TABLE run_history (
+                report_group_id TEXT NOT NULL,
+                report_id TEXT NOT NULL,
+                reference TEXT NOT NULL,
+                final_at DOUBLE PRECISION NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (report_group_id, report_id, reference)
+            )""",
+            "CREATE INDEX run_history_by_time ON run_history (report_group_id, report_id, final_at)",
+            """CREATE TABLE expected_history (
+                report_group_id TEXT NOT NULL,
+                report_id TEXT NOT NULL,
+                expected_at DOUBLE PRECISION NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (report_group_id, report_id, expected_at)
+            )""",
+        ),
+    ),
 )
 
 LATEST: Final = MIGRATIONS[-1][0]

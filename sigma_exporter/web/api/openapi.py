@@ -7,6 +7,7 @@ from typing import Any
 
 from sigma_exporter import __version__
 from sigma_exporter.config.model import LABEL_NAME, MAX_LABEL_VALUE, RESERVED_LABELS
+from sigma_exporter.web.api import openapi_reports
 from sigma_exporter.web.api.parse import EARLIEST_SUBMITTED, MAX_LABELS, MAX_TEXT
 
 
@@ -27,7 +28,7 @@ _SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f
 NO_SPACE = rf"^[{_SPACE}]*[^{_SPACE}\x00-\x1f\x7f-\x9f]+[{_SPACE}]*$"
 NO_SPACE_OR_EMPTY = rf"^[{_SPACE}]*[^{_SPACE}\x00-\x1f\x7f-\x9f]*[{_SPACE}]*$"
 RUN = {"$ref": "#/components/schemas/Run"}
-ERROR = {"$ref": "#/components/schemas/Error"}
+ERROR = openapi_reports.ERROR_SCHEMA_REF
 TEXT = {"text/plain": {"schema": {"type": "string"}}}
 
 
@@ -142,6 +143,7 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["error"],
                     "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
                 },
+                **openapi_reports.SCHEMAS,
             },
         },
         "paths": {
@@ -237,5 +239,6 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            **openapi_reports.PATHS,
         },
     }

@@ -288,6 +288,9 @@ def test_openapi_document_lists_every_endpoint(api: ExporterProcess) -> None:
         "/api/v1/openapi.json",
         "/api/v1/runs",
         "/api/v1/runs/{reference}",
+        "/api/v1/reports",
+        "/api/v1/reports/history",
+        "/report",
     }
     post_codes = set(paths["/api/v1/runs"]["post"]["responses"])
     assert post_codes == {"200", "201", "400", "401", "403", "409", "413", "415", "429", "503"}

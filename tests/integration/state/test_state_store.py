@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,28 +29,6 @@ NOW = 1_780_000_000.0
 def api_run(reference: str, kind: str = "report", **extra: Any) -> RunRecord:
     ref = Reference(reference, kind, (("team", "sre"),), source="api", registered_at=NOW, **extra)
     return RunRecord(ref, first_seen_at=NOW)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], StateStore]]:
-    """Opens stores on one database: each call is a new connection (a restart, or another replica)."""
-    opened: list[StateStore] = []
-    if request.param == "sqlite":
-        config = StateConfig(url=f"sqlite:///{tmp_path}/state.db", explicit=True)
-    else:
-        from tests.support.postgres import PASSWORD
-
-        cluster = request.getfixturevalue("postgres_cluster")
-        config = StateConfig(url=cluster.create_database(), password=Secret(PASSWORD), explicit=True)
-
-    def make() -> StateStore:
-        store = open_store(config)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
 
 
 def test_schema_is_created_once_and_reopened(make_store: Callable[[], StateStore]) -> None:

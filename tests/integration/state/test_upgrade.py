@@ -92,10 +92,10 @@ def test_a_sqlite_file_of_schema_2_migrates_and_keeps_everything(tmp_path: Path)
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(LATEST,)]
 
 
-def load_dump(cluster: Any) -> str:
-
+def load_dump(cluster: Any, fixture: Path = FIXTURE) -> str:
+    """A new database of `cluster` holding the fixture's dump; its URL."""
     url = str(cluster.create_database())
-    cluster.client("psql", url, "-q", "-v", "ON_ERROR_STOP=1", stdin=(FIXTURE / "state.sql").read_text())
+    cluster.client("psql", url, "-q", "-v", "ON_ERROR_STOP=1", stdin=(fixture / "state.sql").read_text())
     return url
 
 

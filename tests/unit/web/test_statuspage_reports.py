@@ -25,7 +25,7 @@ def page(*states: IdentityState) -> str:
 
 
 def row_of(html: str, name: str) -> str:
-    match = re.search(rf"<tr[^>]*><td>{re.escape(name)}</td>.*?</tr>", html)
+    match = re.search(rf"<tr[^>]*><td><a href=[^>]*>{re.escape(name)}</a></td>.*?</tr>", html)
     assert match, name
     return match.group(0)
 
@@ -56,6 +56,15 @@ def test_each_identity_has_a_row_and_late_ones_are_red() -> None:
         and "<td>group</td>" in overdue
     )
     assert "(7200s ago)" in overdue
+
+
+def test_each_identity_links_to_its_page_with_its_ids_escaped() -> None:
+    member = IdentityRecord("grp &1", "rpt/a b", "Member")
+    html = page(IdentityState(member, 0, None))
+    assert (
+        '<a href="report?report_group_id=grp+%261&amp;report_id=rpt%2Fa+b">grp &amp;1 / Member</a>'
+        in row_of(html, "grp &amp;1 / Member")
+    )
 
 
 def test_an_identity_without_expectation_shows_no_next_time_and_names_are_escaped() -> None:

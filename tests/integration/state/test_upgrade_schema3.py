@@ -1,0 +1,134 @@
+"""Schema 3 to 4 (a report's history): a SQLite file and a PostgreSQL dump written by the exporter at commit
+b4a5a73 (schema 3; made by tests/fixtures/upgrade/make_fixture.py) open with the current code, migrate, and
+lose nothing: the same runs with their last checks, re-checks and reports as last seen, identities and
+schedules' claims; the history starts empty and is written and read at once. The migration is additive: a
+shard of schema 3 keeps writing to a migrated shared database until it is restarted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sigma_exporter.config.secret import Secret
+from sigma_exporter.runs.store import StateStore
+from sigma_exporter.runs.store.postgres import PostgresStore
+from sigma_exporter.runs.store.records import Changes, HistoryRun, identity_of, seen_of
+from sigma_exporter.runs.store.schema import LATEST
+from sigma_exporter.runs.store.sqlite import SQLiteStore
+from tests.integration.state.test_upgrade import load_dump
+from tests.support.paths import TESTS
+
+FIXTURE = TESTS / "fixtures" / "upgrade" / "b4a5a73"
+#: What a shard of schema 3 (commit b4a5a73) sends after a check, and for an identity.
+OLD_UPDATE = (
+    "UPDATE runs SET labels = %s, report_id = %s, report_group_id = %s, first_seen_at = %s, since = %s, "
+    "final_at = %s, outcome = %s, report_name = %s, last_check_at = %s, rechecks = %s, seen = %s "
+    "WHERE reference = %s"
+)
+OLD_IDENTITY = (
+    "INSERT INTO identities (report_group_id, report_id, record) VALUES (%s, %s, %s) "
+    "ON CONFLICT (report_group_id, report_id) DO UPDATE SET record = excluded.record"
+)
+
+
+def expected(name: str = "expected.json") -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((FIXTURE / name).read_text())
+    return document
+
+
+def check_nothing_lost(store: StateStore, want: dict[str, Any]) -> None:
+    assert want["schema_version"] == 3
+    loaded = store.load()
+    runs = {record.ref.reference: record for record in loaded.runs}
+    assert set(runs) == set(want["runs"])
+    for reference, old in want["runs"].items():
+        record = runs[reference]
+        ref = record.ref
+        assert (ref.kind, ref.source, ref.report_id, ref.report_group_id, dict(ref.labels)) == (
+            old["kind"],
+            old["source"],
+            old["report_id"],
+            old["report_group_id"],
+            json.loads(old["labels"]),
+        )
+        assert (ref.submitted_at, ref.registered_at, record.first_seen_at, record.final_at) == (
+            old["submitted_at"],
+            old["registered_at"],
+            old["first_seen_at"],
+            old["final_at"],
+        )
+        assert [list(item) for item in record.since] == json.loads(old["since"])
+        assert (record.outcome, record.report_name) == (old["outcome"], old["report_name"])
+        assert (record.last_check_at, record.rechecks) == (old["last_check_at"], old["rechecks"])
+        assert (record.rows, record.group) == seen_of(old["seen"])
+    assert any(r.rows for r in loaded.runs) and any(r.last_check_at for r in loaded.runs)
+    assert any(r.rechecks for r in loaded.runs)  # schema 3's own columns came along
+    identities = {f"{i.report_group_id}/{i.report_id}": i for i in loaded.identities}
+    assert set(identities) == set(want["identities"])
+    for key, old_record in want["identities"].items():
+        group, _, report = key.partition("/")
+        assert identities[key] == identity_of(group, report, json.dumps(old_record))
+    assert store.firings() == want["schedules"]
+    # The history starts empty for every identity, and takes runs at once.
+    some = loaded.identities[0]
+    history = store.history(*some.key)
+    assert history is not None and history.identity == some and history.runs == () and history.expected == ()
+    run = HistoryRun(*some.key, "after-upgrade", "report", "api", 1.0, 2.0, 1.0, "failure", "E1", "boom")
+    store.write(Changes(history=(run,)))
+    after = store.history(*some.key)
+    assert after is not None and after.runs == (run,)
+
+
+def test_a_sqlite_file_of_schema_3_migrates_and_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    shutil.copy(FIXTURE / "state.db", path)
+    store = SQLiteStore(path)
+    store.start()
+    try:
+        check_nothing_lost(store, expected())
+    finally:
+        store.stop(1.0)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(LATEST,)]
+
+
+def test_a_postgresql_dump_of_schema_3_migrates_and_keeps_everything(postgres_cluster: Any) -> None:
+    from tests.support.postgres import PASSWORD
+
+    url = load_dump(postgres_cluster, FIXTURE)
+    store = PostgresStore(url, Secret(PASSWORD))
+    store.start()
+    try:
+        check_nothing_lost(store, expected("expected-postgresql.json"))
+    finally:
+        store.stop(1.0)
+
+
+def test_a_shard_of_schema_3_keeps_writing_to_the_migrated_database(postgres_cluster: Any) -> None:
+    import psycopg
+
+    from tests.support.postgres import PASSWORD
+
+    url = load_dump(postgres_cluster, FIXTURE)
+    old = psycopg.connect(url, password=PASSWORD)  # a previous version's shard, running all along
+    new = PostgresStore(url, Secret(PASSWORD))
+    new.start()  # a shard of this version migrates the shared database
+    reference = next(
+        r for r, run in expected("expected-postgresql.json")["runs"].items() if run["source"] == "api"
+    )
+    seen = '{"rows":[["","rpt-x","X","FAILED",2.0,"E1","boom"]],"group":null}'
+    with old.cursor() as cur:
+        values = ("{}", "rpt-x", "", 1.0, '[["rpt-x","FAILED",2.0]]', 2.0, "failure", "X", 3.0, 1, seen)
+        cur.execute(OLD_UPDATE, (*values, reference))
+        cur.execute(OLD_IDENTITY, ("", "rpt-x", '{"report_name":"X","outcomes":{"failure":1}}'))
+    old.commit()
+    old.close()
+    record = new.get(reference)
+    assert record is not None and record.outcome == "failure" and record.rechecks == 1
+    assert record.rows[0].error_code == "E1"
+    history = new.history("", "rpt-x")
+    assert history is not None and history.identity.outcomes == (("failure", 1),) and history.runs == ()
+    new.stop(1.0)

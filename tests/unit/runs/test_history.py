@@ -1,0 +1,154 @@
+"""What a report's history keeps: each ended run once (report, group as a whole, each member, lost), with
+Sigma's error redacted and escaped; each judged expected time, on time, missed, or met late by a run that
+started after the grace."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sigma_exporter.runs.clock import Clock
+from sigma_exporter.runs.held import Observation
+from sigma_exporter.runs.history import MAX_ERROR_CHARS, escaped
+from sigma_exporter.runs.holdings import Holdings
+from sigma_exporter.runs.references import Shard
+from sigma_exporter.runs.registry import Registry
+from sigma_exporter.runs.store.memory import MemoryStore
+from sigma_exporter.runs.store.records import Changes, ExpectedRun, HistoryRun
+from sigma_exporter.runs.store.writer import StateWriter
+from sigma_exporter.sigma.errors import BadRequestError
+from sigma_exporter.sigma.replies import GroupReply, ReportResult
+from tests.support.factories import api_ref, config, seen
+
+SECRET = "s3cret-client-token"
+T0 = 1_800_000_000.0  # a whole minute
+
+
+def holdings(clock: Clock | None = None) -> Holdings:
+    store = MemoryStore()
+    registry = Registry(store, StateWriter(store), max_runs=100)
+    return Holdings(registry, (10.0, 60.0), Shard(), clock, redact=lambda s: s.replace(SECRET, "<secret>"))
+
+
+def test_a_failed_run_is_kept_once_with_its_error_redacted_and_escaped() -> None:
+    h = holdings()
+    ref = api_ref("ref-1", registered_at=1000.0)
+    h.registry.register(ref)
+    h.take_arrivals()
+    h.account(seen(ref, "GENERATED", 1001.0))
+    assert h.changes().history == ()
+    message = f"query failed\nwith token {SECRET}\x1b[31m"
+    h.account(seen(ref, "FAILED", 1031.0, error_code="RPT-500", error_msg=message))
+    h.account(seen(ref, "FAILED", 1100.0, error_code="RPT-500", error_msg=message))  # confirmed: not again
+    (run,) = h.changes().history
+    assert run == HistoryRun(
+        "",
+        "rpt-1",
+        "ref-1",
+        "report",
+        "api",
+        started_at=1000.0,  # not submitted: first seen, at its registration
+        final_at=1031.0,
+        duration_seconds=31.0,
+        outcome="failure",
+        error_code="RPT-500",
+        error_message="query failed\\nwith token <secret>\\x1b[31m",
+    )
+
+
+def test_a_submitted_run_has_its_start_and_duration() -> None:
+    h = holdings()
+    ref = api_ref("ref-2")
+    h.registry.register(replace(ref, submitted_at=990.0))
+    h.take_arrivals()
+    h.account(seen(ref, "PUBLISHED", 1030.0))
+    (run,) = h.changes().history
+    assert (run.started_at, run.final_at, run.duration_seconds, run.outcome) == (
+        990.0,
+        1030.0,
+        40.0,
+        "success",
+    )
+    assert (run.error_code, run.error_message) == ("", "")
+
+
+def test_a_group_run_is_kept_as_a_whole_and_for_each_member_with_its_own_error() -> None:
+    h = holdings()
+    ref = api_ref("grp-ref", registered_at=1000.0)
+    ref = replace(ref, kind="group", report_id="", report_group_id="grp-eod")
+    h.registry.register(ref)
+    h.take_arrivals()
+    members = (
+        ReportResult(report_id="rpt-a", report_name="A", status="NOTIFIED", report_group_id="grp-eod"),
+        ReportResult(
+            report_id="rpt-b",
+            report_name="B",
+            status="FAILED",
+            report_group_id="grp-eod",
+            error_code="E-42",
+            error_msg="no data source",
+        ),
+    )
+    h.account(Observation(ref, GroupReply("grp-eod", members), None, 1050.0, True))
+    runs = {(r.report_group_id, r.report_id): r for r in h.changes().history}
+    assert set(runs) == {("grp-eod", ""), ("grp-eod", "rpt-a"), ("grp-eod", "rpt-b")}
+    assert runs[("grp-eod", "")].outcome == "failure" and runs[("grp-eod", "")].error_code == "E-42"
+    assert runs[("grp-eod", "rpt-a")].outcome == "success" and runs[("grp-eod", "rpt-a")].error_code == ""
+    assert (runs[("grp-eod", "rpt-b")].error_code, runs[("grp-eod", "rpt-b")].error_message) == (
+        "E-42",
+        "no data source",
+    )
+    assert {r.reference for r in runs.values()} == {"grp-ref"}
+
+
+def test_a_run_sigma_forgets_is_kept_as_lost() -> None:
+    h = holdings()
+    ref = api_ref("ref-3")
+    h.registry.register(ref)
+    h.take_arrivals()
+    h.account(seen(ref, "GENERATED", 1001.0))
+    h.account(Observation(ref, None, BadRequestError("unknown reference", 400), 1500.0, True))
+    (run,) = h.changes().history
+    assert (run.outcome, run.final_at, run.started_at, run.duration_seconds) == ("lost", 1500.0, 1000.0, None)
+
+
+def test_error_text_is_cut_and_every_control_character_escaped() -> None:
+    assert escaped("  a\tb\r\n\x00\u2028é  ") == "a\\tb\\r\\n\\x00\\u2028é"
+    long = escaped("x" * (MAX_ERROR_CHARS + 10))
+    assert len(long) == MAX_ERROR_CHARS and long.endswith("…")
+
+
+class Hands:
+    def __init__(self) -> None:
+        self.wall = T0
+
+    def at(self, seconds: float) -> float:
+        self.wall = T0 + seconds
+        return self.wall
+
+
+def test_expected_times_are_kept_on_time_missed_and_late() -> None:
+    hands = Hands()
+    clock = Clock(wall=lambda: hands.wall, mono=lambda: hands.wall)
+    h = holdings(clock)
+    expectation = {"report_id": "rpt-1", "every_seconds": 60, "grace_seconds": 10}
+    h.use_config(config(api={"token": "t" * 16}, expectations=[expectation]), strict=True)
+
+    def start(name: str, seconds: float) -> None:
+        h.registry.register(api_ref(name, registered_at=hands.at(seconds)))
+        h.take_arrivals()
+
+    h.judge_expectations(hands.at(1))  # watched from here
+    start("on-time", 58)  # within [50, 70] of T0+60
+    h.judge_expectations(hands.at(71))
+    h.judge_expectations(hands.at(131))  # nothing started for T0+120
+    start("late", 140)  # after its grace, before the next expected time
+    h.judge_expectations(hands.at(141))
+    h.judge_expectations(hands.at(191))  # T0+180: the late run started too early for it
+    merged = Changes().merged(h.changes())
+    assert merged.expected == (
+        ExpectedRun("", "rpt-1", T0 + 60, started_at=T0 + 58),
+        ExpectedRun("", "rpt-1", T0 + 120, started_at=T0 + 140, late=True, missed=True),
+        ExpectedRun("", "rpt-1", T0 + 180, missed=True),
+    )
+    record = h.identities.get(("", "rpt-1"))
+    assert record is not None and record.missed_total == 2  # a late start does not undo the count
