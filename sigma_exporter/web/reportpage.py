@@ -33,6 +33,9 @@ def _ago(timestamp: float | None, now: float) -> str:
     return f"{_stamp(timestamp)} ({duration_text(max(0.0, now - timestamp))} ago)"
 
 
+PAGE_STYLE: Final = STYLE + "td.nowrap{white-space:nowrap}\n"
+
+
 def _badge(text: str, colour: str) -> str:
     return f'<span class="status" style="background:{colour}">{escape(text)}</span>'
 
@@ -41,10 +44,10 @@ def _run_row(run: HistoryRun) -> str:
     outcome = _badge(run.outcome, OUTCOME_COLOURS.get(run.outcome, "#555"))
     failed = ' class="late"' if run.outcome in (FAILURE, ABANDONED, LOST) else ""
     return (
-        f"<tr{failed}><td><code>{escape(run.reference)}</code></td><td>{escape(run.kind)}</td>"
-        f"<td>{escape(run.source)}</td><td>{escape(_stamp(run.started_at))}</td>"
-        f"<td>{escape(_stamp(run.final_at))}</td><td>{escape(duration_text(run.duration_seconds))}</td>"
-        f"<td>{outcome}</td><td class=err>{escape(run.error_code)}</td>"
+        f'<tr{failed}><td class="nowrap"><code>{escape(run.reference)}</code></td><td>{escape(run.kind)}</td>'
+        f'<td>{escape(run.source)}</td><td class="nowrap">{escape(_stamp(run.started_at))}</td>'
+        f'<td class="nowrap">{escape(_stamp(run.final_at))}</td><td>{escape(duration_text(run.duration_seconds))}</td>'
+        f'<td>{outcome}</td><td class="err nowrap">{escape(run.error_code)}</td>'
         f"<td class=err>{escape(run.error_message)}</td></tr>"
     )
 
@@ -94,7 +97,7 @@ def render_report_page(history: History, now: float | None = None) -> str:
     query = identity_query(record.report_group_id, record.report_id)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)} · Sigma exporter</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{PAGE_STYLE}</style></head>
 <body>
 <p><a href="./">← Status page</a> · <a href=".{escape(HISTORY_PATH)}?{escape(query)}">JSON</a></p>
 <h1>{escape(title)}</h1>

@@ -13,20 +13,13 @@ from typing import Any
 from sigma_exporter.config.model import Reference
 from sigma_exporter.runs.store.group import GroupCommit
 from sigma_exporter.runs.store.records import (
-    HISTORY_LENGTH,
     Arrivals,
     Changes,
-    ExpectedRun,
     History,
-    HistoryRun,
     IdentityRecord,
     Loaded,
     RunRecord,
     StoreError,
-    expected_run_json,
-    expected_run_of,
-    history_run_json,
-    history_run_of,
     identity_json,
     identity_of,
     labels_json,
@@ -37,6 +30,7 @@ from sigma_exporter.runs.store.records import (
     since_of,
 )
 from sigma_exporter.runs.store.schema import LATEST, MIGRATIONS
+from sigma_exporter.runs.store.sqlhistory import HistoryTables
 
 RUN_COLUMNS = (
     "reference, kind, source, labels, report_id, report_group_id, submitted_at, registered_at, "
@@ -64,34 +58,6 @@ INSERT_RUN = (
 _UPDATE_RUN = (
     "UPDATE runs SET labels = ?, report_id = ?, report_group_id = ?, first_seen_at = ?, since = ?, "
     "final_at = ?, outcome = ?, report_name = ?, last_check_at = ?, rechecks = ?, seen = ? WHERE reference = ?"
-)
-_UPSERT_HISTORY = (
-    "INSERT INTO run_history (report_group_id, report_id, reference, final_at, record) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (report_group_id, report_id, reference) DO UPDATE SET final_at = excluded.final_at, "
-    "record = excluded.record"
-)
-_UPSERT_EXPECTED = (
-    "INSERT INTO expected_history (report_group_id, report_id, expected_at, record) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (report_group_id, report_id, expected_at) DO UPDATE SET record = excluded.record"
-)
-# Keep the newest HISTORY_LENGTH of an identity: delete what is older than the one at that place.
-_PRUNE_HISTORY = (
-    "DELETE FROM run_history WHERE report_group_id = ? AND report_id = ? AND final_at < ("
-    "SELECT final_at FROM run_history WHERE report_group_id = ? AND report_id = ? "
-    "ORDER BY final_at DESC LIMIT 1 OFFSET ?)"
-)
-_PRUNE_EXPECTED = (
-    "DELETE FROM expected_history WHERE report_group_id = ? AND report_id = ? AND expected_at < ("
-    "SELECT expected_at FROM expected_history WHERE report_group_id = ? AND report_id = ? "
-    "ORDER BY expected_at DESC LIMIT 1 OFFSET ?)"
-)
-_SELECT_HISTORY = (
-    "SELECT reference, record FROM run_history WHERE report_group_id = ? AND report_id = ? "
-    "ORDER BY final_at DESC, reference LIMIT ?"
-)
-_SELECT_EXPECTED = (
-    "SELECT expected_at, record FROM expected_history WHERE report_group_id = ? AND report_id = ? "
-    "ORDER BY expected_at DESC LIMIT ?"
 )
 
 
@@ -154,6 +120,7 @@ class SQLStore(ABC):
         self._lock = threading.Lock()
         self._conn: Any = None
         self._registrations: GroupCommit[RunRecord, RunRecord | None] = GroupCommit(self._register_batch)
+        self._history = HistoryTables()
 
     # -- dialect ---------------------------------------------------------------------------------------
     @abstractmethod
@@ -305,19 +272,7 @@ class SQLStore(ABC):
                 self._run(cur, "DELETE FROM runs WHERE reference = ?", (reference,))
             for identity in changes.identities:
                 self._upsert_identity(cur, identity)
-            self._write_history(cur, changes.history, changes.expected)
-
-    def _write_history(self, cur: Any, runs: Sequence[HistoryRun], expected: Sequence[ExpectedRun]) -> None:
-        for run in runs:
-            row = (run.report_group_id, run.report_id, run.reference, run.final_at, history_run_json(run))
-            self._run(cur, _UPSERT_HISTORY, row)
-        for item in expected:
-            values = (item.report_group_id, item.report_id, item.expected_at, expected_run_json(item))
-            self._run(cur, _UPSERT_EXPECTED, values)
-        for group, report in {(r.report_group_id, r.report_id) for r in runs}:
-            self._run(cur, _PRUNE_HISTORY, (group, report, group, report, HISTORY_LENGTH - 1))
-        for group, report in {(e.report_group_id, e.report_id) for e in expected}:
-            self._run(cur, _PRUNE_EXPECTED, (group, report, group, report, HISTORY_LENGTH - 1))
+            self._history.write(cur, self._sql, changes.history, changes.expected)
 
     def identities(self) -> tuple[IdentityRecord, ...]:
         """Every identity held (by any shard), sorted by identity."""
@@ -336,10 +291,7 @@ class SQLStore(ABC):
             row = cur.fetchone()
             if row is None:
                 return None
-            self._run(cur, _SELECT_HISTORY, (*key, HISTORY_LENGTH))
-            runs = tuple(history_run_of(*key, ref, text) for ref, text in cur.fetchall())
-            self._run(cur, _SELECT_EXPECTED, (*key, HISTORY_LENGTH))
-            expected = tuple(expected_run_of(*key, at, text) for at, text in cur.fetchall())
+            runs, expected = self._history.read(cur, self._sql, key)
         return History(identity_of(*key, row[0]), runs, expected)
 
     def _upsert_identity(self, cur: Any, identity: IdentityRecord) -> None:

@@ -4,7 +4,9 @@ themselves are retired; a late verdict replaces the missed one it met; unknown i
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,8 @@ from sigma_exporter.runs.store.records import (
     IdentityRecord,
     RunRecord,
 )
+from sigma_exporter.runs.store.sqlhistory import PRUNE_EVERY
+from sigma_exporter.runs.store.sqlite import SQLiteStore
 from tests.integration.state.test_state_store import NOW, api_run
 
 DAILY = IdentityRecord("", "rpt-daily", "Daily balances", labels=(("team", "treasury"),))
@@ -107,3 +111,20 @@ def test_the_memory_store_keeps_the_same_history(length: int) -> None:
     assert [r.reference for r in history.runs] == [f"ref-{n}" for n in range(length - 1, 2, -1)]
     assert history.expected == (ExpectedRun("", "rpt-daily", NOW, missed=True),)
     assert store.history("", "nope") is None and store.identities() == (DAILY,)
+
+
+def test_the_history_table_stays_bounded_however_many_runs_end(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    store.start()
+    store.write(Changes(identities=(DAILY,)))
+    for n in range(400):  # one run ending per write, as the poller sends them
+        store.write(Changes(history=(ended(DAILY, n),), expected=(ExpectedRun("", "rpt-daily", NOW + n),)))
+        with sqlite3.connect(tmp_path / "state.db") as conn:
+            (runs,) = conn.execute("SELECT count(*) FROM run_history").fetchone()
+            (expected,) = conn.execute("SELECT count(*) FROM expected_history").fetchone()
+        assert runs <= HISTORY_LENGTH + PRUNE_EVERY and expected <= HISTORY_LENGTH + PRUNE_EVERY, n
+    history = store.history("", "rpt-daily")
+    assert history is not None and [r.reference for r in history.runs] == [
+        f"ref-{n}" for n in range(399, 349, -1)
+    ]
+    store.stop(1.0)
