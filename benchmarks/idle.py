@@ -165,6 +165,9 @@ def bench_render(runs: int, repeat: int) -> dict[str, float]:
             buckets=(successes, 0, 0, 0, 0),
             duration_sum=12.5 * successes,
             last_success=1e9 + n,
+            # the runs the OpenMetrics exemplars name (one per bucket at or above the first)
+            latest_runs=(("success", f"gen-r-{n:06d}-{successes}", 1e9 + n + successes),),
+            latest_buckets=((0, f"gen-r-{n:06d}-{successes}", 12.5, 1e9 + n + successes),),
         )
         return IdentityState(record, active=0)
 

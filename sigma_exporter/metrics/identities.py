@@ -1,15 +1,27 @@
 """Snapshot -> the report identity and run registry families (design.md, "Report identity metrics").
 Pure. Every outcome, source, state, result and reason is exported from zero, so rates work from the start;
-a timestamp that never happened (no success yet) has no series rather than a zero."""
+a timestamp that never happened (no success yet) has no series rather than a zero. In OpenMetrics each
+`sigma_report_runs_total` series and each duration bucket carries an exemplar naming the latest run counted
+in it (`{reference="..."}`), when its reference fits in an exemplar."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
 from sigma_exporter.config.model import SOURCES
-from sigma_exporter.metrics.families import Family, add_histogram, counter, gauge, histogram
+from sigma_exporter.metrics.families import (
+    Family,
+    add_histogram,
+    counter,
+    format_value,
+    gauge,
+    histogram,
+    labels_text,
+    reference_exemplar,
+)
 from sigma_exporter.metrics.snapshot import IdentityState, Snapshot
 from sigma_exporter.runs.outcomes import OUTCOMES, REGISTER_RESULTS, RETIRE_REASONS, RUN_STATES
+from sigma_exporter.runs.store.records import IdentityRecord
 
 IDENTITY = ["report_group_id", "report_id"]
 
@@ -74,31 +86,40 @@ def identity_families(states: Iterable[IdentityState], duration_bounds: tuple[fl
     bounds = (*duration_bounds, float("inf"))
     for state in states:
         record = state.record
-        key = [record.report_group_id, record.report_id]
+        pairs = (("report_group_id", record.report_group_id), ("report_id", record.report_id))
+        labels = labels_text(pairs)  # written once for the identity's series
         outcomes = dict(record.outcomes)
+        latest = {outcome: (reference, at) for outcome, reference, at in record.latest_runs}
         for outcome in OUTCOMES:
-            runs.add([*key, outcome], float(outcomes.get(outcome, 0)), "_total")
+            run = latest.get(outcome)
+            # "outcome" sorts before the identity's labels
+            runs.add_line(
+                f'sigma_report_runs_total{{outcome="{outcome}",{labels[1:]} '
+                f"{format_value(float(outcomes.get(outcome, 0)))}\n",
+                reference_exemplar(run[0], 1.0, run[1]) if run is not None else "",
+            )
         for family, value in (
             (last_success, record.last_success),
             (last_failure, record.last_failure),
             (last_duration, record.last_duration),
         ):
             if value is not None:
-                family.add(key, value)
-        buckets = record.buckets if len(record.buckets) == len(bounds) else (0,) * len(bounds)
-        pairs = tuple(zip(IDENTITY, key, strict=True))
-        add_histogram(duration, pairs, bounds, buckets, record.duration_sum)
-        active.add(key, float(state.active))
+                family.add_written(labels, value)
+        fits = len(record.buckets) == len(bounds)
+        buckets = record.buckets if fits else (0,) * len(bounds)
+        exemplars = bucket_exemplars(record, len(bounds)) if fits and record.latest_buckets else ()
+        add_histogram(duration, pairs, bounds, buckets, record.duration_sum, exemplars)
+        active.add_written(labels, float(state.active))
         if state.oldest_active_start is not None:
-            oldest_active.add(key, state.oldest_active_start)
+            oldest_active.add_written(labels, state.oldest_active_start)
         info.add_labels((*pairs, ("report_name", record.report_name), *(state.labels or record.labels)), 1.0)
         verdict = state.verdict
         if verdict is not None:
-            expected.add(key, verdict.expected_at)
-            next_expected.add(key, verdict.next_expected_at)
-            missed.add(key, float(verdict.missed))
-            overdue.add(key, float(verdict.overdue))
-            missed_runs.add(key, float(verdict.missed_total), "_total")
+            expected.add_written(labels, verdict.expected_at)
+            next_expected.add_written(labels, verdict.next_expected_at)
+            missed.add_written(labels, float(verdict.missed))
+            overdue.add_written(labels, float(verdict.overdue))
+            missed_runs.add_written(labels, float(verdict.missed_total), "_total")
     return [
         runs,
         last_success,
@@ -114,6 +135,23 @@ def identity_families(states: Iterable[IdentityState], duration_bounds: tuple[fl
         overdue,
         missed_runs,
     ]
+
+
+def bucket_exemplars(record: IdentityRecord, count: int) -> list[str]:
+    """The exemplar of each of `count` cumulative buckets: the run that ended last among the buckets up to
+    it (`record.latest_buckets` is per bucket, not cumulative), its duration and end; "" for a bucket that
+    has none, or whose run's reference does not fit in an exemplar."""
+    own = {
+        index: (at, reference_exemplar(reference, took, at))
+        for index, reference, took, at in record.latest_buckets
+    }
+    exemplars, best, best_at = [], "", float("-inf")
+    for index in range(count):
+        at, text = own.get(index, (best_at, best))
+        if at > best_at:
+            best, best_at = text, at
+        exemplars.append(best)
+    return exemplars
 
 
 #: The last families of `identity_families`, exported only when some identity has an expectation.

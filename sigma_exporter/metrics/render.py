@@ -283,10 +283,11 @@ class Checksums:
 
 @dataclass(frozen=True)
 class Rendered:
-    """One snapshot's exposition as parts: both formats share every sample piece (only heads differ), and
-    each part has its deflated blocks, so that a gzip body is a join and a trailer (the CRC-32 of the body,
-    kept by the renderer), never a compression of the whole. A gzip body is one gzip member: readers that
-    stop after the first member (curl) read it all."""
+    """One snapshot's exposition as parts: both formats share every sample piece (only heads differ, and
+    the pieces whose lines carry exemplars, which OpenMetrics alone has), and each part has its deflated
+    blocks, so that a gzip body is a join and a trailer (the CRC-32 of the body, kept by the renderer), never
+    a compression of the whole. A gzip body is one gzip member: readers that stop after the first member
+    (curl) read it all."""
 
     text_parts: tuple[bytes, ...]
     openmetrics_parts: tuple[bytes, ...]  # without the closing "# EOF"

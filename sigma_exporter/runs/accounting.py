@@ -93,7 +93,7 @@ def count_if_final(
     memory.outcome, memory.final_at, memory.dirty = outcome, ended, True
     keys = identity_keys(memory)
     if keys:
-        identities.count(keys[0], outcome, ended, duration)
+        identities.count(keys[0], outcome, ended, duration, memory.ref.reference)
         identities.ran(history_run(memory, keys[0], outcome, ended, duration))
     for key in keys[1:]:  # members of a group, each with its own outcome
         row = next(r for r in memory.rows if r.report_id == key[1])
@@ -103,7 +103,7 @@ def count_if_final(
             if known and start is not None
             else None
         )
-        identities.count(key, member, row.since, member_duration)
+        identities.count(key, member, row.since, member_duration, memory.ref.reference)
         identities.ran(history_run(memory, key, member, row.since, member_duration))
     log.info(
         "run ended",
@@ -124,7 +124,7 @@ def count_lost(memory: HeldRun, identities: Identities, checked_at: float) -> bo
     memory.outcome, memory.final_at, memory.dirty = LOST, checked_at, True
     keys = identity_keys(memory)
     if keys:
-        identities.count(keys[0], LOST, checked_at, None)
+        identities.count(keys[0], LOST, checked_at, None, memory.ref.reference)
         identities.ran(history_run(memory, keys[0], LOST, checked_at, None))
     log.warning("Sigma no longer knows a run; counted as lost", extra={"reference": memory.ref.reference})
     return True
@@ -148,7 +148,7 @@ def count_abandoned(memory: HeldRun, identities: Identities, now: float) -> None
     memory.outcome, memory.final_at = ABANDONED, now
     keys = identity_keys(memory)
     if keys:
-        identities.count(keys[0], ABANDONED, now, None)
+        identities.count(keys[0], ABANDONED, now, None, memory.ref.reference)
         identities.ran(history_run(memory, keys[0], ABANDONED, now, None))
     log.warning(
         "run abandoned: not final within retention.abandon_after_seconds",

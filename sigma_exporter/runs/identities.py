@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import TypeVar
 
 from sigma_exporter.runs.expectations import with_start
 from sigma_exporter.runs.history import cleaned
@@ -13,6 +14,7 @@ from sigma_exporter.runs.outcomes import FAILED_OUTCOMES, SUCCESS
 from sigma_exporter.runs.store.records import ExpectedRun, HistoryRun, IdentityRecord
 
 IdentityKey = tuple[str, str]  # (report_group_id, report_id)
+Latest = TypeVar("Latest", tuple[str, str, float], tuple[int, str, float, float])
 
 
 class Identities:
@@ -33,7 +35,13 @@ class Identities:
         bounds = self.bounds
         for stored in records:
             # Reconfigured buckets: the old counts cannot be re-binned, so the histogram starts again.
-            fresh = replace(stored, bounds=bounds, buckets=(0,) * (len(bounds) + 1), duration_sum=0.0)
+            fresh = replace(
+                stored,
+                bounds=bounds,
+                buckets=(0,) * (len(bounds) + 1),
+                duration_sum=0.0,
+                latest_buckets=(),
+            )
             self._records[stored.key] = stored if stored.bounds == bounds else fresh
         self._sorted = None
 
@@ -67,21 +75,30 @@ class Identities:
             return
         self._set(record)
 
-    def count(self, key: IdentityKey, outcome: str, ended_at: float, duration: float | None) -> None:
-        """One run of the identity ended (counted once, by the caller's guarantee)."""
+    def count(
+        self, key: IdentityKey, outcome: str, ended_at: float, duration: float | None, reference: str
+    ) -> None:
+        """One run of the identity, `reference`, ended (counted once, by the caller's guarantee)."""
         record = self._records[key]
         outcomes = dict(record.outcomes)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        changes: dict[str, object] = {"outcomes": tuple(sorted(outcomes.items()))}
+        changes: dict[str, object] = {
+            "outcomes": tuple(sorted(outcomes.items())),
+            "latest_runs": _newer(record.latest_runs, (outcome, reference, ended_at)),
+        }
         if outcome == SUCCESS:
             changes["last_success"] = max(ended_at, record.last_success or 0.0)
         elif outcome in FAILED_OUTCOMES:
             changes["last_failure"] = max(ended_at, record.last_failure or 0.0)
         if duration is not None:
             buckets = list(record.buckets)
-            buckets[bisect.bisect_left(self.bounds, duration)] += 1
+            index = bisect.bisect_left(self.bounds, duration)
+            buckets[index] += 1
             changes.update(
-                last_duration=duration, buckets=tuple(buckets), duration_sum=record.duration_sum + duration
+                last_duration=duration,
+                buckets=tuple(buckets),
+                duration_sum=record.duration_sum + duration,
+                latest_buckets=_newer(record.latest_buckets, (index, reference, duration, ended_at)),
             )
         self._set(replace(record, **changes))  # type: ignore[arg-type]
 
@@ -119,3 +136,13 @@ class Identities:
         dirty = tuple(self._records[k] for k in sorted(self._dirty))
         self._dirty.clear()
         return dirty
+
+
+def _newer(entries: tuple[Latest, ...], entry: Latest) -> tuple[Latest, ...]:
+    """`entries` (one per first item, sorted) with `entry` in its slot, unless the one there ended later (the
+    last item is when it ended); on a tie the run counted now wins."""
+    kept = {held[0]: held for held in entries}
+    held = kept.get(entry[0])
+    if held is None or entry[-1] >= held[-1]:
+        kept[entry[0]] = entry
+    return tuple(sorted(kept.values()))

@@ -5,7 +5,9 @@
 - `binaries`: `require_binary`, `IN_CI`.
 - `scenarios`: the simulator's sample credentials and the scenarios tests share.
 - `configs`: `config_text` (an exporter's config for a simulator) and a document with every key.
-- `process`: `sigma-exporter` as a child process (`ExporterProcess`) or one command's run (`run_command`).
+- `process`: `sigma-exporter` as a child process (`ExporterProcess`) or one command's run (`run_command`),
+  and `stop_child`.
+- `prometheus`: the real Prometheus as a child process (`PrometheusProcess`): queries and exemplars.
 - `exporter`: an in-process poller against a simulator, and reading an exposition (samples, select, normalise).
 - `runs`: the run-registration scenario (API token, /generate definitions) of the runs tests.
 - `postgres`: a throwaway PostgreSQL cluster. `pki`: a test certificate authority. `webconfig`: web.yml bits.

@@ -72,6 +72,7 @@ VOLATILE = re.compile(
     r"^(sigma_report_status_since_timestamp_seconds|sigma_poll_duration_seconds|sigma_last_poll_timestamp_seconds"
     r"|sigma_api_request_duration_seconds_(bucket|sum|count)|sigma_config_last_reload_success_timestamp_seconds"
     r"|sigma_report_last_(?:success|failure)_timestamp_seconds|sigma_report_last_run_duration_seconds"
+    r"|sigma_report_oldest_active_run_start_timestamp_seconds"
     r")(\{.*\})? .*$"
 )
 

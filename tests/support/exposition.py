@@ -113,7 +113,7 @@ def snapshots(count: int, seed: int = 7) -> Iterator[Snapshot]:
         )
 
 
-class _Families:
+class Families:
     """A prometheus_client collector over parsed families."""
 
     def __init__(self, families: Iterable[Metric]) -> None:
@@ -130,12 +130,12 @@ def round_trip(count: int) -> int:
     for index, snapshot in enumerate(snapshots(count)):
         rendered = render(snapshot)
         text = rendered.text.decode()
-        again = text_generate(_Families(text_parse(text)))
+        again = text_generate(Families(text_parse(text)))
         if again != rendered.text:
             failures += 1
             print(f"snapshot {index}: text exposition is not canonical", file=sys.stderr)
         om = (rendered.openmetrics + OM_EOF).decode()
-        again = om_generate(_Families(om_parse(om)))  # type: ignore[no-untyped-call]
+        again = om_generate(Families(om_parse(om)))  # type: ignore[no-untyped-call]
         if again != rendered.openmetrics + OM_EOF:
             failures += 1
             print(f"snapshot {index}: OpenMetrics exposition is not canonical", file=sys.stderr)

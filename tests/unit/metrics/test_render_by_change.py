@@ -51,6 +51,9 @@ def identity_state(n: int, successes: int) -> IdentityState:
         buckets=(successes, 0, 1),
         duration_sum=float(successes),
         last_success=float(successes) or None,
+        # exemplars: OpenMetrics pieces of their own, whose references escape
+        latest_runs=(("success", f"run-{n}-{successes}", float(successes)),) if successes else (),
+        latest_buckets=((0, f'run-"{n}"\\{successes}', 0.5, float(successes)),) if successes else (),
     )
     return IdentityState(record, active=n % 2)
 
