@@ -152,9 +152,11 @@ def build_core(
     state: StateStore | None = None,
     on_exchange: ExchangeHook | None = None,
     clock: Clock | None = None,
+    external_url: str = "",
 ) -> Core:
     """Every part of the core, wired, none started. `clock`: the wall clock of runs and expectations (default
-    the system's, or the testing hook's when its environment variable is set: runs/clock.py)."""
+    the system's, or the testing hook's when its environment variable is set: runs/clock.py).
+    `external_url`: --web.external-url, normalised (web/external.py); "" publishes no links."""
     if state is None:
         state = store_for(config.state, storage_path)
         if state.description == "memory:":
@@ -166,7 +168,7 @@ def build_core(
     wake = threading.Event()  # news for the poll thread: arrivals, reloads, schedule starts
     in_force = ConfigInForce(config)
     stats = ApiStats()
-    info = ExporterInfo.of_this_process(shard_index, shard_count, config.metrics.status_series)
+    info = ExporterInfo.of_this_process(shard_index, shard_count, config.metrics.status_series, external_url)
     latest = LatestSnapshot(initial_snapshot(info, stats))
     writer = StateWriter(state)
     link = SigmaLink(config, stats, on_secret=on_secret, on_exchange=on_exchange)
@@ -312,6 +314,7 @@ def build_exporter(
     limits: Limits | None = None,
     storage_path: str | None = None,
     on_exchange: ExchangeHook | None = None,
+    external_url: str = "",
 ) -> Exporter:
     """Every part of the exporter, wired, none started. Raises ConfigError (a bad web config, or nothing to
     watch)."""
@@ -327,6 +330,7 @@ def build_exporter(
         on_secret=on_secret,
         storage_path=storage_path,
         on_exchange=on_exchange,
+        external_url=external_url,
     )
     limits = limits or Limits()
     files_limit = raise_open_files_limit()
@@ -373,6 +377,7 @@ def serve_until_signalled(
         extra={
             "version": __version__,
             "listen": f"{scheme}://{exporter.bound}",
+            "external_url": exporter.core.latest.current().snapshot.info.external_url,
             "config": config_file,
             "shard": shard,
         },
