@@ -17,6 +17,7 @@ import yaml
 
 from tests.support.binaries import IN_CI, require_binary
 from tests.support.dashboard_queries import (
+    COUNTING_STATS,
     DASHBOARD_DIR,
     dashboard_files,
     dashboard_queries,
@@ -260,10 +261,6 @@ def test_reports_dashboard_shows_what_the_issue_asks_for() -> None:
     variables = _variables(dashboard)
     for name in ("report_group_id", "report_id"):
         assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
-
-
-#: The reports dashboard's stat panels that count identities: 0 when none matches, not "No data".
-COUNTING_STATS = ("Identities", "Missed now", "Overdue now", "Active runs")
 
 
 def test_reports_stat_panels_show_zero_rather_than_no_data() -> None:
