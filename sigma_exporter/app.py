@@ -154,10 +154,12 @@ def build_core(
     on_exchange: ExchangeHook | None = None,
     clock: Clock | None = None,
     redact: Callable[[str], str] = str,
+    external_url: str = "",
 ) -> Core:
     """Every part of the core, wired, none started. `clock`: the wall clock of runs and expectations (default
     the system's, or the testing hook's when its environment variable is set: runs/clock.py); `redact`: what
-    masks the secrets in Sigma's error texts before a report's history keeps them (the log's redactor)."""
+    masks the secrets in Sigma's error texts before a report's history keeps them (the log's redactor);
+    `external_url`: --web.external-url, normalised (web/external.py); "" publishes no links."""
     if state is None:
         state = store_for(config.state, storage_path)
         if state.description == "memory:":
@@ -169,7 +171,7 @@ def build_core(
     wake = threading.Event()  # news for the poll thread: arrivals, reloads, schedule starts
     in_force = ConfigInForce(config)
     stats = ApiStats()
-    info = ExporterInfo.of_this_process(shard_index, shard_count, config.metrics.status_series)
+    info = ExporterInfo.of_this_process(shard_index, shard_count, config.metrics.status_series, external_url)
     latest = LatestSnapshot(initial_snapshot(info, stats))
     writer = StateWriter(state)
     link = SigmaLink(config, stats, on_secret=on_secret, on_exchange=on_exchange)
@@ -316,6 +318,7 @@ def build_exporter(
     storage_path: str | None = None,
     on_exchange: ExchangeHook | None = None,
     redact: Callable[[str], str] = str,
+    external_url: str = "",
 ) -> Exporter:
     """Every part of the exporter, wired, none started. Raises ConfigError (a bad web config, or nothing to
     watch)."""
@@ -332,6 +335,7 @@ def build_exporter(
         storage_path=storage_path,
         on_exchange=on_exchange,
         redact=redact,
+        external_url=external_url,
     )
     limits = limits or Limits()
     files_limit = raise_open_files_limit()
@@ -379,6 +383,7 @@ def serve_until_signalled(
         extra={
             "version": __version__,
             "listen": f"{scheme}://{exporter.bound}",
+            "external_url": exporter.core.latest.current().snapshot.info.external_url,
             "config": config_file,
             "shard": shard,
         },

@@ -221,8 +221,9 @@ def dashboard_link(uid: str, title: str, var: str, **vars_: str) -> dm.Dashboard
     return db.DashboardLink(title).url(url).build()
 
 
-def link_column(panel: table.Panel, column: str, link: dm.DashboardLink) -> table.Panel:
-    return panel.override_by_name(column, [dm.DynamicConfigValue(id_val="links", value=[link])])
+def link_column(panel: table.Panel, column: str, *links: dm.DashboardLink) -> table.Panel:
+    """The cells of `column` link to `links` (several: a menu)."""
+    return panel.override_by_name(column, [dm.DynamicConfigValue(id_val="links", value=list(links))])
 
 
 def query_variable(name: str, label: str, expr: str, *, include_all: bool = False) -> db.QueryVariable:

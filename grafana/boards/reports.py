@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import bargauge, heatmap, prometheus
 from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import heatmap as hm
@@ -38,11 +39,18 @@ ON_IDENTITY = f"on (job, instance, {IDENTITY})"
 
 
 def with_info(expr: str) -> str:
-    """`expr` (one series per identity) with the identity's name and team."""
-    return f"({expr})\n* {ON_IDENTITY} group_left (report_name, team)\nsigma_report_info{{{S}}}"
+    """`expr` (one series per identity) with the identity's name, page and team."""
+    return f"({expr})\n* {ON_IDENTITY} group_left (report_name, report_url, team)\nsigma_report_info{{{S}}}"
+
+
+def or_zero(expr: str) -> str:
+    """`expr` (one series or none), 0 when it has none: a stat shows 0, not "No data"."""
+    return f"{expr} or vector(0)"
 
 
 LEGEND = "{{report_group_id}} {{report_id}}"
+#: A data link to the row's identity page (the report_url label of sigma_report_info).
+PAGE = "${__data.fields.report_url}"
 #: Colour of each outcome of sigma_report_runs_total.
 OUTCOME_COLORS = {
     "success": "green",
@@ -66,25 +74,25 @@ def _summary_row() -> list[PanelBuilder]:
         stat_panel(
             "Identities",
             "Identities (report_group_id, report_id) the exporter knows: from runs, expectations and schedules.",
-            query(f"count(sigma_report_info{{{S}}})", "identities", instant=True),
+            query(or_zero(f"count(sigma_report_info{{{S}}})"), "identities", instant=True),
             steps=[(None, "blue")],
         ),
         stat_panel(
             "Missed now",
             "Identities whose latest expected run did not start within its grace (alert SigmaReportMissedRun).",
-            query(f"sum(sigma_report_run_missed{{{S}}})", "missed", instant=True),
+            query(or_zero(f"sum(sigma_report_run_missed{{{S}}})"), "missed", instant=True),
             steps=late,
         ),
         stat_panel(
             "Overdue now",
             "Identities with a run active for longer than max_duration_seconds (alert SigmaReportRunOverdue).",
-            query(f"sum(sigma_report_run_overdue{{{S}}})", "overdue", instant=True),
+            query(or_zero(f"sum(sigma_report_run_overdue{{{S}}})"), "overdue", instant=True),
             steps=[(None, "green"), (1, "orange")],
         ),
         stat_panel(
             "Active runs",
             "Runs held that have not reached a final status yet.",
-            query(f"sum(sigma_report_runs_active{{{S}}})", "active", instant=True),
+            query(or_zero(f"sum(sigma_report_runs_active{{{S}}})"), "active", instant=True),
             steps=[(None, "blue")],
         ),
     ]
@@ -104,7 +112,8 @@ def _identity_table() -> PanelBuilder:
         "Report identities",
         "One row per identity: how long since its last success and failure, its last run's duration, when its "
         "next run is expected, and whether it is late now. Empty cells: never happened, or no expectation. "
-        "Click a report_id to show only it.",
+        "Click a report_group_id or report_id for the identity's page on the exporter (its last 50 runs with "
+        "Sigma's errorCode and errorMsg, its expected runs), or to show only that report here.",
         query(f"sigma_report_info{{{S}}}", instant=True, table_format=True),
         query(
             with_info(f"time() - sigma_report_last_success_timestamp_seconds{{{S}}}"),
@@ -140,10 +149,13 @@ def _identity_table() -> PanelBuilder:
                 dm.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
             ],
         )
-    link = dashboard_link(
+    # report_url stays in the frame (hidden, not excluded) so that the identity columns can link to it.
+    panel = panel.override_by_name("report_url", [dm.DynamicConfigValue(id_val="custom.hidden", value=True)])
+    page = db.DashboardLink("Report page: last 50 runs, errors, expected runs").url(PAGE).build()
+    only = dashboard_link(
         "sigma-reports", "Show only ${__value.raw}", "report_id", **{"report_group_id": "$__all"}
     )
-    return link_column(panel, "report_id", link)
+    return link_column(link_column(panel, "report_group_id", page), "report_id", page, only)
 
 
 def _success_row() -> list[PanelBuilder]:
@@ -193,11 +205,13 @@ def _duration_row() -> list[PanelBuilder]:
         base(
             heatmap.Panel(),
             "Run duration",
-            "How long runs took (submitted or first seen, to the first final status), per time slot.",
+            "How long runs took (submitted or first seen, to the first final status), per time slot. The "
+            "dots are exemplars: the latest run counted in a bucket, with its reference (Prometheus keeps them "
+            "with --enable-feature=exemplar-storage).",
             [
-                query(f"sum by (le) (increase({bucket}[$__rate_interval]))", "{{le}}").format(
-                    PromQueryFormat.HEATMAP
-                )
+                query(f"sum by (le) (increase({bucket}[$__rate_interval]))", "{{le}}")
+                .format(PromQueryFormat.HEATMAP)
+                .exemplar(True)
             ],
         )
         .span(12)
@@ -206,6 +220,7 @@ def _duration_row() -> list[PanelBuilder]:
         .color(heatmap.HeatmapColorOptions().mode(hm.HeatmapColorMode.SCHEME).scheme("Oranges").steps(64))
         .y_axis(heatmap.YAxisConfig().unit("s"))
         .cell_values(heatmap.CellValues().unit("short"))
+        .exemplars_color("rgba(255,0,255,0.7)")
     )
     quantiles: list[prometheus.Dataquery] = [
         query(

@@ -31,9 +31,10 @@ def env(name: str) -> str:
 
 
 def option(name: str, dest: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A click option with its environment twin, both shown in --help with the default."""
+    """A click option with its environment twin, both shown in --help with the default (or the
+    `show_default` text given)."""
     return click.option(
-        name, dest, envvar=env(name.lstrip("-")), show_envvar=True, show_default=True, **kwargs
+        name, dest, envvar=env(name.lstrip("-")), show_envvar=True, **{"show_default": True, **kwargs}
     )
 
 

@@ -24,6 +24,7 @@ from sigma_exporter.cli.options import (
 )
 from sigma_exporter.config.load import Config, ConfigError
 from sigma_exporter.sigma.client import ExchangeHook
+from sigma_exporter.web.external import ExternalUrlError, external_url
 from sigma_exporter.web.listen import ListenAddressError, parse_listen_address
 from sigma_exporter.web.server import Limits
 
@@ -42,13 +43,15 @@ def serve_until_stopped(
     ready: Callable[[str], None] | None = None,
     storage_path: str | None = None,
     on_exchange: ExchangeHook | None = None,
+    external: str | None = None,
 ) -> None:
     """Build the exporter for `config` on `listen` and serve until SIGTERM or SIGINT (`serve` and `demo`);
-    `ready` gets the bound address once it answers. A bad listen address, a bad config or web config and an
-    address in use exit 1 through `fail`."""
+    `ready` gets the bound address once it answers. A bad listen address or external URL, a bad config or
+    web config and an address in use exit 1 through `fail`."""
     try:
         address = parse_listen_address(listen)
-    except ListenAddressError as exc:
+        url = external_url(external, address)
+    except (ListenAddressError, ExternalUrlError) as exc:
         fail(str(exc))
         return
     try:
@@ -65,6 +68,7 @@ def serve_until_stopped(
             storage_path=storage_path,
             on_exchange=on_exchange,
             redact=redactor.redact,
+            external_url=url,
         )
         serve_until_signalled(exporter, ready, config_file=config_file, shard=f"{shard_index}/{shard_count}")
     except ConfigError as exc:
@@ -77,6 +81,16 @@ def serve_until_stopped(
 @config_option
 @option(
     "--web.listen-address", "listen", default=DEFAULT_LISTEN, help="Address to serve on: HOST:PORT or :PORT."
+)
+@option(
+    "--web.external-url",
+    "external",
+    default=None,
+    help="The exporter's address as its users reach it, e.g. through a proxy: https://gateway.example.com/sigma/. "
+    "Alerts and dashboards link each report identity to <URL>report?report_group_id=G&report_id=R (label "
+    "report_url of sigma_report_info). The exporter's own routes do not change: a proxy that adds a path "
+    "must strip it.",
+    show_default="http://<FQDN of this host, or the listen host>:<listen port>/",
 )
 @option(
     "--web.config.file",
@@ -129,6 +143,7 @@ def serve_until_stopped(
 def serve(
     config_file: str,
     listen: str,
+    external: str | None,
     web_config_file: str | None,
     open_health: bool,
     read_timeout: float,
@@ -160,4 +175,5 @@ def serve(
         limits=Limits(read_timeout=read_timeout, idle_timeout=idle_timeout, max_connections=max_connections),
         storage_path=storage_path,
         on_exchange=recording,
+        external=external,
     )

@@ -19,6 +19,7 @@ RESERVED_LABELS: Final = frozenset(
         "report_id",
         "report_name",
         "report_group_id",
+        "report_url",
         "job",
         "instance",
         "error_code",

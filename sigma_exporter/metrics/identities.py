@@ -19,6 +19,7 @@ from sigma_exporter.metrics.families import (
     labels_text,
     reference_exemplar,
 )
+from sigma_exporter.metrics.links import report_page_url
 from sigma_exporter.metrics.snapshot import IdentityState, Snapshot
 from sigma_exporter.runs.outcomes import OUTCOMES, REGISTER_RESULTS, RETIRE_REASONS, RUN_STATES
 from sigma_exporter.runs.store.records import IdentityRecord
@@ -26,11 +27,14 @@ from sigma_exporter.runs.store.records import IdentityRecord
 IDENTITY = ["report_group_id", "report_id"]
 
 
-def identity_families(states: Iterable[IdentityState], duration_bounds: tuple[float, ...]) -> list[Family]:
+def identity_families(
+    states: Iterable[IdentityState], duration_bounds: tuple[float, ...], external_url: str = ""
+) -> list[Family]:
     """The per report identity families (in exposition order) with the lines of `states`: all identities,
     or a bucket of them. Runs by outcome, last success, failure and duration, the duration histogram,
-    active runs and info, then the five expectation families (`EXPECTATION_FAMILIES` of them, exported only
-    when some identity has an expectation: see `has_expectations`)."""
+    active runs and info (with `report_url`, the identity's page, under a non-empty `external_url`), then
+    the five expectation families (`EXPECTATION_FAMILIES` of them, exported only when some identity has an
+    expectation: see `has_expectations`)."""
     runs = counter(
         "sigma_report_runs", "Runs that ended, by outcome; each run counted once.", [*IDENTITY, "outcome"]
     )
@@ -112,7 +116,7 @@ def identity_families(states: Iterable[IdentityState], duration_bounds: tuple[fl
         active.add_written(labels, float(state.active))
         if state.oldest_active_start is not None:
             oldest_active.add_written(labels, state.oldest_active_start)
-        info.add_labels((*pairs, ("report_name", record.report_name), *(state.labels or record.labels)), 1.0)
+        info.add_labels((*pairs, ("report_name", record.report_name), *_links(external_url, state)), 1.0)
         verdict = state.verdict
         if verdict is not None:
             expected.add_written(labels, verdict.expected_at)
@@ -152,6 +156,17 @@ def bucket_exemplars(record: IdentityRecord, count: int) -> list[str]:
             best, best_at = text, at
         exemplars.append(best)
     return exemplars
+
+
+def _links(external_url: str, state: IdentityState) -> tuple[tuple[str, str], ...]:
+    """The identity's own labels, and its page's URL when there is an external URL. `report_url` is
+    reserved, but a run stored before it was may still carry one: the exporter's wins."""
+    labels = state.labels or state.record.labels
+    if not external_url:
+        return labels
+    record = state.record
+    url = report_page_url(external_url, record.report_group_id, record.report_id)
+    return (*(pair for pair in labels if pair[0] != "report_url"), ("report_url", url))
 
 
 #: The last families of `identity_families`, exported only when some identity has an expectation.

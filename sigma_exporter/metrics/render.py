@@ -253,9 +253,10 @@ def _runs(states: Sequence[ReferenceState], sparse: Hashable) -> list[Family]:
     return run_families(states, bool(sparse))
 
 
-def _identities(states: Sequence[IdentityState], bounds: Hashable) -> list[Family]:
-    assert isinstance(bounds, tuple)
-    return identity_families(states, bounds)
+def _identities(states: Sequence[IdentityState], settings: Hashable) -> list[Family]:
+    assert isinstance(settings, tuple)
+    bounds, external_url = settings
+    return identity_families(states, bounds, external_url)
 
 
 class Checksums:
@@ -361,7 +362,7 @@ class Exposition:
         sparse = snapshot.info.status_series == "current"
         bounds = snapshot.registry.duration_bounds
         self._runs.update(snapshot.references, sparse)
-        self._identities.update(snapshot.identities, bounds)
+        self._identities.update(snapshot.identities, (bounds, snapshot.info.external_url))
         run_specs = run_families((), sparse)
         identity_specs = identity_families((), bounds)
         if not has_expectations(snapshot):

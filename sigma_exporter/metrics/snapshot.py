@@ -63,13 +63,17 @@ class ExporterInfo:
     shard_index: int = 0
     shard_count: int = 1
     status_series: str = "all"
+    #: --web.external-url, ending in "/": identities link to their page under it ("": no links, as `once`).
+    external_url: str = ""
 
     @classmethod
     def of_this_process(
-        cls, shard_index: int = 0, shard_count: int = 1, status_series: str = "all"
+        cls, shard_index: int = 0, shard_count: int = 1, status_series: str = "all", external_url: str = ""
     ) -> ExporterInfo:
         """This process's version and Python, with its shard."""
-        return cls(__version__, platform.python_version(), shard_index, shard_count, status_series)
+        return cls(
+            __version__, platform.python_version(), shard_index, shard_count, status_series, external_url
+        )
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ import time
 from html import escape
 from typing import Final
 
+from sigma_exporter.metrics.links import identity_query
 from sigma_exporter.runs.outcomes import ABANDONED, FAILURE, LOST, NO_DATA, SUCCESS
 from sigma_exporter.runs.store.records import ExpectedRun, History, HistoryRun, IdentityRecord
-from sigma_exporter.web.api.history import HISTORY_PATH, identity_query
+from sigma_exporter.web.api.history import HISTORY_PATH
 from sigma_exporter.web.statuspage import STYLE, duration_text
 
 OUTCOME_COLOURS: Final = {

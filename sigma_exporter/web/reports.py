@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from sigma_exporter.metrics.links import PAGE_PATH
 from sigma_exporter.runs.store import StateStore
 from sigma_exporter.runs.store.records import History, StoreError
 from sigma_exporter.web.api.handlers import PREFIX, error, reply
-from sigma_exporter.web.api.history import PAGE_PATH, identity_of_query, view_of_history, view_of_identity
+from sigma_exporter.web.api.history import identity_of_query, view_of_history, view_of_identity
 from sigma_exporter.web.reportpage import render_not_found, render_report_page
 
 HTML = "text/html; charset=utf-8"

@@ -6,8 +6,8 @@ import time
 from html import escape
 from typing import Final
 
+from sigma_exporter.metrics.links import PAGE_PATH, identity_query
 from sigma_exporter.metrics.snapshot import IdentityState, ReferenceState, Snapshot
-from sigma_exporter.web.api.history import PAGE_PATH, identity_query
 
 COLOURS: Final = {
     "GENERATED": "#1f77b4",

@@ -29,6 +29,10 @@ IDENTITY_METRICS = (
     "sigma_report_last_success_timestamp",
     "sigma_report_oldest_active_run_start_timestamp",
 )
+#: Alerts about one reference whose series name a report identity (report_group_id, report_id).
+REFERENCE_IDENTITY_METRICS = ("sigma_report_status", "sigma_group_report_failures")
+#: The annotation that links an alert about an identity to the identity's page (docs/metrics.md).
+REPORT_URL = "{{ $labels.report_url }}"
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -72,7 +76,11 @@ def test_promtool_unit_tests_pass() -> None:
         ("group_left (team)", "group_left ()"),
         ("sigma_report_run_missed == 1", "sigma_report_run_missed == 0"),
         ("sigma_report_run_overdue == 1", "sigma_report_run_overdue == 0"),
-        ("group_left (report_name, team)", "group_left (report_name)"),
+        ("group_left (report_name, report_url, team)", "group_left (report_name, team)"),
+        ("group_left (report_name, report_url, team)", "group_left (report_name, report_url)"),
+        ("report_id) group_left (report_url)", "report_id) group_left ()"),
+        ("or ignoring (report_url)", "and ignoring (report_url)"),  # an alert without a link still fires
+        ('report_url: ""', 'report_url: "{{ $labels.report_url }}"'),  # the link stays out of the labels
         ("vector(2)", "vector(3)"),  # periods without a success
         ("next_minus_expected[1d])", "next_minus_expected[1m])"),  # the weekend gap forgotten
         (
@@ -104,7 +112,7 @@ def test_every_alert_is_named_and_annotated() -> None:
         assert re.fullmatch(r"Sigma(?:[A-Z][a-z0-9]*)+", name), f"{name}: not CamelCase with prefix Sigma"
         assert rule["labels"]["severity"] in SEVERITIES, name
         annotations = rule["annotations"]
-        assert set(annotations) == {"summary", "description", "runbook_url"}, name
+        assert set(annotations) - {"report_url"} == {"summary", "description", "runbook_url"}, name
         assert all(str(value).strip() for value in annotations.values()), name
         assert annotations["runbook_url"] == f"{RUNBOOK_URL}#{name.lower()}", name
 
@@ -154,13 +162,55 @@ def test_alerts_about_a_report_identity_carry_its_team() -> None:
         if any(metric in rule["expr"] for metric in IDENTITY_METRICS):
             checked += 1
             assert re.search(
-                r"\* on \(job, instance, report_group_id, report_id\) group_left \(report_name, team\)"
+                r"\* on \(job, instance, report_group_id, report_id\) group_left \(report_name, report_url, team\)"
                 r"\s+sigma_report_info\s*$",
                 rule["expr"],
             ), (
                 f"{rule['alert']}: should join sigma_report_info on (job, instance, report_group_id, report_id)"
             )
     assert checked == 4
+
+
+def test_every_alert_about_a_report_identity_links_to_its_page() -> None:
+    """The identity alerts and the per-reference alerts whose series name an identity carry `report_url`
+    from sigma_report_info as an annotation, and not as a label; no other alert has one."""
+    linked = []
+    for rule in _alerts():
+        name, expr = rule["alert"], rule["expr"]
+        if any(metric in expr for metric in (*IDENTITY_METRICS, *REFERENCE_IDENTITY_METRICS)):
+            linked.append(name)
+            assert rule["annotations"].get("report_url") == REPORT_URL, name
+            assert rule["labels"].get("report_url") == "", f"{name}: report_url must stay out of the labels"
+            assert re.search(
+                r"on \(job, instance, report_group_id, report_id\) group_left \([a-z_, ]*\breport_url\b[a-z_, ]*\)"
+                r"\s+sigma_report_info\b",
+                expr,
+            ), f"{name}: should copy report_url from sigma_report_info"
+        else:
+            assert "report_url" not in rule["annotations"] and "report_url" not in rule["labels"], name
+    assert set(linked) >= {
+        "SigmaReportMissedRun",
+        "SigmaReportRunOverdue",
+        "SigmaReportNoRecentSuccess",
+        "SigmaReportRunSlowerThanUsual",
+        "SigmaReportFailed",
+        "SigmaReportNotificationFailed",
+        "SigmaGroupReportFailures",
+        "SigmaReportStuck",
+        "SigmaReportStatusUnknown",
+    }
+
+
+def test_the_link_is_unit_tested_for_identity_and_per_reference_alerts() -> None:
+    """promtool tests check the annotation's value of an identity alert and of a per-reference one."""
+    checked: set[str] = set()
+    for test_file in RULE_TESTS:
+        for test in yaml.safe_load(test_file.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                for alert in case.get("exp_alerts") or []:
+                    if str(alert.get("exp_annotations", {}).get("report_url", "")).startswith("https://"):
+                        checked.add(case["alertname"])
+    assert {"SigmaReportMissedRun", "SigmaReportFailed"} <= checked
 
 
 def test_thresholds_live_in_recording_rules() -> None:

@@ -17,6 +17,7 @@ import yaml
 
 from tests.support.binaries import IN_CI, require_binary
 from tests.support.dashboard_queries import (
+    COUNTING_STATS,
     DASHBOARD_DIR,
     dashboard_files,
     dashboard_queries,
@@ -260,6 +261,44 @@ def test_reports_dashboard_shows_what_the_issue_asks_for() -> None:
     variables = _variables(dashboard)
     for name in ("report_group_id", "report_id"):
         assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
+
+
+def test_reports_stat_panels_show_zero_rather_than_no_data() -> None:
+    """Each query falls back to 0 (tests/integration/e2e runs them against Prometheus with nothing to count)."""
+    by_title = {panel["title"]: panel for panel in panels(_dashboards()["sigma-reports.json"])}
+    for title in COUNTING_STATS:
+        assert by_title[title]["type"] == "stat", title
+        (target,) = by_title[title]["targets"]
+        assert target["expr"].endswith(") or vector(0)"), title
+
+
+def test_reports_table_links_each_identity_to_its_page() -> None:
+    """The identity columns link to the row's report_url (sigma_report_info), which stays in the frame
+    (hidden, not excluded) for the link to read; every merged query carries it so rows merge whole."""
+    (table,) = [p for p in panels(_dashboards()["sigma-reports.json"]) if p["title"] == "Report identities"]
+    overrides = {
+        o["matcher"]["options"]: {prop["id"]: prop["value"] for prop in o["properties"]}
+        for o in table["fieldConfig"]["overrides"]
+    }
+    assert overrides["report_url"] == {"custom.hidden": True}
+    organize = table["transformations"][-1]["options"]
+    assert "report_url" not in organize["excludeByName"]
+    for column in ("report_group_id", "report_id"):
+        urls = [link["url"] for link in overrides[column]["links"]]
+        assert urls[0] == "${__data.fields.report_url}", column
+    assert any(url.startswith("/d/sigma-reports/") for url in urls)  # report_id: show only it, as before
+    first, *joined = table["targets"]
+    assert first["expr"].startswith("sigma_report_info{")
+    for target in joined:
+        assert "group_left (report_name, report_url, team)" in target["expr"], target["expr"]
+
+
+def test_run_duration_shows_exemplars() -> None:
+    (heatmap,) = [p for p in panels(_dashboards()["sigma-reports.json"]) if p["title"] == "Run duration"]
+    (target,) = heatmap["targets"]
+    assert target["exemplar"] is True
+    assert "sigma_report_run_duration_seconds_bucket" in target["expr"]
+    assert heatmap["options"]["exemplars"]["color"]
 
 
 def test_the_three_dashboards_link_to_each_other() -> None:

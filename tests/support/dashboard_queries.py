@@ -5,7 +5,8 @@ so that a test can run each of them against a real Prometheus (or parse it with 
         query.uid, query.panel, query.expr
 
 Substitutions: `$job` -> `job`, `$instance` -> `instance` (a regex, as the dashboards match it with =~),
-`$reference` -> `reference`; the three are escaped for a PromQL double-quoted string, where the
+`$reference` -> `reference`, `$report_id` -> `report_id` (a regex, ".*" by default) and `$report_group_id`
+-> ".*"; they are escaped for a PromQL double-quoted string, where the
 dashboards use them. `$__rate_interval` -> `1m`, `$__interval` -> `15s`, `$__range` -> `1h`.
 A variable this module does not know raises ValueError, so a new dashboard variable cannot slip past
 the tests unsubstituted. `$datasource` is a panel setting, never part of an expression.
@@ -25,6 +26,8 @@ from tests.support.paths import ROOT
 
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 
+#: The reports dashboard's stat panels that count identities: 0 when none matches, not "No data".
+COUNTING_STATS = ("Identities", "Missed now", "Overdue now", "Active runs")
 #: Grafana's built-in interval variables, as a test evaluates them.
 BUILTINS: Mapping[str, str] = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
 
@@ -57,15 +60,15 @@ def substitute(expr: str, values: Mapping[str, str]) -> str:
     return _VARIABLE.sub(replace, expr)
 
 
-def _values(job: str, instance: str, reference: str) -> dict[str, str]:
+def _values(job: str, instance: str, reference: str, report_id: str = ".*") -> dict[str, str]:
     return {
         **BUILTINS,
         "job": promql_string(job),
         "instance": promql_string(instance),
         "reference": promql_string(reference),
-        # The reports dashboard's identity drop-downs, at "All".
+        # The reports dashboard's identity drop-downs: group at "All", report at `report_id` (a regex).
         "report_group_id": ".*",
-        "report_id": ".*",
+        "report_id": promql_string(report_id),
     }
 
 
@@ -90,10 +93,15 @@ def panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def dashboard_queries(
-    *, job: str, instance: str = ".*", reference: str = "", directory: Path = DASHBOARD_DIR
+    *,
+    job: str,
+    instance: str = ".*",
+    reference: str = "",
+    report_id: str = ".*",
+    directory: Path = DASHBOARD_DIR,
 ) -> Iterator[DashboardQuery]:
     """(dashboard uid, panel title, substituted expr) for every target of every dashboard."""
-    values = _values(job, instance, reference)
+    values = _values(job, instance, reference, report_id)
     for path in dashboard_files(directory):
         dashboard = load(path)
         for panel in panels(dashboard):

@@ -45,6 +45,9 @@ spec:
         - --web.listen-address=:{{ .Values.service.port }}
         - --log.level={{ .Values.log.level }}
         - --log.format={{ .Values.log.format }}
+        {{- with .Values.externalUrl }}
+        - {{ printf "--web.external-url=%s" . | quote }}
+        {{- end }}
         {{- if .Values.webConfig.enabled }}
         - --web.config.file={{ include "sigma-exporter.webDir" . }}/web-config.yml
         {{- if .Values.webConfig.openHealthEndpoints }}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+from sigma_exporter.metrics.links import PAGE_PATH, identity_query
 from sigma_exporter.runs.store.records import (
     ExpectedRun,
     History,
@@ -16,12 +16,6 @@ from sigma_exporter.runs.store.records import (
 
 HISTORY_PATH = "/api/v1/reports/history"
 MAX_ID = 256
-PAGE_PATH = "report"  # relative to the exporter's root, so that a path prefix in front of it keeps working
-
-
-def identity_query(report_group_id: str, report_id: str) -> str:
-    """The query that names an identity: `report_group_id=G&report_id=R`, both escaped."""
-    return urllib.parse.urlencode({"report_group_id": report_group_id, "report_id": report_id})
 
 
 def view_of_identity(record: IdentityRecord) -> dict[str, Any]:

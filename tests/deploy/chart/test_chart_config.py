@@ -278,3 +278,19 @@ def test_shards_with_schedules_and_no_postgresql_refuse_to_render_and_pass_them_
     del values["api"]
     with sdk.Chart.load(str(CHART)) as chart, pytest.raises(sdk.HelmError, match="schedules or expectations"):
         chart.render(values=values, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_external_url_becomes_the_flag_and_must_be_an_http_url() -> None:
+    def flags(manifests: list[Any]) -> list[str]:
+        return [a for a in container(manifests)["args"] if a.startswith("--web.external-url")]
+
+    assert flags(render_file(None)) == []  # the exporter's own default
+    base = values_of("default-values.yaml") or {}
+    url = "https://gateway.example.com/sigma/"
+    assert flags(render({**base, "externalUrl": url})) == [f"--web.external-url={url}"]
+    sdk = helm()
+    with sdk.Chart.load(str(CHART)) as chart:
+        for bad in ("gateway.example.com", "https://gateway.example.com/?a=1", "https://gw.example.com/a b"):
+            with pytest.raises(sdk.HelmError):
+                chart.validate_schema({"externalUrl": bad})
+        chart.validate_schema({"externalUrl": url})

@@ -190,6 +190,44 @@ def test_port_taken_fails_clearly(simulator: Simulator, tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
 
 
+def test_identities_link_to_their_page_under_the_external_url(
+    simulator: Simulator, exporter_process: Start
+) -> None:
+    def urls(proc: ExporterProcess) -> set[str]:
+        info = [line for line in proc.metrics().splitlines() if line.startswith("sigma_report_info{")]
+        assert info
+        return {line.split('report_url="', 1)[1].split('"', 1)[0] for line in info}
+
+    proxied = exporter_process(
+        vendor_config(simulator.url), env={"SIGMA_EXPORTER_WEB_EXTERNAL_URL": "https://gw.example.com/sigma"}
+    )
+    default = exporter_process(vendor_config(simulator.url))
+    proxied.wait_ready()
+    default.wait_ready()
+    assert "https://gw.example.com/sigma/report?report_group_id=&report_id=rpt-failed" in urls(proxied)
+    assert f"http://127.0.0.1:{default.port}/report?report_group_id=&report_id=rpt-failed" in urls(default)
+    assert "external_url=https://gw.example.com/sigma/" in proxied.output()
+
+
+def test_a_bad_external_url_fails_at_startup_naming_the_flag(simulator: Simulator, tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text(vendor_config(simulator.url))
+    for args, env in (
+        (["--web.external-url", "gw.example.com/sigma"], {}),
+        ([], {"SIGMA_EXPORTER_WEB_EXTERNAL_URL": "gw.example.com/sigma"}),
+    ):
+        result = subprocess.run(
+            [*EXPORTER, "serve", "--config.file", str(config), "--web.listen-address", "127.0.0.1:0", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env={**os.environ, **env},
+        )
+        assert result.returncode == 1
+        assert "error: --web.external-url 'gw.example.com/sigma': not an http or https URL" in result.stderr
+
+
 def test_startup_with_sigma_unreachable_still_serves(exporter_process: Start) -> None:
     dead = f"http://127.0.0.1:{free_port()}/sigma/rest/reports"
     proc = exporter_process(vendor_config(dead))

@@ -43,9 +43,9 @@ def test_demo_shows_success_failure_missed_and_overdue_within_a_minute(tmp_path:
             except requests.RequestException:
                 continue
             rows = re.findall(r"<tr[^>]*>.*?</tr>", section)
-            if any("<td>Canary</td>" in r and "ago)" in r.split("</td>")[2] for r in rows):
+            if any(">Canary</a></td>" in r and "ago)" in r.split("</td>")[2] for r in rows):
                 seen.add("success")
-            if any("<td>IntradayRisk</td>" in r and "ago)" in r.split("</td>")[3] for r in rows):
+            if any(">IntradayRisk</a></td>" in r and "ago)" in r.split("</td>")[3] for r in rows):
                 seen.add("failure")
             if any("rpt-month-close" in r and ">MISSED</span>" in r for r in rows):
                 seen.add("missed")

@@ -7,6 +7,7 @@ the test does not wait the production durations (minutes); expressions, labels a
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -25,9 +26,9 @@ import yaml
 from sigma_exporter.simulator import Simulator
 from tests.support.binaries import require_binary
 from tests.support.configs import config_text
-from tests.support.dashboard_queries import dashboard_queries
+from tests.support.dashboard_queries import COUNTING_STATS, dashboard_queries
 from tests.support.net import free_port, wait_for
-from tests.support.paths import ROOT
+from tests.support.paths import OUT_DIR, ROOT
 from tests.support.process import ExporterProcess
 from tests.support.scenarios import scenario_from
 
@@ -316,6 +317,70 @@ def test_dashboard_queries_are_valid_and_return_data(stack: Stack) -> None:
         if not stack.query(query.expr):
             empty.append(f"{query.uid} / {query.panel}: {query.expr}")
     assert not empty, "panels without data:\n" + "\n".join(empty)
+
+
+def test_report_alerts_link_to_the_identity_page_and_the_page_answers(stack: Stack) -> None:
+    """The annotation report_url arrives at the webhook for an identity alert (missed run), a per-reference
+    alert (a failed report) and a group alert (the group as a whole); not as a label. The exporter's default
+    --web.external-url is its listen address here, so each link is the exporter's own /report page."""
+    stack.sim.set_status("e2e-daily", "FAILED")
+
+    def firing(name: str, **labels: str) -> list[dict[str, Any]]:
+        return [
+            a
+            for a in stack.receiver.alerts(name, "firing")
+            if all(a["labels"].get(k, "") == v for k, v in labels.items())
+        ]
+
+    page = f"{stack.exporter.url}/report"
+    expected = {
+        ("SigmaReportMissedRun", "", "rpt-e2e-never"): f"{page}?report_group_id=&report_id=rpt-e2e-never",
+        ("SigmaReportFailed", "", "rpt-daily"): f"{page}?report_group_id=&report_id=rpt-daily",
+        ("SigmaReportFailed", "MonthEnd", "m2"): f"{page}?report_group_id=MonthEnd&report_id=m2",
+        ("SigmaGroupReportFailures", "MonthEnd", ""): f"{page}?report_group_id=MonthEnd&report_id=",
+    }
+    received: dict[tuple[str, str, str], dict[str, str]] = {}  # kept in out/ for a reader to see
+    for (name, group, report), url in expected.items():
+        alert = wait_for(
+            functools.partial(firing, name, report_group_id=group, report_id=report),
+            60,
+            interval=0.2,
+            what=f"{name} {group}/{report} at the receiver",
+        )[0]
+        assert "report_url" not in alert["labels"], alert["labels"]
+        assert alert["annotations"]["report_url"] == url, alert["annotations"]
+        received[(name, group, report)] = alert["annotations"]
+    OUT_DIR.mkdir(exist_ok=True)
+    (OUT_DIR / "e2e-report-url-annotations.json").write_text(
+        json.dumps({f"{n} {g}/{r}": value for (n, g, r), value in received.items()}, indent=2)
+    )
+    # Last, so that everything above is proven whatever the page does: each link answers.
+    for url in expected.values():
+        assert requests.get(url, timeout=5).status_code == 200, url
+
+
+def test_reports_dashboard_counts_show_zero_and_its_table_has_the_links(stack: Stack) -> None:
+    """Against Prometheus: with no identity selected the four counting stats answer 0 (not "No data"),
+    with all of them the missed one counts rpt-e2e-never; the table's rows carry report_url."""
+    instance = f"127\\.0\\.0\\.1:{stack.exporter.port}"
+    wait_for(lambda: stack.query("sigma_report_run_missed == 1"), 60, what="a missed run")
+
+    def values(report_id: str) -> dict[str, list[str]]:
+        got: dict[str, list[str]] = {}
+        for query in dashboard_queries(job=JOB, instance=instance, report_id=report_id):
+            if query.uid == "sigma-reports" and query.panel in COUNTING_STATS:
+                got[query.panel] = [r["value"][1] for r in stack.query(query.expr)]
+        return got
+
+    assert values("no-such-report") == {panel: ["0"] for panel in COUNTING_STATS}
+    assert values(".*")["Missed now"] == ["1"]
+    table = next(
+        q
+        for q in dashboard_queries(job=JOB, instance=instance)
+        if q.uid == "sigma-reports" and q.panel == "Report identities"
+    )
+    urls = {r["metric"].get("report_id", ""): r["metric"].get("report_url") for r in stack.query(table.expr)}
+    assert urls["rpt-e2e-never"] == f"{stack.exporter.url}/report?report_group_id=&report_id=rpt-e2e-never"
 
 
 def test_api_unreachable_fires_and_resolves(stack: Stack) -> None:

@@ -93,6 +93,7 @@ def test_report_and_group_runs_from_registration_to_counted_once(
             ("report_group_id", ""),
             ("report_id", "rpt-daily"),
             ("report_name", "DailyBalances"),
+            ("report_url", f"{proc.url}/report?report_group_id=&report_id=rpt-daily"),
             ("team", "treasury"),
         )
     ]

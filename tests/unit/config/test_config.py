@@ -88,6 +88,11 @@ def test_defaults() -> None:
         ("references.reports", [{"reference": "x", "labels": {"status": "v"}}], "labels.status: is reserved"),
         (
             "references.reports",
+            [{"reference": "x", "labels": {"report_url": "https://elsewhere/"}}],
+            "c.yml: references.reports[0].labels.report_url: is reserved",
+        ),
+        (
+            "references.reports",
             [{"reference": "x", "team": "f"}],
             "c.yml: references.reports[0].team: unknown key",
         ),

@@ -62,7 +62,7 @@ def test_each_identity_links_to_its_page_with_its_ids_escaped() -> None:
     member = IdentityRecord("grp &1", "rpt/a b", "Member")
     html = page(IdentityState(member, 0, None))
     assert (
-        '<a href="report?report_group_id=grp+%261&amp;report_id=rpt%2Fa+b">grp &amp;1 / Member</a>'
+        '<a href="report?report_group_id=grp%20%261&amp;report_id=rpt%2Fa%20b">grp &amp;1 / Member</a>'
         in row_of(html, "grp &amp;1 / Member")
     )
 
