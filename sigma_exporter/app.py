@@ -49,6 +49,7 @@ from sigma_exporter.sigma.client import ExchangeHook
 from sigma_exporter.sigma.link import SigmaLink
 from sigma_exporter.sigma.stats import ApiStats
 from sigma_exporter.web.api.handlers import Api
+from sigma_exporter.web.external import default_external_url
 from sigma_exporter.web.reports import Reports
 from sigma_exporter.web.routes import HEALTH_PATHS, FileReload, Routes
 from sigma_exporter.web.server import Limits, WebServer, raise_open_files_limit
@@ -320,10 +321,13 @@ def build_exporter(
     redact: Callable[[str], str] = str,
     external_url: str = "",
 ) -> Exporter:
-    """Every part of the exporter, wired, none started. Raises ConfigError (a bad web config, or nothing to
-    watch)."""
+    """Every part of the exporter, wired, none started. `external_url`: --web.external-url normalised, or ""
+    for the default (https when the web config turns TLS on). Raises ConfigError (a bad web config, or
+    nothing to watch)."""
     watcher = WebConfigWatcher(web_config_file) if web_config_file else None
     web_users = watcher is not None and bool(watcher.current().config.users)
+    tls = watcher is not None and watcher.current().config.tls is not None
+    external_url = external_url or default_external_url(address, tls=tls)
     problem = watch_problem(config, web_users=web_users)
     if problem is not None:
         raise problem

@@ -50,7 +50,7 @@ def serve_until_stopped(
     web config and an address in use exit 1 through `fail`."""
     try:
         address = parse_listen_address(listen)
-        url = external_url(external, address)
+        url = external_url(external, address) if external else ""  # the default once TLS is known
     except (ListenAddressError, ExternalUrlError) as exc:
         fail(str(exc))
         return

@@ -74,10 +74,13 @@ def judged_runs(
     return sorted(entries, key=lambda e: e.expected_at)
 
 
-def late_run(key: IdentityKey, missed_at: float, grace: float, starts: Iterable[float]) -> ExpectedRun | None:
-    """The expected time `missed_at`, missed, met late by the first start after its grace; None when no run
-    has started since."""
-    later = [s for s in starts if s > missed_at + grace]
+def late_run(
+    key: IdentityKey, missed_at: float, grace: float, before: float, starts: Iterable[float]
+) -> ExpectedRun | None:
+    """The expected time `missed_at`, missed, met late by the first start after its grace and `before` the
+    window of the next expected time opens (a start in that window is the next one's); None when there is
+    none."""
+    later = [s for s in starts if missed_at + grace < s < before]
     if not later:
         return None
     return ExpectedRun(key[0], key[1], missed_at, started_at=min(later), late=True, missed=True)

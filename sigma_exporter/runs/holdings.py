@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 
 from sigma_exporter.config.load import Config, Reference
 from sigma_exporter.config.model import Expectation, RetentionConfig
-from sigma_exporter.runs import accounting
+from sigma_exporter.runs import accounting, timetable
 from sigma_exporter.runs.clock import Clock
-from sigma_exporter.runs.expectations import ForwardStep, Verdict, judge
+from sigma_exporter.runs.expectations import ForwardStep, Verdict, early_tolerance, judge
 from sigma_exporter.runs.fold import fold
 from sigma_exporter.runs.held import HeldRun, Key, Observation
 from sigma_exporter.runs.history import judged_runs, late_run
@@ -343,13 +343,14 @@ class Holdings:
         entries = judged_runs(key, verdict.met, missed)
         opened = self._missed_open.pop(key, None)
         if opened is not None:
-            used = {start for _, start in verdict.met}
-            late = late_run(key, opened, expectation.grace_seconds, (s for s in starts if s not in used))
+            following = timetable.following(expectation.timetable, opened)
+            before = following - early_tolerance(expectation, following)
+            late = late_run(key, opened, expectation.grace_seconds, before, starts)
             if late is not None:
                 entries.insert(0, late)
             elif not entries:
                 self._missed_open[key] = opened
-        if missed:
+        if missed and not any(at > missed[-1] for at, _ in verdict.met):
             self._missed_open[key] = missed[-1]
         self.identities.judged(entries)
 

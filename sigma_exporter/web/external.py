@@ -17,15 +17,18 @@ class ExternalUrlError(ValueError):
     """A value of --web.external-url that cannot make links."""
 
 
-def default_external_url(listen: tuple[str, int], fqdn: Callable[[], str] = socket.getfqdn) -> str:
-    """As Prometheus: `http://<host>:<listen port>/`, the host being this machine's FQDN when the exporter
-    listens on every interface, else the listen host itself (`127.0.0.1:9842` gives http://127.0.0.1:9842/)."""
+def default_external_url(
+    listen: tuple[str, int], fqdn: Callable[[], str] = socket.getfqdn, *, tls: bool = False
+) -> str:
+    """As Prometheus: `http://<host>:<listen port>/` (`https` when the web config turns TLS on), the host
+    being this machine's FQDN when the exporter listens on every interface, else the listen host itself
+    (`127.0.0.1:9842` gives http://127.0.0.1:9842/)."""
     host, port = listen
     if host in WILDCARD_HOSTS:
         host = fqdn()
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}/"
+    return f"{'https' if tls else 'http'}://{host}:{port}/"
 
 
 def external_url(value: str | None, listen: tuple[str, int], fqdn: Callable[[], str] = socket.getfqdn) -> str:

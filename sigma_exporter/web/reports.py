@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -19,6 +20,8 @@ from sigma_exporter.web.reportpage import render_not_found, render_report_page
 HTML = "text/html; charset=utf-8"
 UNREADABLE = "the state store cannot be read now; retry later"
 RETRY = {"Retry-After": "5"}
+READERS = 2  # store reads at once
+T = TypeVar("T")
 NAME_IT = "no report named: give report_group_id=G and/or report_id=R"
 
 
@@ -38,6 +41,13 @@ class Reports:
     def __init__(self, source: StateStore, now: Callable[[], float]) -> None:
         self.source = source
         self.now = now  # the wall clock the page's "ago" is measured on (app.py: the runs' clock)
+        # The server's thread pool also serves scrapes (basic auth): reads of a slow store take at most
+        # READERS of its threads, however many pages are open.
+        self._readers = asyncio.Semaphore(READERS)
+
+    async def _read(self, call: Callable[..., T], *args: str) -> T:
+        async with self._readers:
+            return await asyncio.get_running_loop().run_in_executor(None, call, *args)
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the endpoints on `app`."""
@@ -49,7 +59,7 @@ class Reports:
         """GET /api/v1/reports: every identity held with its last success and last failure; 503 when the
         store cannot be read."""
         try:
-            records = await asyncio.get_running_loop().run_in_executor(None, self.source.identities)
+            records = await self._read(self.source.identities)
         except StoreError:
             return error(503, UNREADABLE, headers=RETRY)
         return reply(200, {"reports": [view_of_identity(r) for r in records]})
@@ -62,9 +72,7 @@ class Reports:
         except ValueError as exc:
             raise Refused(400, str(exc)) from None
         try:
-            history = await asyncio.get_running_loop().run_in_executor(
-                None, self.source.history, group, report
-            )
+            history = await self._read(self.source.history, group, report)
         except StoreError:
             raise Refused(503, UNREADABLE) from None
         if history is None:

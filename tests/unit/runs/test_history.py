@@ -152,3 +152,39 @@ def test_expected_times_are_kept_on_time_missed_and_late() -> None:
     )
     record = h.identities.get(("", "rpt-1"))
     assert record is not None and record.missed_total == 2  # a late start does not undo the count
+
+
+def test_a_start_in_the_next_windows_meets_the_next_time_not_the_missed_one_late() -> None:
+    hands = Hands()
+    clock = Clock(wall=lambda: hands.wall, mono=lambda: hands.wall)
+    h = holdings(clock)
+    expectation = {"report_id": "rpt-1", "every_seconds": 60, "grace_seconds": 10}
+    h.use_config(config(api={"token": "t" * 16}, expectations=[expectation]), strict=True)
+    h.judge_expectations(hands.at(1))
+    h.judge_expectations(hands.at(131))  # T0+60 and T0+120 missed
+    h.registry.register(api_ref("early-for-180", registered_at=hands.at(175)))  # within [170, 190]
+    h.take_arrivals()
+    h.judge_expectations(hands.at(176))
+    h.judge_expectations(hands.at(191))
+    assert Changes().merged(h.changes()).expected == (
+        ExpectedRun("", "rpt-1", T0 + 60, missed=True),
+        ExpectedRun("", "rpt-1", T0 + 120, missed=True),
+        ExpectedRun("", "rpt-1", T0 + 180, started_at=T0 + 175),
+    )
+
+
+def test_a_judgement_that_spans_periods_never_makes_a_missed_time_late_with_a_later_times_start() -> None:
+    hands = Hands()
+    clock = Clock(wall=lambda: hands.wall, mono=lambda: hands.wall)
+    h = holdings(clock)
+    expectation = {"report_id": "rpt-1", "every_seconds": 60, "grace_seconds": 10}
+    h.use_config(config(api={"token": "t" * 16}, expectations=[expectation]), strict=True)
+    h.judge_expectations(hands.at(1))
+    h.registry.register(api_ref("for-120", registered_at=hands.at(118)))
+    h.take_arrivals()
+    h.judge_expectations(hands.at(135))  # one judgement: T0+60 missed, T0+120 met at 118
+    h.judge_expectations(hands.at(150))
+    assert Changes().merged(h.changes()).expected == (
+        ExpectedRun("", "rpt-1", T0 + 60, missed=True),
+        ExpectedRun("", "rpt-1", T0 + 120, started_at=T0 + 118),
+    )

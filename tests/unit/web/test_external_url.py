@@ -40,6 +40,7 @@ def test_the_default_names_this_host_and_the_listen_port(listen: tuple[str, int]
     assert default_external_url(listen, fqdn) == expected
     assert external_url(None, listen, fqdn) == expected
     assert external_url("", listen, fqdn) == expected
+    assert default_external_url(listen, fqdn, tls=True) == expected.replace("http://", "https://", 1)
 
 
 @pytest.mark.parametrize(
