@@ -190,7 +190,9 @@ def _host_pip_settings() -> dict[str, str]:
     settings: dict[str, str] = {}
     for line in listed.splitlines():
         name, _, value = line.partition("=")
-        settings[name.rpartition(".")[2]] = value.strip().strip("'\"")
+        scope, _, key = name.rpartition(".")
+        if scope == ":env:" or key not in settings:  # PIP_* variables win over files, as in pip
+            settings[key] = value.strip().strip("'\"")
     return settings
 
 
@@ -204,9 +206,8 @@ def build_secrets(directory: Path) -> list[str]:
     if Path(cert).is_file():
         options += ["--secret", f"id=ca.crt,src={cert}"]
         lines.append(f"cert = {BUILD_CA}")
-    for name in ("index-url", "extra-index-url", "trusted-host", "timeout"):
-        values = [v for v in settings.get(name, "").split() if name != "index-url" or "://" in v]
-        values = [v for v in values if not v.startswith("file:")]
+    for name in ("index-url", "extra-index-url", "trusted-host"):
+        values = [v for v in settings.get(name, "").split() if name == "trusted-host" or v.startswith("http")]
         if values:
             lines.append(f"{name} = {' '.join(values)}")
     conf = directory / "pip.conf"
