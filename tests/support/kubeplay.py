@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -64,6 +65,20 @@ def _write(path: Path, content: bytes, mode: int, gid: int | None) -> None:
         os.chown(path, 0, gid)
 
 
+def _secret_as_files(
+    volume: dict[str, Any], secrets: dict[str, dict[str, bytes]], directory: Path, gid: int | None
+) -> None:
+    """The secret volume's items decoded into `directory`, as the kubelet writes them, mounted instead."""
+    secret = volume.pop("secret")
+    data = secrets[secret["secretName"]]
+    mode = int(secret.get("defaultMode", 0o644))
+    items = secret.get("items") or [{"key": k, "path": k} for k in data]
+    directory.mkdir(parents=True)
+    for item in items:
+        _write(directory / item["path"], data[item["key"]], int(item.get("mode", mode)), gid)
+    volume["hostPath"] = {"path": str(directory), "type": "Directory"}
+
+
 def translate(
     manifests: list[Manifest],
     *,
@@ -103,15 +118,7 @@ def translate(
     for volume in spec.get("volumes") or []:
         if "secret" in volume:
             used.append("secret-as-files")
-            secret = volume.pop("secret")
-            data = all_secrets[secret["secretName"]]
-            mode = int(secret.get("defaultMode", 0o644))
-            items = secret.get("items") or [{"key": k, "path": k} for k in data]
-            directory = files / volume["name"]
-            directory.mkdir(parents=True)
-            for item in items:
-                _write(directory / item["path"], data[item["key"]], int(item.get("mode", mode)), fs_group)
-            volume["hostPath"] = {"path": str(directory), "type": "Directory"}
+            _secret_as_files(volume, all_secrets, files / volume["name"], fs_group)
         elif "emptyDir" in volume or "persistentVolumeClaim" in volume:
             used.append("unique-volume-names")
             old, volume["name"] = volume["name"], f"{volume['name']}-{suffix}"
