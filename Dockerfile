@@ -19,7 +19,13 @@ COPY sigma_exporter ./sigma_exporter
 # Install the project (and its dependencies within pyproject.toml's ranges), then drop the installers so
 # that the copied virtualenv carries no pip or setuptools. The compiled .pyc files stay: the container's root
 # filesystem is read-only, so they could not be written at run time.
-RUN /opt/venv/bin/pip install --no-cache-dir . \
+# Behind a proxy or a mirror, give pip its settings as build secrets, seen by this step only and never kept in
+# a layer (a build --env would be baked into the image):
+#   --secret id=pip.conf,src=pip.conf   mounted as /etc/pip.conf, e.g. "[global]\ncert = /run/secrets/ca.crt"
+#   --secret id=ca.crt,src=/etc/ssl/certs/ca-certificates.crt   the CA bundle that pip.conf names
+RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
+    --mount=type=secret,id=ca.crt \
+    /opt/venv/bin/pip install --no-cache-dir . \
  && /opt/venv/bin/pip uninstall --yes pip setuptools wheel \
  && /opt/venv/bin/sigma-exporter --version
 

@@ -20,16 +20,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/sigma-exporter demo
 
-# Debian's prometheus (promtool), alertmanager and postgresql (a throwaway cluster per test session), when we
-# are root with apt-get; otherwise the tests that need them skip with a reason (and fail under CI=true).
+# Debian's prometheus (promtool), alertmanager and postgresql (a throwaway cluster per test session), and
+# podman with runc, catatonit (the pods' pause process) and mmdebstrap (the image's local base), when we are
+# root with apt-get; otherwise the tests that need them skip with a reason (and fail under CI=true).
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager postgresql podman runc catatonit mmdebstrap
 system-deps:
 	@if command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null \
-	    && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	    && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v podman >/dev/null \
+	    && command -v runc >/dev/null && command -v catatonit >/dev/null && command -v mmdebstrap >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian packages prometheus prometheus-alertmanager postgresql"; \
+	  echo "installing Debian packages $(SYSTEM_PACKAGES)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	     prometheus prometheus-alertmanager postgresql >/dev/null) || echo "warning: apt-get install failed"; \
-	else echo "note: promtool/alertmanager/postgresql missing and not root: their tests will skip"; fi
+	     $(SYSTEM_PACKAGES) >/dev/null) || echo "warning: apt-get install failed"; \
+	else echo "note: some of $(SYSTEM_PACKAGES) missing and not root: their tests will skip"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,6 +1,6 @@
 """Shared fixtures, seen by every folder under tests/: a fresh state directory per test, the simulator on
-loopback, exporter processes, a throwaway PostgreSQL cluster, a test PKI. The helpers they build on are in
-tests/support/ (import them from there, never from this file)."""
+loopback, exporter processes, a throwaway PostgreSQL cluster, a test PKI, the container image. The helpers
+they build on are in tests/support/ (import them from there, never from this file)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,15 @@ def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from tests.support.postgres import start_cluster
 
     yield from start_cluster(tmp_path_factory.mktemp("postgres"))
+
+
+@pytest.fixture(scope="session")
+def container_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The image built with podman from the Dockerfile, once per test run (see tests/support/podman.py)."""
+    from tests.support.podman import shared_image
+
+    with shared_image(tmp_path_factory.mktemp("image-build")) as image:
+        yield image
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 """The Dockerfile: hadolint clean, and consistent with what it packages and with the Helm chart that runs it
 (console script, default port, config path, numeric non-root uid, version labels, build context).
 
-No Docker engine is needed: the checks read the Dockerfile, .dockerignore, pyproject.toml, the CLI and the
-chart. Building and running the image is left to a machine with Docker (`docker build -t sigma-exporter .`).
+No container engine is needed: the checks read the Dockerfile, .dockerignore, pyproject.toml, the CLI and the
+chart. test_image.py builds the image with podman and runs it.
 """
 
 from __future__ import annotations

@@ -133,6 +133,7 @@ spec:
         {{- with .Values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
+  {{- /* Secret volumes state optional: false (Kubernetes' default): the pod must not start without them. */}}
   volumes:
     - name: config
       configMap:
@@ -141,6 +142,7 @@ spec:
       secret:
         secretName: {{ include "sigma-exporter.credentialSecretName" . }}
         defaultMode: 0440
+        optional: false
         items:
           {{- if .Values.sigma.auth.existingSecret }}
           - key: {{ get .Values.sigma.auth.secretKeys (index $credential 0) | quote }}
@@ -164,6 +166,7 @@ spec:
       secret:
         secretName: {{ include "sigma-exporter.webConfigSecretName" . }}
         defaultMode: 0440
+        optional: false
         items:
           - key: web-config.yml
             path: web-config.yml
@@ -172,6 +175,7 @@ spec:
       secret:
         secretName: {{ .Values.webConfig.tlsSecretName }}
         defaultMode: 0440
+        optional: false
     {{- end }}
     {{- end }}
     - name: tmp
@@ -192,6 +196,7 @@ spec:
       secret:
         secretName: {{ .Values.state.postgresql.existingSecret }}
         defaultMode: 0440
+        optional: false
         items:
           - key: {{ .Values.state.postgresql.secretKey | quote }}
             path: password
@@ -201,6 +206,7 @@ spec:
       secret:
         secretName: {{ .Values.api.token.existingSecret }}
         defaultMode: 0440
+        optional: false
         items:
           - key: {{ .Values.api.token.secretKey | quote }}
             path: token

@@ -129,6 +129,7 @@ def test_sharded_postgresql_state_points_every_shard_at_the_database() -> None:
     assert volume["secret"] == {
         "secretName": "sigma-exporter-db",
         "defaultMode": 0o440,
+        "optional": False,
         "items": [{"key": "password", "path": "password"}],
     }
     assert workload(manifests)["kind"] == "StatefulSet"

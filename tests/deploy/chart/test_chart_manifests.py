@@ -410,6 +410,10 @@ def test_probes_and_restricted_security_context(values_file: str | None) -> None
     # Read-only root: the only writable place is an emptyDir at /tmp.
     tmp_mount, tmp_volume = mount_for(manifests, PurePosixPath("/tmp/x"))
     assert "emptyDir" in tmp_volume and not tmp_mount.get("readOnly")
+    # A pod without its credential must not start (Kubernetes' default, stated: podman kube play panics on a
+    # secret volume that does not say).
+    secrets = [v["secret"] for v in pod["volumes"] if "secret" in v]
+    assert secrets and all(secret.get("optional") is False for secret in secrets), secrets
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert main["image"] == f"sigma-exporter:{chart['appVersion']}"
 
