@@ -7,11 +7,14 @@ terminal), and they are cut to `MAX_ERROR_CHARS`. They are never a label.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
+from sigma_exporter.config.model import Expectation
+from sigma_exporter.runs import timetable
+from sigma_exporter.runs.expectations import early_tolerance
 from sigma_exporter.runs.held import HeldRun
-from sigma_exporter.runs.store.records import ExpectedRun, HistoryRun
+from sigma_exporter.runs.store.records import ExpectedRun, HistoryRun, IdentityRecord
 
 IdentityKey = tuple[str, str]  # (report_group_id, report_id)
 
@@ -64,23 +67,33 @@ def history_run(
     )
 
 
-def judged_runs(
-    key: IdentityKey, met: Iterable[tuple[float, float]], missed: Iterable[float]
-) -> list[ExpectedRun]:
-    """Expected times just judged: those met by a start (expected time, start) and those missed."""
-    group, report = key
+def verdict_entries(
+    expectation: Expectation,
+    record: IdentityRecord,
+    met: Sequence[tuple[float, float]],
+    missed: Sequence[float],
+    starts: Iterable[float],
+) -> tuple[list[ExpectedRun], float | None]:
+    """The expected times of identity `record` just judged, met (expected time, start) or `missed`, as its
+    history keeps them, oldest first; and the missed time a late start may still meet. The one that was open
+    (`record.missed_open`) turns late with the first start after its grace and before the window of the next
+    expected time (a start in that window is the next one's); it closes once a later time is judged."""
+    group, report = record.key
     entries = [ExpectedRun(group, report, at, started_at=start) for at, start in met]
     entries += [ExpectedRun(group, report, at, missed=True) for at in missed]
-    return sorted(entries, key=lambda e: e.expected_at)
-
-
-def late_run(
-    key: IdentityKey, missed_at: float, grace: float, before: float, starts: Iterable[float]
-) -> ExpectedRun | None:
-    """The expected time `missed_at`, missed, met late by the first start after its grace and `before` the
-    window of the next expected time opens (a start in that window is the next one's); None when there is
-    none."""
-    later = [s for s in starts if missed_at + grace < s < before]
-    if not later:
-        return None
-    return ExpectedRun(key[0], key[1], missed_at, started_at=min(later), late=True, missed=True)
+    entries.sort(key=lambda e: e.expected_at)
+    opened = record.missed_open
+    if opened is not None:
+        following = timetable.following(expectation.timetable, opened)
+        before = following - early_tolerance(expectation, following)
+        later = [s for s in starts if opened + expectation.grace_seconds < s < before]
+        if later:
+            entries.insert(
+                0, ExpectedRun(group, report, opened, started_at=min(later), late=True, missed=True)
+            )
+            opened = None
+        elif entries:
+            opened = None
+    if missed and not any(at > missed[-1] for at, _ in met):
+        opened = missed[-1]
+    return entries, opened

@@ -13,15 +13,16 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from sigma_exporter.config.load import Config, Reference
 from sigma_exporter.config.model import Expectation, RetentionConfig
-from sigma_exporter.runs import accounting, timetable
+from sigma_exporter.runs import accounting
 from sigma_exporter.runs.clock import Clock
-from sigma_exporter.runs.expectations import ForwardStep, Verdict, early_tolerance, judge
+from sigma_exporter.runs.expectations import ForwardStep, Verdict, judge
 from sigma_exporter.runs.fold import fold
 from sigma_exporter.runs.held import HeldRun, Key, Observation
-from sigma_exporter.runs.history import judged_runs, late_run
+from sigma_exporter.runs.history import verdict_entries
 from sigma_exporter.runs.identities import Identities, IdentityKey
 from sigma_exporter.runs.references import ReferenceFiles, Shard, merge_references
 from sigma_exporter.runs.registry import Registry
@@ -305,8 +306,10 @@ class Holdings:
             updated, verdict, missed = judge(
                 expectation, record, now, active.get(key, ()), ages=ages.get(key, ()), step=jumped
             )
-            self.identities.put(updated)
-            self._keep_verdicts(key, expectation, verdict, missed, [*updated.starts, *active.get(key, ())])
+            starts = [*updated.starts, *active.get(key, ())]
+            entries, still_open = verdict_entries(expectation, updated, verdict.met, missed, starts)
+            self.identities.put(replace(updated, missed_open=still_open))
+            self.identities.judged(entries)
             for expected in missed:
                 extra: dict[str, object] = {
                     "report_group_id": key[0],
@@ -329,30 +332,6 @@ class Holdings:
             self.verdicts[key] = verdict
             wake = min(wake, verdict.wake_at)
         return wake
-
-    def _keep_verdicts(
-        self,
-        key: IdentityKey,
-        expectation: Expectation,
-        verdict: Verdict,
-        missed: list[float],
-        starts: list[float],
-    ) -> None:
-        """Keep the expected times just judged in the identity's history, and a missed one as late once a
-        run starts after its grace (before the next expected time is judged)."""
-        entries = judged_runs(key, verdict.met, missed)
-        opened = self._missed_open.pop(key, None)
-        if opened is not None:
-            following = timetable.following(expectation.timetable, opened)
-            before = following - early_tolerance(expectation, following)
-            late = late_run(key, opened, expectation.grace_seconds, before, starts)
-            if late is not None:
-                entries.insert(0, late)
-            elif not entries:
-                self._missed_open[key] = opened
-        if missed and not any(at > missed[-1] for at, _ in verdict.met):
-            self._missed_open[key] = missed[-1]
-        self.identities.judged(entries)
 
     def _forward_step(self, now: float) -> float | None:
         """After a forward step of the wall clock, the wall time of the first judgement that saw it (expected

@@ -55,6 +55,9 @@ class IdentityRecord:
     judged_through: float | None = None
     missed_total: int = 0
     starts: tuple[float, ...] = ()
+    # The latest expected time missed that a late start may still meet (its verdict in the history turns
+    # "late"), kept so that a restart between the two does not lose the late start.
+    missed_open: float | None = None
     # The exemplars' runs (metrics/identities.py): per outcome the latest run counted, (outcome, reference,
     # ended_at) sorted by outcome; per bucket of `buckets` the latest run whose duration fell in it,
     # (bucket_index, reference, duration, ended_at) sorted by index.
@@ -245,6 +248,7 @@ def identity_json(record: IdentityRecord) -> str:
             "judged_through": record.judged_through,
             "missed_total": record.missed_total,
             "starts": list(record.starts),
+            "missed_open": record.missed_open,
             "latest_runs": [list(entry) for entry in record.latest_runs],
             "latest_buckets": [list(entry) for entry in record.latest_buckets],
         },
@@ -276,6 +280,7 @@ def identity_of(report_group_id: str, report_id: str, text: str) -> IdentityReco
         judged_through=_opt(data.get("judged_through")),
         missed_total=int(data.get("missed_total", 0)),
         starts=tuple(float(s) for s in data.get("starts", [])),
+        missed_open=_opt(data.get("missed_open")),
         latest_runs=tuple((str(o), str(r), float(t)) for o, r, t in data.get("latest_runs", [])),
         latest_buckets=tuple(
             (int(i), str(r), float(d), float(t)) for i, r, d, t in data.get("latest_buckets", [])

@@ -13,7 +13,14 @@ from sigma_exporter.runs.holdings import Holdings
 from sigma_exporter.runs.references import Shard
 from sigma_exporter.runs.registry import Registry
 from sigma_exporter.runs.store.memory import MemoryStore
-from sigma_exporter.runs.store.records import Changes, ExpectedRun, HistoryRun
+from sigma_exporter.runs.store.records import (
+    Changes,
+    ExpectedRun,
+    HistoryRun,
+    Loaded,
+    identity_json,
+    identity_of,
+)
 from sigma_exporter.runs.store.writer import StateWriter
 from sigma_exporter.sigma.errors import BadRequestError
 from sigma_exporter.sigma.replies import GroupReply, ReportResult
@@ -187,4 +194,29 @@ def test_a_judgement_that_spans_periods_never_makes_a_missed_time_late_with_a_la
     assert Changes().merged(h.changes()).expected == (
         ExpectedRun("", "rpt-1", T0 + 60, missed=True),
         ExpectedRun("", "rpt-1", T0 + 120, started_at=T0 + 118),
+    )
+
+
+def test_a_missed_time_met_late_after_a_restart_turns_late() -> None:
+    hands = Hands()
+    clock = Clock(wall=lambda: hands.wall, mono=lambda: hands.wall)
+    expectation = {"report_id": "rpt-1", "every_seconds": 60, "grace_seconds": 10}
+    before = holdings(clock)
+    before.use_config(config(api={"token": "t" * 16}, expectations=[expectation]), strict=True)
+    before.judge_expectations(hands.at(1))
+    before.judge_expectations(hands.at(131))  # T0+60 and T0+120 missed
+    changes = before.changes()
+    (record,) = changes.identities
+    assert record.missed_open == T0 + 120
+    # As a SQL store keeps it: the identity's JSON.
+    stored = identity_of(*record.key, identity_json(record))
+    assert stored == record
+    after = holdings(clock)  # a restart on the same store
+    after.restore(Loaded(identities=(stored,)))
+    after.use_config(config(api={"token": "t" * 16}, expectations=[expectation]), strict=True)
+    after.registry.register(api_ref("late", registered_at=hands.at(140)))
+    after.take_arrivals()
+    after.judge_expectations(hands.at(141))
+    assert after.changes().expected == (
+        ExpectedRun("", "rpt-1", T0 + 120, started_at=T0 + 140, late=True, missed=True),
     )
