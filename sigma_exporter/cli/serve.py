@@ -90,7 +90,7 @@ def serve_until_stopped(
     "Alerts and dashboards link each report identity to <URL>report?report_group_id=G&report_id=R (label "
     "report_url of sigma_report_info). The exporter's own routes do not change: a proxy that adds a path "
     "must strip it.",
-    show_default="http://<FQDN of this host, or the listen host>:<listen port>/",
+    show_default="http(s with TLS)://<FQDN of this host, or the listen host>:<listen port>/",
 )
 @option(
     "--web.config.file",
