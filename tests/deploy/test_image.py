@@ -182,7 +182,8 @@ def test_the_image_holds_the_virtualenv_and_nothing_of_the_build(container_image
         "--entrypoint=sh",
         container_image.tag,
         "-c",
-        "ls -d /etc/pip.conf /run/secrets/* /etc/xdg/pip 2>/dev/null; env | grep -i '^pip_' || true",
+        "ls -d /etc/pip.conf /run/secrets/* /etc/xdg/pip /opt/venv/pip.conf 2>/dev/null;"
+        " env | grep -i '^pip_' || true",
     ).stdout
     assert leftovers == "", leftovers
     inspected = container_image.inspect()
