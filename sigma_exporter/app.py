@@ -13,16 +13,14 @@ loop stop first, the writer writes what is pending and the store closes last.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from sigma_exporter import __version__
 from sigma_exporter.config.inforce import ConfigInForce
@@ -33,6 +31,7 @@ from sigma_exporter.doctor.findings import Finding
 from sigma_exporter.metrics.exposition import ProcessPart
 from sigma_exporter.metrics.latest import LatestSnapshot
 from sigma_exporter.metrics.snapshot import ExporterInfo, Snapshot, initial_snapshot
+from sigma_exporter.parts import SHUTDOWN_SECONDS, Part, Parts
 from sigma_exporter.poll.inbox import ReloadInbox
 from sigma_exporter.poll.loop import PollLoop
 from sigma_exporter.poll.poller import Poller
@@ -60,60 +59,6 @@ log = logging.getLogger(__name__)
 
 #: How long /-/reload waits for the poll thread to publish the reload's outcome.
 RELOAD_PUBLISH_SECONDS: Final = 5.0
-#: How long a stop may take in all (SIGTERM: the container is gone within 2 s).
-SHUTDOWN_SECONDS: Final = 2.0
-
-
-class Part(Protocol):
-    """Something that owns a thread, a socket or a connection. Only app.py calls these."""
-
-    def start(self) -> object:
-        """Bring it up, or raise; the parts before it are up."""
-
-    def stop(self, timeout: float) -> None:
-        """Let it go within `timeout` seconds; the parts after it are down."""
-
-
-class Parts:
-    """Parts in start order: `start` starts them in order (when one fails, those started are stopped in
-    reverse and the error raised); `stop` stops the started ones in reverse, each with a fair share of what
-    is left of the time."""
-
-    def __init__(self, parts: Sequence[Part]) -> None:
-        self._parts = tuple(parts)
-        self._started: list[Part] = []
-
-    def start(self) -> None:
-        """Start every part in order."""
-        for part in self._parts:
-            try:
-                part.start()
-            except BaseException:
-                self.stop(SHUTDOWN_SECONDS)
-                raise
-            self._started.append(part)
-
-    def stop(self, timeout: float) -> None:
-        """Stop the started parts in reverse order within `timeout` seconds in all."""
-        deadline = time.monotonic() + timeout
-        while self._started:
-            part = self._started.pop()
-            share = max(0.0, deadline - time.monotonic()) / (len(self._started) + 1)
-            try:
-                part.stop(share)
-            except Exception:  # one part failing to stop must not keep the others up
-                log.exception("a part failed to stop", extra={"part": type(part).__name__})
-
-
-@contextlib.contextmanager
-def running(parts: Sequence[Part], timeout: float = SHUTDOWN_SECONDS) -> Iterator[None]:
-    """The parts started for the block, stopped after it whatever happens."""
-    started = Parts(parts)
-    started.start()
-    try:
-        yield
-    finally:
-        started.stop(timeout)
 
 
 @dataclass(frozen=True)
@@ -326,7 +271,7 @@ def build_exporter(
     nothing to watch)."""
     watcher = WebConfigWatcher(web_config_file) if web_config_file else None
     web_users = watcher is not None and bool(watcher.current().config.users)
-    tls = watcher is not None and watcher.current().config.tls is not None
+    tls = watcher is not None and watcher.current().ssl_context is not None
     external_url = external_url or default_external_url(address, tls=tls)
     problem = watch_problem(config, web_users=web_users)
     if problem is not None:
@@ -415,12 +360,9 @@ __all__ = [
     "ConfigError",
     "Core",
     "Exporter",
-    "Part",
-    "Parts",
     "build_core",
     "build_exporter",
     "diagnose",
     "run_once",
-    "running",
     "serve_until_signalled",
 ]

@@ -9,11 +9,11 @@ from pathlib import Path
 import click
 import requests
 
-from sigma_exporter.app import running
 from sigma_exporter.cli.logsetup import Redactor, setup_logging
 from sigma_exporter.cli.options import load_or_fail, option, with_logging
 from sigma_exporter.cli.serve import serve_until_stopped
 from sigma_exporter.config.model import Config
+from sigma_exporter.parts import running
 from sigma_exporter.sigma.client import SigmaClient
 from sigma_exporter.sigma.errors import SigmaError
 from sigma_exporter.sigma.stats import ApiStats

@@ -18,7 +18,8 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
-from sigma_exporter.metrics.render import GZIP_HEADER, Rendered, deflated, gzip_trailer
+from sigma_exporter.metrics.gzipped import GZIP_HEADER, deflated, gzip_trailer
+from sigma_exporter.metrics.render import Rendered
 
 TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 OM_CONTENT_TYPE: Final = OPENMETRICS_CONTENT_TYPE

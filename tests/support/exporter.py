@@ -10,10 +10,11 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from sigma_exporter.app import Parts, build_core
+from sigma_exporter.app import build_core
 from sigma_exporter.config.load import Config, parse_config
 from sigma_exporter.metrics.latest import LatestSnapshot
 from sigma_exporter.metrics.snapshot import Snapshot
+from sigma_exporter.parts import Parts
 from tests.support.configs import config_text
 
 

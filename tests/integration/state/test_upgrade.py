@@ -18,7 +18,7 @@ import pytest
 from sigma_exporter.config.secret import Secret
 from sigma_exporter.runs.store import StateStore, StoreError
 from sigma_exporter.runs.store.postgres import PostgresStore
-from sigma_exporter.runs.store.records import identity_of
+from sigma_exporter.runs.store.records import Loaded, identity_of, seen_of
 from sigma_exporter.runs.store.schema import LATEST
 from sigma_exporter.runs.store.sqlite import SQLiteStore
 from tests.support.paths import TESTS
@@ -36,13 +36,15 @@ OLD_UPDATE = (
 )
 
 
-def expected(name: str = "expected.json") -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((FIXTURE / name).read_text())
+def expected(name: str = "expected.json", fixture: Path = FIXTURE) -> dict[str, Any]:
+    """What the fixture's store held, read from its tables by make_fixture.py."""
+    document: dict[str, Any] = json.loads((fixture / name).read_text())
     return document
 
 
-def check_nothing_lost(store: StateStore, want: dict[str, Any]) -> None:
-    assert want["schema_version"] == 2
+def check_nothing_lost(store: StateStore, want: dict[str, Any], schema: int = 2) -> Loaded:
+    """The migrated store holds what the fixture's version wrote (of schema `schema`); what it loaded."""
+    assert want["schema_version"] == schema
     loaded = store.load()
     runs = {record.ref.reference: record for record in loaded.runs}
     assert set(runs) == set(want["runs"])
@@ -68,7 +70,11 @@ def check_nothing_lost(store: StateStore, want: dict[str, Any]) -> None:
             old["outcome"],
             old["report_name"],
         )
-        assert (record.last_check_at, record.rechecks, record.rows) == (None, 0, ())  # unknown to schema 2
+        if schema == 2:
+            assert (record.last_check_at, record.rechecks, record.rows) == (None, 0, ())  # unknown to it
+        else:
+            assert (record.last_check_at, record.rechecks) == (old["last_check_at"], old["rechecks"])
+            assert (record.rows, record.group) == seen_of(old["seen"])
     identities = {f"{i.report_group_id}/{i.report_id}": i for i in loaded.identities}
     assert set(identities) == set(want["identities"])
     for key, old_record in want["identities"].items():
@@ -77,6 +83,7 @@ def check_nothing_lost(store: StateStore, want: dict[str, Any]) -> None:
     assert any(i.missed_total for i in loaded.identities)  # the expectation's verdicts came along
     assert any(dict(i.outcomes).get("success") and i.last_success for i in loaded.identities)
     assert store.firings() == want["schedules"]
+    return loaded
 
 
 def test_a_sqlite_file_of_schema_2_migrates_and_keeps_everything(tmp_path: Path) -> None:

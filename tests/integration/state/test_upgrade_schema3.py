@@ -6,7 +6,6 @@ shard of schema 3 keeps writing to a migrated shared database until it is restar
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -15,9 +14,10 @@ from typing import Any
 from sigma_exporter.config.secret import Secret
 from sigma_exporter.runs.store import StateStore
 from sigma_exporter.runs.store.postgres import PostgresStore
-from sigma_exporter.runs.store.records import Changes, HistoryRun, identity_of, seen_of
+from sigma_exporter.runs.store.records import Changes, HistoryRun
 from sigma_exporter.runs.store.schema import LATEST
 from sigma_exporter.runs.store.sqlite import SQLiteStore
+from tests.integration.state import test_upgrade as upgrade
 from tests.integration.state.test_upgrade import load_dump
 from tests.support.paths import TESTS
 
@@ -35,43 +35,13 @@ OLD_IDENTITY = (
 
 
 def expected(name: str = "expected.json") -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((FIXTURE / name).read_text())
-    return document
+    return upgrade.expected(name, FIXTURE)
 
 
 def check_nothing_lost(store: StateStore, want: dict[str, Any]) -> None:
-    assert want["schema_version"] == 3
-    loaded = store.load()
-    runs = {record.ref.reference: record for record in loaded.runs}
-    assert set(runs) == set(want["runs"])
-    for reference, old in want["runs"].items():
-        record = runs[reference]
-        ref = record.ref
-        assert (ref.kind, ref.source, ref.report_id, ref.report_group_id, dict(ref.labels)) == (
-            old["kind"],
-            old["source"],
-            old["report_id"],
-            old["report_group_id"],
-            json.loads(old["labels"]),
-        )
-        assert (ref.submitted_at, ref.registered_at, record.first_seen_at, record.final_at) == (
-            old["submitted_at"],
-            old["registered_at"],
-            old["first_seen_at"],
-            old["final_at"],
-        )
-        assert [list(item) for item in record.since] == json.loads(old["since"])
-        assert (record.outcome, record.report_name) == (old["outcome"], old["report_name"])
-        assert (record.last_check_at, record.rechecks) == (old["last_check_at"], old["rechecks"])
-        assert (record.rows, record.group) == seen_of(old["seen"])
+    loaded = upgrade.check_nothing_lost(store, want, schema=3)
     assert any(r.rows for r in loaded.runs) and any(r.last_check_at for r in loaded.runs)
     assert any(r.rechecks for r in loaded.runs)  # schema 3's own columns came along
-    identities = {f"{i.report_group_id}/{i.report_id}": i for i in loaded.identities}
-    assert set(identities) == set(want["identities"])
-    for key, old_record in want["identities"].items():
-        group, _, report = key.partition("/")
-        assert identities[key] == identity_of(group, report, json.dumps(old_record))
-    assert store.firings() == want["schedules"]
     # The history starts empty for every identity, and takes runs at once.
     some = loaded.identities[0]
     history = store.history(*some.key)

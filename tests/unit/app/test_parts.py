@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sigma_exporter.app import Parts, running
+from sigma_exporter.parts import Parts, running
 
 
 class Recorder:

@@ -124,56 +124,59 @@ def test_error_text_is_cut_and_every_control_character_escaped() -> None:
     assert len(long) == MAX_ERROR_CHARS and long.endswith("…")
 
 
-class Hands:
-    def __init__(self) -> None:
-        self.wall = T0
+EVERY_MINUTE = {"report_id": "rpt-1", "every_seconds": 60, "grace_seconds": 10}
 
-    def at(self, seconds: float) -> float:
+
+class Watched:
+    """Holdings judging rpt-1 every minute (grace 10 s) on a wall clock the test moves (T0 + seconds)."""
+
+    def __init__(self, wall: float = T0, restored: Loaded | None = None) -> None:
+        self.wall = wall
+        self.h = holdings(Clock(wall=lambda: self.wall, mono=lambda: self.wall))
+        if restored is not None:
+            self.h.restore(restored)
+        self.h.use_config(config(api={"token": "t" * 16}, expectations=[EVERY_MINUTE]), strict=True)
+
+    def judge(self, seconds: float) -> None:
         self.wall = T0 + seconds
-        return self.wall
+        self.h.judge_expectations(self.wall)
+
+    def start(self, reference: str, seconds: float) -> None:
+        self.wall = T0 + seconds
+        self.h.registry.register(api_ref(reference, registered_at=self.wall))
+        self.h.take_arrivals()
+
+    def expected(self) -> tuple[ExpectedRun, ...]:
+        """The verdicts gathered so far, the latest of each expected time (as the writer merges them)."""
+        return Changes().merged(self.h.changes()).expected
 
 
 def test_expected_times_are_kept_on_time_missed_and_late() -> None:
-    hands = Hands()
-    clock = Clock(wall=lambda: hands.wall, mono=lambda: hands.wall)
-    h = holdings(clock)
-    expectation = {"report_id": "rpt-1", "every_seconds": 60, "grace_seconds": 10}
-    h.use_config(config(api={"token": "t" * 16}, expectations=[expectation]), strict=True)
-
-    def start(name: str, seconds: float) -> None:
-        h.registry.register(api_ref(name, registered_at=hands.at(seconds)))
-        h.take_arrivals()
-
-    h.judge_expectations(hands.at(1))  # watched from here
-    start("on-time", 58)  # within [50, 70] of T0+60
-    h.judge_expectations(hands.at(71))
-    h.judge_expectations(hands.at(131))  # nothing started for T0+120
-    start("late", 140)  # after its grace, before the next expected time
-    h.judge_expectations(hands.at(141))
-    h.judge_expectations(hands.at(191))  # T0+180: the late run started too early for it
-    merged = Changes().merged(h.changes())
-    assert merged.expected == (
+    w = Watched()
+    w.judge(1)  # watched from here
+    w.start("on-time", 58)  # within [50, 70] of T0+60
+    w.judge(71)
+    w.judge(131)  # nothing started for T0+120
+    w.start("late", 140)  # after its grace, before the next expected time
+    w.judge(141)
+    w.judge(191)  # T0+180: the late run started too early for it
+    assert w.expected() == (
         ExpectedRun("", "rpt-1", T0 + 60, started_at=T0 + 58),
         ExpectedRun("", "rpt-1", T0 + 120, started_at=T0 + 140, late=True, missed=True),
         ExpectedRun("", "rpt-1", T0 + 180, missed=True),
     )
-    record = h.identities.get(("", "rpt-1"))
+    record = w.h.identities.get(("", "rpt-1"))
     assert record is not None and record.missed_total == 2  # a late start does not undo the count
 
 
 def test_a_start_in_the_next_windows_meets_the_next_time_not_the_missed_one_late() -> None:
-    hands = Hands()
-    clock = Clock(wall=lambda: hands.wall, mono=lambda: hands.wall)
-    h = holdings(clock)
-    expectation = {"report_id": "rpt-1", "every_seconds": 60, "grace_seconds": 10}
-    h.use_config(config(api={"token": "t" * 16}, expectations=[expectation]), strict=True)
-    h.judge_expectations(hands.at(1))
-    h.judge_expectations(hands.at(131))  # T0+60 and T0+120 missed
-    h.registry.register(api_ref("early-for-180", registered_at=hands.at(175)))  # within [170, 190]
-    h.take_arrivals()
-    h.judge_expectations(hands.at(176))
-    h.judge_expectations(hands.at(191))
-    assert Changes().merged(h.changes()).expected == (
+    w = Watched()
+    w.judge(1)
+    w.judge(131)  # T0+60 and T0+120 missed
+    w.start("early-for-180", 175)  # within [170, 190]
+    w.judge(176)
+    w.judge(191)
+    assert w.expected() == (
         ExpectedRun("", "rpt-1", T0 + 60, missed=True),
         ExpectedRun("", "rpt-1", T0 + 120, missed=True),
         ExpectedRun("", "rpt-1", T0 + 180, started_at=T0 + 175),
@@ -181,42 +184,29 @@ def test_a_start_in_the_next_windows_meets_the_next_time_not_the_missed_one_late
 
 
 def test_a_judgement_that_spans_periods_never_makes_a_missed_time_late_with_a_later_times_start() -> None:
-    hands = Hands()
-    clock = Clock(wall=lambda: hands.wall, mono=lambda: hands.wall)
-    h = holdings(clock)
-    expectation = {"report_id": "rpt-1", "every_seconds": 60, "grace_seconds": 10}
-    h.use_config(config(api={"token": "t" * 16}, expectations=[expectation]), strict=True)
-    h.judge_expectations(hands.at(1))
-    h.registry.register(api_ref("for-120", registered_at=hands.at(118)))
-    h.take_arrivals()
-    h.judge_expectations(hands.at(135))  # one judgement: T0+60 missed, T0+120 met at 118
-    h.judge_expectations(hands.at(150))
-    assert Changes().merged(h.changes()).expected == (
+    w = Watched()
+    w.judge(1)
+    w.start("for-120", 118)
+    w.judge(135)  # one judgement: T0+60 missed, T0+120 met at 118
+    w.judge(150)
+    assert w.expected() == (
         ExpectedRun("", "rpt-1", T0 + 60, missed=True),
         ExpectedRun("", "rpt-1", T0 + 120, started_at=T0 + 118),
     )
 
 
 def test_a_missed_time_met_late_after_a_restart_turns_late() -> None:
-    hands = Hands()
-    clock = Clock(wall=lambda: hands.wall, mono=lambda: hands.wall)
-    expectation = {"report_id": "rpt-1", "every_seconds": 60, "grace_seconds": 10}
-    before = holdings(clock)
-    before.use_config(config(api={"token": "t" * 16}, expectations=[expectation]), strict=True)
-    before.judge_expectations(hands.at(1))
-    before.judge_expectations(hands.at(131))  # T0+60 and T0+120 missed
-    changes = before.changes()
-    (record,) = changes.identities
+    before = Watched()
+    before.judge(1)
+    before.judge(131)  # T0+60 and T0+120 missed
+    (record,) = before.h.changes().identities
     assert record.missed_open == T0 + 120
     # As a SQL store keeps it: the identity's JSON.
     stored = identity_of(*record.key, identity_json(record))
     assert stored == record
-    after = holdings(clock)  # a restart on the same store
-    after.restore(Loaded(identities=(stored,)))
-    after.use_config(config(api={"token": "t" * 16}, expectations=[expectation]), strict=True)
-    after.registry.register(api_ref("late", registered_at=hands.at(140)))
-    after.take_arrivals()
-    after.judge_expectations(hands.at(141))
-    assert after.changes().expected == (
+    after = Watched(before.wall, Loaded(identities=(stored,)))  # a restart on the same store
+    after.start("late", 140)
+    after.judge(141)
+    assert after.expected() == (
         ExpectedRun("", "rpt-1", T0 + 120, started_at=T0 + 140, late=True, missed=True),
     )
