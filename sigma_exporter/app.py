@@ -307,7 +307,7 @@ def build_exporter(
         now=core.clock.time,
     )
     reload = functools.partial(reload_files, config_file, core.inbox, watcher, on_secret)
-    reports = Reports(core.state, now=core.clock.time)
+    reports = Reports(core.state, server_stats, now=core.clock.time)
     routes = Routes(core.latest, live, reload, security, server_stats, api, reports)
     server = WebServer(
         routes.application(limits), address, limits=limits, stats=server_stats, watcher=watcher

@@ -5,6 +5,7 @@ every shard shares, in the server's thread pool: never on the event loop, and ne
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -16,6 +17,9 @@ from sigma_exporter.runs.store.records import History, StoreError
 from sigma_exporter.web.api.handlers import PREFIX, error, reply
 from sigma_exporter.web.api.history import identity_of_query, view_of_history, view_of_identity
 from sigma_exporter.web.reportpage import render_not_found, render_report_page
+from sigma_exporter.web.stats import STORE_UNREADABLE, ServerStats
+
+log = logging.getLogger(__name__)
 
 HTML = "text/html; charset=utf-8"
 UNREADABLE = "the state store cannot be read now; retry later"
@@ -38,16 +42,23 @@ class Reports:
     """The report endpoints. Handlers run on the event loop and read the store in the thread pool. app.py
     builds it; `Routes.application` calls `add_routes` once."""
 
-    def __init__(self, source: StateStore, now: Callable[[], float]) -> None:
+    def __init__(self, source: StateStore, stats: ServerStats, now: Callable[[], float]) -> None:
         self.source = source
+        self.stats = stats  # a read the store refused counts as `store_unreadable`
         self.now = now  # the wall clock the page's "ago" is measured on (app.py: the runs' clock)
         # The server's thread pool also serves scrapes (basic auth): reads of a slow store take at most
         # READERS of its threads, however many pages are open.
         self._readers = asyncio.Semaphore(READERS)
 
     async def _read(self, call: Callable[..., T], *args: str) -> T:
+        """`call(*args)` in the thread pool; a StoreError is logged, counted and raised again."""
         async with self._readers:
-            return await asyncio.get_running_loop().run_in_executor(None, call, *args)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(None, call, *args)
+            except StoreError as exc:
+                self.stats.reject(STORE_UNREADABLE)
+                log.warning("report history not read: the state store failed", extra={"error": str(exc)})
+                raise
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the endpoints on `app`."""

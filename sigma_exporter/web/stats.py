@@ -20,6 +20,7 @@ CONNECTION_LIMIT: Final = "connection_limit"  # over --web.max-connections: clos
 TLS_HANDSHAKE: Final = "tls_handshake"  # plain HTTP on the TLS port, no or a refused client certificate
 UNAUTHORIZED: Final = "unauthorized"  # 401
 RATE_LIMITED: Final = "rate_limited"  # 429
+STORE_UNREADABLE: Final = "store_unreadable"  # 503: a report's history, and the state store cannot be read
 REASONS: Final = (
     MALFORMED,
     VERSION,
@@ -29,6 +30,7 @@ REASONS: Final = (
     TLS_HANDSHAKE,
     UNAUTHORIZED,
     RATE_LIMITED,
+    STORE_UNREADABLE,
 )
 
 

@@ -15,6 +15,7 @@ import requests
 
 from sigma_exporter.simulator import Simulator
 from tests.support.configs import config_text
+from tests.support.exporter import select
 from tests.support.net import wait_for
 from tests.support.process import ExporterProcess
 from tests.support.scenarios import CLIENT_TOKEN, scenario_from
@@ -136,3 +137,43 @@ def test_an_unknown_identity_or_none_is_404_and_an_id_too_long_400(
     page = requests.get(proc.url + "/report", params={"report_id": "<b>rpt-nobody</b>"}, timeout=10)
     assert page.status_code == 404 and "&lt;b&gt;rpt-nobody&lt;/b&gt;" in page.text
     assert requests.get(proc.url + "/api/v1/reports", timeout=10).json() == {"reports": []}
+
+
+def test_a_store_that_cannot_be_read_is_a_counted_503_and_the_pages_come_back_with_it(
+    sim: Simulator, exporter_process: Callable[..., ExporterProcess], tmp_path: Path, postgres_cluster: Any
+) -> None:
+    token_file = tmp_path / "api-token"
+    token_file.write_text(TOKEN)
+    proc = exporter_process(
+        config_text(
+            sim.url, api={"token_file": str(token_file)}, state=postgres_cluster.state_config(tmp_path)
+        )
+    )
+    proc.wait_ready()
+    register(proc, "ref-ok", time.time() - 60)
+    wait_for(lambda: history(proc, report_id="rpt-daily").status_code == 200, timeout=15, what="the identity")
+    postgres_cluster.stop()
+    try:
+        for answer in (
+            requests.get(proc.url + "/api/v1/reports", timeout=10),
+            history(proc, report_id="rpt-daily"),
+            requests.get(proc.url + "/report", params={"report_id": "rpt-daily"}, timeout=10),
+        ):
+            assert answer.status_code == 503 and answer.headers["Retry-After"] == "5", answer.text
+            assert "state store cannot be read" in answer.text
+        wait_for(  # the server's counters are rendered at most once a second
+            lambda: (
+                list(
+                    select(
+                        proc.metrics(), "sigma_web_requests_rejected_total", reason="store_unreadable"
+                    ).values()
+                )
+                == [3.0]
+            ),
+            timeout=5,
+            what="three reads counted as store_unreadable",
+        )
+        assert "report history not read: the state store failed" in proc.output()
+    finally:
+        postgres_cluster.start()
+    wait_for(lambda: history(proc, report_id="rpt-daily").status_code == 200, timeout=20, what="reads again")
