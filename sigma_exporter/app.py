@@ -4,11 +4,12 @@ and stops them in reverse. serve, once, demo, doctor, the tests and the benchmar
 A part owns a thread, a socket or a connection. Its constructor only assigns; `start()` brings it up (or
 raises) and `stop(timeout)` lets it go. The order, and so what each part may rely on when it starts:
 
-    state store -> writer -> Sigma link -> worker pool -> registry -> poller (restores, publishes)
-        -> web server (binds) -> poll loop (first cycle) -> scheduler
+    state store -> identity ownership (takes this shard's identities) -> writer -> Sigma link
+        -> worker pool -> registry -> poller (restores, publishes) -> web server (binds)
+        -> poll loop (first cycle) -> scheduler
 
 Nothing talks to Sigma before the exporter answers on its address; on the way down the scheduler and the
-loop stop first, the writer writes what is pending and the store closes last.
+loop stop first, the writer writes what is pending, the identities are let go and the store closes last.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ from sigma_exporter.poll.poller import Poller
 from sigma_exporter.poll.workers import WorkerPool
 from sigma_exporter.runs.clock import Clock, clock_from_environment
 from sigma_exporter.runs.holdings import Holdings
+from sigma_exporter.runs.ownership import Ownership
 from sigma_exporter.runs.references import Shard
 from sigma_exporter.runs.registry import Registry
 from sigma_exporter.runs.schedules import Scheduler
 from sigma_exporter.runs.store import StateStore, StoreError, store_for
+from sigma_exporter.runs.store.sql import owner_token
 from sigma_exporter.runs.store.sqlite import StateFileError
 from sigma_exporter.runs.store.writer import StateWriter
 from sigma_exporter.sigma.client import ExchangeHook
@@ -68,6 +71,7 @@ class Core:
     in_force: ConfigInForce
     latest: LatestSnapshot
     state: StateStore
+    ownership: Ownership
     writer: StateWriter
     link: SigmaLink
     pool: WorkerPool
@@ -81,7 +85,15 @@ class Core:
     def parts(self, *, polling: bool = True, web: Part | None = None) -> list[Part]:
         """In start order, with the web server (when given) before anything talks to Sigma. Without
         `polling`, no poll thread and no scheduler: the caller runs the cycles (`once`, tests)."""
-        parts: list[Part] = [self.state, self.writer, self.link, self.pool, self.registry, self.poller]
+        parts: list[Part] = [
+            self.state,
+            self.ownership,
+            self.writer,
+            self.link,
+            self.pool,
+            self.registry,
+            self.poller,
+        ]
         if web is not None:
             parts.append(web)
         if polling:
@@ -113,6 +125,7 @@ def build_core(
                 "state.url is memory: runs registered through the API and report history are lost on restart"
             )
     shard = Shard(shard_index, shard_count)
+    state.token = owner_token(str(shard))
     clock = clock or clock_from_environment(os.environ)
     wake = threading.Event()  # news for the poll thread: arrivals, reloads, schedule starts
     in_force = ConfigInForce(config)
@@ -122,10 +135,22 @@ def build_core(
     writer = StateWriter(state)
     link = SigmaLink(config, stats, on_secret=on_secret, on_exchange=on_exchange)
     pool = WorkerPool(config.poll.concurrency)
-    registry = Registry(state, writer, max_runs=config.retention.max_runs, shard=shard, wake=wake)
+    registry = Registry(
+        state,
+        writer,
+        max_runs=config.retention.max_runs,
+        max_identities=config.retention.max_identities,
+        shard=shard,
+        wake=wake,
+    )
     inbox = ReloadInbox(wake)
+    ownership = Ownership(state, shard, wake=wake)
 
     def active_runs(key: tuple[str, str]) -> int:
+        try:  # whichever shard holds them
+            return state.active_count(*key)
+        except StoreError:
+            pass
         for identity in latest.current().snapshot.identities:
             if identity.record.key == key:
                 return identity.active
@@ -151,10 +176,25 @@ def build_core(
         writer=writer,
         stats=stats,
         info=info,
+        ownership=ownership,
         schedule_counts=scheduler.counters,
     )
     loop = PollLoop(poller, wake)
-    return Core(in_force, latest, state, writer, link, pool, registry, inbox, poller, loop, scheduler, clock)
+    return Core(
+        in_force,
+        latest,
+        state,
+        ownership,
+        writer,
+        link,
+        pool,
+        registry,
+        inbox,
+        poller,
+        loop,
+        scheduler,
+        clock,
+    )
 
 
 def start_parts(parts: Parts, config: Config) -> None:

@@ -158,11 +158,14 @@ class StateConfig:
 @dataclass(frozen=True)
 class RetentionConfig:
     """`retention:`: how long api and schedule runs are kept once final or while never final, and how many
-    runs may be held."""
+    runs may be held; how long a report identity with no run and no expectation is kept, and how many
+    identities may be held across shards."""
 
     final_seconds: float = 86400.0
     abandon_after_seconds: float = 172800.0
     max_runs: int = 100000
+    identity_seconds: float = 34_560_000.0  # 400 days: a yearly report survives
+    max_identities: int = 10000
 
 
 @dataclass(frozen=True)

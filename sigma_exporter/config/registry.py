@@ -61,12 +61,19 @@ def parse_state(section: Section, environ: Mapping[str, str]) -> StateConfig:
 
 def parse_retention(section: Section) -> RetentionConfig:
     """`retention:`, within bounds."""
+    identity_seconds = section.number("identity_seconds", 34_560_000.0, minimum=0, maximum=100 * 366 * 86400)
+    if identity_seconds <= 0:
+        raise section.error(
+            "identity_seconds", f"should be a positive number of seconds, got {identity_seconds:g}"
+        )
     config = RetentionConfig(
         final_seconds=section.number("final_seconds", 86400.0, minimum=0, maximum=366 * 86400),
         abandon_after_seconds=section.number(
             "abandon_after_seconds", 172800.0, minimum=1, maximum=366 * 86400
         ),
         max_runs=section.integer("max_runs", 100000, minimum=1, maximum=10_000_000),
+        identity_seconds=identity_seconds,
+        max_identities=section.integer("max_identities", 10000, minimum=1, maximum=10_000_000),
     )
     section.done()
     return config

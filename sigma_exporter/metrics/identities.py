@@ -203,7 +203,14 @@ def registry_families(snapshot: Snapshot) -> Iterator[Family]:
         "1 when the last write to the state store succeeded.",
         value=float(registry.state_up),
     )
-    yield from (runs, counts, gone, up)
+    refused = counter(
+        "sigma_identities_refused",
+        "Report identities not created because retention.max_identities are held (their runs are exported "
+        "per run only).",
+        [],
+    )
+    refused.add([], float(registry.identities_refused), "_total")
+    yield from (runs, counts, gone, refused, up)
     if registry.schedules:
         started = counter(
             "sigma_schedule_runs_started",

@@ -52,6 +52,7 @@ class RegistryState:
     state_up: bool = True
     duration_bounds: tuple[float, ...] = ()
     schedules: tuple[tuple[tuple[str, str], int], ...] = ()  # (schedule, result) -> runs started
+    identities_refused: int = 0  # identities not created beyond retention.max_identities
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from sigma_exporter.poll.waiting import seconds_to_wait
 from sigma_exporter.poll.workers import BatchResult, WorkerPool
 from sigma_exporter.runs.held import HeldRun, Key, Observation
 from sigma_exporter.runs.holdings import Holdings
+from sigma_exporter.runs.ownership import Ownership
 from sigma_exporter.runs.registry import Registry
 from sigma_exporter.runs.store import StateStore
 from sigma_exporter.runs.store.writer import StateWriter
@@ -55,6 +56,7 @@ class Poller:
         writer: StateWriter,
         stats: ApiStats,
         info: ExporterInfo,
+        ownership: Ownership,
         schedule_counts: Callable[[], ScheduleCounts] = tuple,
     ) -> None:
         self._in_force = in_force
@@ -67,6 +69,7 @@ class Poller:
         self._identity_views = IdentityViews()
         self._inbox = inbox
         self._writer = writer
+        self._ownership = ownership
         self._stats = stats
         self._info = info
         self._schedule_counts = schedule_counts
@@ -92,6 +95,7 @@ class Poller:
         """Restore the runs and identities the store held, apply the config (an invalid reference file
         raises ConfigError, a store that cannot be read StoreError) and publish what is held."""
         self._holdings.restore(self._state.load())
+        self._holdings.take_news(self._ownership.take())  # the identities this shard took at its start
         self._holdings.use_config(self.config, strict=True)
         self._holdings.forget_restored()
         self._follow_membership()
@@ -149,9 +153,15 @@ class Poller:
     # -- arrivals and waiting --------------------------------------------------------------------------
     def take_arrivals(self) -> bool:
         """Registrations and deletions the registry queued; True when any came."""
+        self._take_write_results()
+        news = self._holdings.take_news(self._ownership.take())
         came = self._holdings.take_arrivals()
         self._follow_membership()
-        return came
+        return came or news
+
+    def _take_write_results(self) -> None:
+        for result in self._writer.take_results():
+            self._holdings.written(result)
 
     def _follow_membership(self) -> None:
         """Runs that joined are due by their last check (never checked: now); runs that left, never."""
@@ -211,6 +221,7 @@ class Poller:
             self._identity_views.submitted(number, to_write.identities)
             if self._writer.up:  # counts are shown once durable: a commit's wait, not a cycle's
                 self._writer.wait_written(number, DURABLE_WAIT_SECONDS)
+        self._take_write_results()  # an identity another process owns is not shown as ours
         return self._publish(up, duration)
 
     def _account(self, seen: list[Observation], chosen: list[HeldRun], cycle_started: float) -> int:

@@ -143,4 +143,5 @@ def registry_state(
         state_up=state_up,
         duration_bounds=holdings.identities.bounds,
         schedules=schedules,
+        identities_refused=holdings.identities.refused_total,
     )

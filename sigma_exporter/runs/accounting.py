@@ -12,7 +12,7 @@ from sigma_exporter.runs.held import HeldRun, ReportRow
 from sigma_exporter.runs.history import history_run
 from sigma_exporter.runs.identities import Identities, IdentityKey
 from sigma_exporter.runs.outcomes import ABANDONED, LOST, outcome_of_run
-from sigma_exporter.runs.store.records import RunRecord
+from sigma_exporter.runs.store.records import Handoff, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,30 @@ def measured(memory: HeldRun, report_ids: list[str], start: float, end: float, l
     return min(max(took, 0.0), longest)
 
 
+def _name(memory: HeldRun, key: IdentityKey) -> str:
+    return next((r.report_name for r in memory.rows if r.report_id and r.report_id == key[1]), "")
+
+
 def touch_identities(memory: HeldRun, identities: Identities) -> None:
-    """Make the run's identities known (with their names and labels) and tell them when it started."""
-    names = {r.report_id: r.report_name for r in memory.rows if r.report_id}
+    """Make the run's identities known (with their names and labels) and tell them when it started; only
+    those this process writes take it in."""
     start = started_at(memory)
     for key in identity_keys(memory):
-        identities.touch(key, names.get(key[1], "") if key[1] else "", memory.ref.labels)
-        identities.started(key, start)
+        if identities.touch(key, _name(memory, key) if key[1] else "", memory.ref.labels, seen=start):
+            identities.started(key, start)
+
+
+def _end(
+    memory: HeldRun,
+    identities: Identities,
+    key: IdentityKey,
+    outcome: str,
+    final_at: float,
+    duration: float | None,
+) -> None:
+    """The run ended for identity `key`: counted here, or handed to the identity's owner."""
+    run = history_run(memory, key, outcome, final_at, duration)
+    identities.end(Handoff(run, _name(memory, key) if key[1] else "", memory.ref.labels))
 
 
 def count_if_final(
@@ -93,8 +110,7 @@ def count_if_final(
     memory.outcome, memory.final_at, memory.dirty = outcome, ended, True
     keys = identity_keys(memory)
     if keys:
-        identities.count(keys[0], outcome, ended, duration, memory.ref.reference)
-        identities.ran(history_run(memory, keys[0], outcome, ended, duration))
+        _end(memory, identities, keys[0], outcome, ended, duration)
     for key in keys[1:]:  # members of a group, each with its own outcome
         row = next(r for r in memory.rows if r.report_id == key[1])
         member = outcome_of_run((row.status,)) or outcome
@@ -103,8 +119,7 @@ def count_if_final(
             if known and start is not None
             else None
         )
-        identities.count(key, member, row.since, member_duration, memory.ref.reference)
-        identities.ran(history_run(memory, key, member, row.since, member_duration))
+        _end(memory, identities, key, member, row.since, member_duration)
     log.info(
         "run ended",
         extra={
@@ -124,8 +139,7 @@ def count_lost(memory: HeldRun, identities: Identities, checked_at: float) -> bo
     memory.outcome, memory.final_at, memory.dirty = LOST, checked_at, True
     keys = identity_keys(memory)
     if keys:
-        identities.count(keys[0], LOST, checked_at, None, memory.ref.reference)
-        identities.ran(history_run(memory, keys[0], LOST, checked_at, None))
+        _end(memory, identities, keys[0], LOST, checked_at, None)
     log.warning("Sigma no longer knows a run; counted as lost", extra={"reference": memory.ref.reference})
     return True
 
@@ -148,8 +162,7 @@ def count_abandoned(memory: HeldRun, identities: Identities, now: float) -> None
     memory.outcome, memory.final_at = ABANDONED, now
     keys = identity_keys(memory)
     if keys:
-        identities.count(keys[0], ABANDONED, now, None, memory.ref.reference)
-        identities.ran(history_run(memory, keys[0], ABANDONED, now, None))
+        _end(memory, identities, keys[0], ABANDONED, now, None)
     log.warning(
         "run abandoned: not final within retention.abandon_after_seconds",
         extra={"reference": memory.ref.reference, "kind": memory.ref.kind},

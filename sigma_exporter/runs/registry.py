@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sigma_exporter.config.model import Reference
 from sigma_exporter.runs.references import Shard
-from sigma_exporter.runs.store import StateStore, StoreError
+from sigma_exporter.runs.store import IdentitiesFull, StateStore, StoreError
 from sigma_exporter.runs.store.records import RunRecord
 from sigma_exporter.runs.store.writer import StateWriter
 
@@ -27,6 +27,14 @@ SYNC_SECONDS = 1.0
 
 class RegistryFull(Exception):
     """`retention.max_runs` runs are held."""
+
+
+class IdentitiesRefused(Exception):
+    """The run's report identity would be new beyond `retention.max_identities` (across shards)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field  # the registration's field that names the identity
 
 
 class KindConflict(Exception):
@@ -68,12 +76,14 @@ class Registry:
         writer: StateWriter,
         *,
         max_runs: int,
+        max_identities: int = 0,
         shard: Shard | None = None,
         wake: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.writer = writer
         self.max_runs = max_runs
+        self.max_identities = max_identities
         self.shard = shard or Shard()
         self._wake = wake or threading.Event()
         self._lock = threading.Lock()
@@ -89,9 +99,10 @@ class Registry:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
-        """With several shards, follow the shared store for runs registered (or deleted) through the
-        others, from its newest sequence number on. Raises StoreError."""
-        if self.shard.count > 1 and self._sync is None:
+        """Follow the store for runs registered (or deleted) through other processes, from its newest
+        sequence number on: the other shards, and while shard counts change (a rolling restart) the
+        processes of the old count, whose runs this one may poll now. Raises StoreError."""
+        if self._sync is None and self.store.description != "memory:":
             self._cursor = self.store.cursor()
             self._sync = threading.Thread(target=self._sync_forever, name="sigma-registry-sync", daemon=True)
             self._sync.start()
@@ -124,14 +135,27 @@ class Registry:
             return len(self._held) + len(self._inbox)
 
     def register(self, ref: Reference) -> Registration:
-        """Raises RegistryFull, KindConflict or StoreError (then nothing was registered)."""
+        """Raises RegistryFull, IdentitiesRefused, KindConflict or StoreError (then nothing was registered)."""
         held = self.held(ref.reference)
         if held is None:
             if self.size() >= self.max_runs:
                 self._count(ref.source, "rejected")
                 raise RegistryFull(f"{self.max_runs} runs are held (retention.max_runs)")
             try:
-                stored = self.store.register(RunRecord(ref, first_seen_at=ref.registered_at))
+                identity = f"{ref.report_group_id}/" if ref.kind == "group" else f"/{ref.report_id}"
+                stored = self.store.register(
+                    RunRecord(ref, first_seen_at=ref.registered_at),
+                    self.max_identities,
+                    own_identity=self.shard.owns(identity),
+                )
+            except IdentitiesFull:
+                self._count(ref.source, "rejected")
+                field = "report_group_id" if ref.kind == "group" else "report_id"
+                raise IdentitiesRefused(
+                    f"{self.max_identities} report identities are held (retention.max_identities); "
+                    f"{field} would be a new one",
+                    field,
+                ) from None
             except StoreError as exc:
                 self._refused(ref.reference, exc)
                 self._count(ref.source, "rejected")

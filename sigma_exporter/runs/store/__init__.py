@@ -4,6 +4,7 @@ nothing. `StateWriter` writes what the poller changed off the poll thread."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -14,13 +15,17 @@ from sigma_exporter.runs.store.records import (
     Arrivals,
     Changes,
     ExpectedRun,
+    Handoff,
     History,
     HistoryRun,
+    IdentityKey,
     IdentityRecord,
     Loaded,
     RunRecord,
     StoreError,
+    WriteResult,
 )
+from sigma_exporter.runs.store.sql import IdentitiesFull
 
 
 class StateStore(Protocol):
@@ -30,11 +35,16 @@ class StateStore(Protocol):
     each raises StoreError when the store cannot read or write. Who calls what: app.py `start` (migrate)
     and `stop`; the registry `register`, `get`, `delete`, `cursor`, `arrivals`, `prune_tombstones` (API
     threads and its sync thread); the poller `load` (at start); the writer `write` (its own thread); the
-    scheduler `firings` and `claim_firing`; the API and the status page `identities` and `history` (server
-    threads).
+    scheduler `firings`, `claim_firing` and `active_count`; the owner's sync (runs/ownership.py) `renew`,
+    `release`, `free_identities`, `acquire`, `outcomes` and `active_runs`; the API and the status page
+    `identities` and `history` (server threads).
+
+    One writer per report identity: only the process that `acquire`d an identity (its `token` owns it, at an
+    epoch) writes its record and history; `write` leaves the others alone and says which it lost.
     """
 
     description: str
+    token: str  # this process, as the owner of identities
 
     def start(self) -> None:
         """Connect and bring the schema up to date (refusing a newer one)."""
@@ -48,8 +58,12 @@ class StateStore(Protocol):
     def load(self) -> Loaded:
         """Everything held: runs, identities, and the newest sequence number."""
 
-    def register(self, record: RunRecord) -> RunRecord | None:
-        """Insert a new run, durable on return (None); or the run already held under its reference."""
+    def register(
+        self, record: RunRecord, max_identities: int = 0, own_identity: bool = False
+    ) -> RunRecord | None:
+        """Insert a new run, durable on return (None), its identity reserved (this process's when
+        `own_identity`); or the run already held under its reference. Raises IdentitiesFull when its identity
+        would be new beyond `max_identities`."""
 
     def get(self, reference: str) -> RunRecord | None:
         """The run held under `reference`, if any."""
@@ -57,8 +71,33 @@ class StateStore(Protocol):
     def delete(self, reference: str) -> bool:
         """Delete a run, leaving a tombstone for the shard that polls it; False when none was held."""
 
-    def write(self, changes: Changes) -> None:
-        """What the poller changed (runs, retirements, identities, history), in one transaction."""
+    def write(self, changes: Changes) -> WriteResult:
+        """What the poller changed (runs, retirements, identities, history, hand-offs), in one transaction;
+        the identities this process could not write (lost to another owner, or refused)."""
+
+    def renew(self, until: float) -> dict[IdentityKey, int]:
+        """Renew this process's lease to `until` (Unix time); the identities it owns, with their epochs."""
+
+    def release(self) -> None:
+        """Let every identity this process owns go."""
+
+    def free_identities(self, now: float, takeover: bool = False) -> list[IdentityKey]:
+        """The identities no live process owns (`now`: leases that ran out before it are dead); with
+        `takeover` (at start) also those of this process's predecessor: the same shard on the same host."""
+
+    def acquire(
+        self, keys: Sequence[IdentityKey], now: float, takeover: bool = False
+    ) -> list[tuple[IdentityRecord, int, tuple[str, ...]]]:
+        """Take the free identities of `keys`: each record, its new epoch and its history's references."""
+
+    def outcomes(self) -> list[Handoff]:
+        """Every outcome waiting for its identity's owner."""
+
+    def active_runs(self) -> tuple[RunRecord, ...]:
+        """Every run held, by any shard, that is not final."""
+
+    def active_count(self, report_group_id: str, report_id: str) -> int:
+        """How many runs registered for the identity, by any shard, are not final."""
 
     def identities(self) -> tuple[IdentityRecord, ...]:
         """Every identity held, by any shard, sorted."""
@@ -116,13 +155,17 @@ __all__ = [
     "Arrivals",
     "Changes",
     "ExpectedRun",
+    "Handoff",
     "History",
     "HistoryRun",
+    "IdentitiesFull",
+    "IdentityKey",
     "IdentityRecord",
     "Loaded",
     "RunRecord",
     "StateStore",
     "StoreError",
+    "WriteResult",
     "open_store",
     "store_for",
 ]

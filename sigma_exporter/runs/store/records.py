@@ -63,6 +63,11 @@ class IdentityRecord:
     # (bucket_index, reference, duration, ended_at) sorted by index.
     latest_runs: tuple[tuple[str, str, float], ...] = ()
     latest_buckets: tuple[tuple[int, str, float, float], ...] = ()
+    # When a run of it last joined or ended (identity retention counts from it); the owner's current
+    # verdict, stored so that every shard's pages agree.
+    seen_at: float | None = None
+    missed: bool = False
+    overdue: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -115,6 +120,39 @@ class ExpectedRun:
 #: Runs and judged expected times kept per identity.
 HISTORY_LENGTH = 50
 
+IdentityKey = tuple[str, str]  # (report_group_id, report_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """A run that ended, for one identity it feeds, as the shard that polled it hands it to the identity's
+    owner (through the store's `outcomes` when that is another shard): what the owner counts, keeps in the
+    history and names its exemplars with, and the report's name and labels."""
+
+    run: HistoryRun
+    report_name: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(report_group_id, report_id, reference): one outcome per identity and run."""
+        return self.run.key
+
+    @property
+    def identity(self) -> IdentityKey:
+        """The identity it is counted in."""
+        return (self.run.report_group_id, self.run.report_id)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did to the identities it carried: `lost`, (identity, the epoch it was written under),
+    owned by another process now (this one writes them no more, and their counts went to the outcomes for
+    that owner); `refused`, new beyond `retention.max_identities` (not created, their outcomes dropped)."""
+
+    lost: tuple[tuple[IdentityKey, int], ...] = ()
+    refused: tuple[IdentityKey, ...] = ()
+
 
 @dataclass(frozen=True)
 class History:
@@ -128,16 +166,36 @@ class History:
 
 @dataclass(frozen=True)
 class Changes:
-    """What one poll cycle changed, written in one transaction."""
+    """What one poll cycle changed, written in one transaction.
+
+    Identity records are written only under the epoch this process holds them at (`epochs`; 0 for an
+    identity it creates, which is stored at epoch 1). `handoffs` are the outcomes of the runs this shard polls: one whose identity is
+    written in the same transaction is counted in it; any other is stored for its owner. `consumed` are
+    stored outcomes counted in the identities written here, deleted with that write. `dropped` identities
+    were retired: their records and history go."""
 
     runs: tuple[RunRecord, ...] = ()
     retired: tuple[str, ...] = ()  # references
     identities: tuple[IdentityRecord, ...] = ()
     history: tuple[HistoryRun, ...] = ()
     expected: tuple[ExpectedRun, ...] = ()
+    epochs: tuple[tuple[IdentityKey, int], ...] = ()
+    handoffs: tuple[Handoff, ...] = ()
+    consumed: tuple[tuple[str, str, str], ...] = ()
+    dropped: tuple[tuple[IdentityKey, int], ...] = ()
+    max_identities: int = 0  # retention.max_identities for identities created here (0: no limit)
 
     def __bool__(self) -> bool:
-        return bool(self.runs or self.retired or self.identities or self.history or self.expected)
+        return bool(
+            self.runs
+            or self.retired
+            or self.identities
+            or self.history
+            or self.expected
+            or self.handoffs
+            or self.consumed
+            or self.dropped
+        )
 
     def merged(self, later: Changes) -> Changes:
         """`self` then `later`, as one: the latest record of each run and identity wins."""
@@ -153,12 +211,26 @@ class Changes:
         identities.update((i.key, i) for i in later.identities)
         history = {h.key: h for h in (*self.history, *later.history)}
         expected = {e.key: e for e in (*self.expected, *later.expected)}
+        epochs = dict(self.epochs)
+        epochs.update(later.epochs)
+        dropped = dict(self.dropped)
+        dropped.update(later.dropped)
+        for key in dropped:
+            identities.pop(key, None)
+        for key in dict(later.epochs):  # taken again after it was dropped
+            dropped.pop(key, None)
+        handoffs = {h.key: h for h in (*self.handoffs, *later.handoffs)}
         return Changes(
             tuple(runs.values()),
             tuple(retired),
             tuple(identities.values()),
             tuple(history.values()),
             tuple(expected.values()),
+            tuple(epochs.items()),
+            tuple(handoffs.values()),
+            tuple(dict.fromkeys((*self.consumed, *later.consumed))),
+            tuple(dropped.items()),
+            max(self.max_identities, later.max_identities),
         )
 
 
@@ -251,6 +323,9 @@ def identity_json(record: IdentityRecord) -> str:
             "missed_open": record.missed_open,
             "latest_runs": [list(entry) for entry in record.latest_runs],
             "latest_buckets": [list(entry) for entry in record.latest_buckets],
+            "seen_at": record.seen_at,
+            "missed": record.missed,
+            "overdue": record.overdue,
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -285,6 +360,9 @@ def identity_of(report_group_id: str, report_id: str, text: str) -> IdentityReco
         latest_buckets=tuple(
             (int(i), str(r), float(d), float(t)) for i, r, d, t in data.get("latest_buckets", [])
         ),
+        seen_at=_opt(data.get("seen_at")),
+        missed=bool(data.get("missed", False)),
+        overdue=bool(data.get("overdue", False)),
     )
 
 
@@ -344,4 +422,27 @@ def expected_run_of(report_group_id: str, report_id: str, expected_at: float, te
         started_at=_opt(data.get("started_at")),
         late=bool(data.get("late", False)),
         missed=bool(data.get("missed", False)),
+    )
+
+
+def handoff_json(handoff: Handoff) -> str:
+    """A hand-off as the store's `outcomes` keep it (its identity and reference are columns of their own)."""
+    return json.dumps(
+        {
+            **history_run_fields(handoff.run),
+            "report_name": handoff.report_name,
+            "labels": dict(handoff.labels),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def handoff_of(report_group_id: str, report_id: str, reference: str, text: str) -> Handoff:
+    """`handoff_json` read back."""
+    data = json.loads(text)
+    return Handoff(
+        history_run_of(report_group_id, report_id, reference, text),
+        report_name=str(data.get("report_name", "")),
+        labels=tuple(sorted((str(k), str(v)) for k, v in data.get("labels", {}).items())),
     )

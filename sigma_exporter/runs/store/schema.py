@@ -83,6 +83,43 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             )""",
         ),
     ),
+    (
+        5,
+        (
+            # One writer per report identity. The identities move to a table of another name, so that a shard
+            # of schema 4 still running on a migrated database fails loudly (its writes of whole identity
+            # records name a table that is gone, and it reports sigma_state_up 0) instead of undoing the
+            # owner's counts. Each row names its owner (a process's token) and an epoch, raised at each
+            # change of owner: a write names both, so a process that lost the identity writes nothing.
+            """CREATE TABLE report_identities (
+                report_group_id TEXT NOT NULL,
+                report_id TEXT NOT NULL,
+                record TEXT NOT NULL,
+                owner TEXT,
+                epoch BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (report_group_id, report_id)
+            )""",
+            # A row several shards wrote before is taken as it stands: no shard knows more of it.
+            "INSERT INTO report_identities (report_group_id, report_id, record) "
+            "SELECT report_group_id, report_id, record FROM identities",
+            "DROP TABLE identities",
+            # The processes that own identities, each with the time its lease runs to (renewed every
+            # second): an identity whose owner's lease ran out may be taken by the shard it hashes to.
+            "CREATE TABLE owners (token TEXT PRIMARY KEY, lease_until DOUBLE PRECISION NOT NULL)",
+            # Runs that ended at a shard other than their identity's owner, waiting for the owner to count
+            # them: written in the transaction that marks the run counted, deleted in the owner's
+            # transaction that counts it.
+            """CREATE TABLE outcomes (
+                report_group_id TEXT NOT NULL,
+                report_id TEXT NOT NULL,
+                reference TEXT NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (report_group_id, report_id, reference)
+            )""",
+            # The runs not yet final, by identity: skip_if_running and the owner's active runs ask it.
+            "CREATE INDEX runs_active ON runs (report_group_id, report_id) WHERE outcome = ''",
+        ),
+    ),
 )
 
 LATEST: Final = MIGRATIONS[-1][0]

@@ -15,13 +15,14 @@ from sigma_exporter.runs.store.group import GroupCommit
 from sigma_exporter.runs.store.records import (
     Arrivals,
     Changes,
+    Handoff,
     History,
+    IdentityKey,
     IdentityRecord,
     Loaded,
     RunRecord,
     StoreError,
-    identity_json,
-    identity_of,
+    WriteResult,
     labels_json,
     labels_of,
     seen_json,
@@ -31,6 +32,7 @@ from sigma_exporter.runs.store.records import (
 )
 from sigma_exporter.runs.store.schema import LATEST, MIGRATIONS
 from sigma_exporter.runs.store.sqlhistory import HistoryTables
+from sigma_exporter.runs.store.sqlidentities import IdentityTables
 
 RUN_COLUMNS = (
     "reference, kind, source, labels, report_id, report_group_id, submitted_at, registered_at, "
@@ -41,6 +43,7 @@ _VALUES = ", ".join("?" * (RUN_COLUMNS.count(",") + 2))  # the columns and seq
 _SELECT_RUNS = f"SELECT {RUN_COLUMNS} FROM runs"  # noqa: S608
 _SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE reference = ?"  # noqa: S608
 _SELECT_ARRIVALS = f"SELECT {RUN_COLUMNS}, seq FROM runs WHERE seq > ? ORDER BY seq"  # noqa: S608
+_SELECT_ACTIVE = f"SELECT {RUN_COLUMNS} FROM runs WHERE outcome = ''"  # noqa: S608
 _UPSERT_RUN = (
     f"INSERT INTO runs ({RUN_COLUMNS}, seq) VALUES ({_VALUES}) "  # noqa: S608
     "ON CONFLICT (reference) DO UPDATE SET kind = excluded.kind, source = excluded.source, "
@@ -111,16 +114,27 @@ def record_of(row: Sequence[Any]) -> RunRecord:
     )
 
 
+class IdentitiesFull(Exception):
+    """A registration's identity would be new beyond `retention.max_identities`."""
+
+
+Registered = RunRecord | IdentitiesFull | None
+
+
 class SQLStore(ABC):
     """A state store on one DB-API connection, used by one thread at a time (behind a lock). See
     `StateStore` for what each method promises and who calls it."""
 
     def __init__(self, description: str) -> None:
         self.description = description
+        self.token = owner_token()
         self._lock = threading.Lock()
         self._conn: Any = None
-        self._registrations: GroupCommit[RunRecord, RunRecord | None] = GroupCommit(self._register_batch)
+        self._registrations: GroupCommit[tuple[RunRecord, int, bool], Registered] = GroupCommit(
+            self._register_batch
+        )
         self._history = HistoryTables()
+        self._identities = IdentityTables()
 
     # -- dialect ---------------------------------------------------------------------------------------
     @abstractmethod
@@ -209,29 +223,40 @@ class SQLStore(ABC):
         return LATEST
 
     def load(self) -> Loaded:
-        """Every run and identity held, and the newest sequence number."""
+        """Every run held, and the newest sequence number (identities are taken with `acquire`)."""
         with self._transaction() as cur:
             self._run(cur, _SELECT_RUNS)
             runs = tuple(record_of(row) for row in cur.fetchall())
-            self._run(cur, "SELECT report_group_id, report_id, record FROM identities")
-            identities = tuple(identity_of(g, r, text) for g, r, text in cur.fetchall())
             self._run(cur, "SELECT value FROM meta WHERE name = 'seq'")
             cursor = int(cur.fetchone()[0])
-        return Loaded(runs, identities, cursor)
+        return Loaded(runs, (), cursor)
 
-    def register(self, record: RunRecord) -> RunRecord | None:
+    def register(
+        self, record: RunRecord, max_identities: int = 0, own_identity: bool = False
+    ) -> RunRecord | None:
         """Insert a run unless one with its reference is held; returns that one, or None once the new run
-        is committed (durable). Atomic: of concurrent registrations of one reference, one creates it.
-        Concurrent callers are committed together (group commit), each still only once durable."""
-        return self._registrations.submit(record)
+        is committed (durable), its identity reserved. Atomic: of concurrent registrations of one reference,
+        one creates it. Concurrent callers are committed together (group commit), each still only once
+        durable. Raises IdentitiesFull when the run's identity would be new beyond `max_identities`; a new
+        identity is this process's when `own_identity` (it hashes here)."""
+        result = self._registrations.submit((record, max_identities, own_identity))
+        if isinstance(result, IdentitiesFull):
+            raise result
+        return result
 
-    def _register_batch(self, records: Sequence[RunRecord]) -> list[RunRecord | None]:
-        held: list[RunRecord | None] = []
+    def _register_batch(self, items: Sequence[tuple[RunRecord, int, bool]]) -> list[Registered]:
+        held: list[Registered] = []
         with self._transaction() as cur:
-            last = self._next_seq(cur, len(records))  # takes the write lock (SQLite) or row lock (PostgreSQL)
-            for seq, record in enumerate(records, start=last - len(records) + 1):
+            last = self._next_seq(cur, len(items))  # takes the write lock (SQLite) or row lock (PostgreSQL)
+            for seq, (record, limit, own) in enumerate(items, start=last - len(items) + 1):
                 self._run(cur, INSERT_RUN, (*run_row(record), seq))
                 if cur.rowcount == 1:
+                    key = registered_identity(record)
+                    owner = self.token if own else None
+                    if key is not None and not self._identities.reserve(cur, self._sql, key, limit, owner):
+                        self._run(cur, "DELETE FROM runs WHERE reference = ?", (record.ref.reference,))
+                        held.append(IdentitiesFull(f"{limit} report identities are held"))
+                        continue
                     held.append(None)
                     continue
                 self._run(cur, _SELECT_RUN, (record.ref.reference,))
@@ -259,8 +284,8 @@ class SQLStore(ABC):
                 )
         return deleted
 
-    def write(self, changes: Changes) -> None:
-        """What the poller changed, in one transaction."""
+    def write(self, changes: Changes) -> WriteResult:
+        """What the poller changed, in one transaction; the identities it could not write."""
         with self._transaction() as cur:
             for record in changes.runs:
                 if record.ref.source in ("config", "file"):
@@ -270,37 +295,74 @@ class SQLStore(ABC):
                     self._run(cur, _UPDATE_RUN, (*row[3:6], *row[8:], record.ref.reference))
             for reference in changes.retired:
                 self._run(cur, "DELETE FROM runs WHERE reference = ?", (reference,))
-            for identity in changes.identities:
-                self._upsert_identity(cur, identity)
-            self._history.write(cur, self._sql, changes.history, changes.expected)
+            result, written = self._identities.write(cur, self._sql, changes, self.token)
+            self._history.write(
+                cur,
+                self._sql,
+                [h for h in changes.history if h.key[:2] in written],
+                [e for e in changes.expected if e.key[:2] in written],
+            )
+        return result
 
     def identities(self) -> tuple[IdentityRecord, ...]:
         """Every identity held (by any shard), sorted by identity."""
         with self._transaction() as cur:
-            self._run(
-                cur,
-                "SELECT report_group_id, report_id, record FROM identities ORDER BY report_group_id, report_id",
-            )
-            return tuple(identity_of(g, r, text) for g, r, text in cur.fetchall())
+            return self._identities.read_all(cur, self._sql)
 
     def history(self, report_group_id: str, report_id: str) -> History | None:
         """An identity's history, newest first; None when the identity is not held."""
         key = (report_group_id, report_id)
         with self._transaction() as cur:
-            self._run(cur, "SELECT record FROM identities WHERE report_group_id = ? AND report_id = ?", key)
-            row = cur.fetchone()
-            if row is None:
+            record = self._identities.read_one(cur, self._sql, key)
+            if record is None:
                 return None
             runs, expected = self._history.read(cur, self._sql, key)
-        return History(identity_of(*key, row[0]), runs, expected)
+        return History(record, runs, expected)
 
-    def _upsert_identity(self, cur: Any, identity: IdentityRecord) -> None:
-        self._run(
-            cur,
-            "INSERT INTO identities (report_group_id, report_id, record) VALUES (?, ?, ?) "
-            "ON CONFLICT (report_group_id, report_id) DO UPDATE SET record = excluded.record",
-            (identity.report_group_id, identity.report_id, identity_json(identity)),
-        )
+    # -- one writer per identity -----------------------------------------------------------------------
+    def renew(self, until: float) -> dict[IdentityKey, int]:
+        """Renew this process's lease to `until`; the identities it owns, with their epochs."""
+        with self._transaction() as cur:
+            self._identities.renew(cur, self._sql, self.token, until)
+            return self._identities.mine(cur, self._sql, self.token)
+
+    def release(self) -> None:
+        """Let every identity this process owns go, for their shards to take at once."""
+        with self._transaction() as cur:
+            self._identities.release(cur, self._sql, self.token)
+
+    def free_identities(self, now: float, takeover: bool = False) -> list[IdentityKey]:
+        """The identities no live process owns (with `takeover`, also this process's predecessor's)."""
+        with self._transaction() as cur:
+            return self._identities.free(cur, self._sql, self.token, now, takeover)
+
+    def acquire(
+        self, keys: Sequence[IdentityKey], now: float, takeover: bool = False
+    ) -> list[tuple[IdentityRecord, int, tuple[str, ...]]]:
+        """Take the free identities of `keys`: each record, its epoch and its history's references."""
+        with self._transaction() as cur:
+            return self._identities.acquire(cur, self._sql, self.token, keys, now, takeover)
+
+    def outcomes(self) -> list[Handoff]:
+        """Every outcome waiting for its identity's owner."""
+        with self._transaction() as cur:
+            return self._identities.outcomes(cur, self._sql)
+
+    def active_runs(self) -> tuple[RunRecord, ...]:
+        """Every run held, by any shard, that is not final."""
+        with self._transaction() as cur:
+            self._run(cur, _SELECT_ACTIVE)
+            return tuple(record_of(row) for row in cur.fetchall())
+
+    def active_count(self, report_group_id: str, report_id: str) -> int:
+        """How many runs registered for the identity, by any shard, are not final."""
+        with self._transaction() as cur:
+            self._run(
+                cur,
+                "SELECT count(*) FROM runs WHERE outcome = '' AND report_group_id = ? AND report_id = ?",
+                (report_group_id, report_id),
+            )
+            return int(cur.fetchone()[0])
 
     def cursor(self) -> int:
         """The newest sequence number."""
@@ -345,6 +407,25 @@ class SQLStore(ABC):
         """Close the connection (the next call opens a new one)."""
         with self._lock:
             self._drop()
+
+
+def registered_identity(record: RunRecord) -> IdentityKey | None:
+    """The identity a registration names (a report's, or a group's as a whole), None when it names none."""
+    ref = record.ref
+    if ref.kind == "report":
+        return ("", ref.report_id) if ref.report_id else None
+    return (ref.report_group_id, "") if ref.report_group_id else None
+
+
+def owner_token(shard: str = "0/1") -> str:
+    """This process's name as an owner of identities: unique, and telling where it runs. Before the first
+    colon it names the host and the shard: a process restarted there takes its predecessor's identities at
+    once (a killed one's lease would otherwise hold them until it runs out)."""
+    import os
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}/{shard}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def _first_line(exc: BaseException) -> str:

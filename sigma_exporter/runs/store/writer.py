@@ -11,7 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from sigma_exporter.runs.store.records import Changes, StoreError
+from sigma_exporter.runs.store.records import Changes, StoreError, WriteResult
 
 if TYPE_CHECKING:
     from sigma_exporter.runs.store import StateStore
@@ -23,8 +23,9 @@ RETRY_MAX_SECONDS = 4.0  # a store back again is written to within 5 s
 
 
 class StateWriter:
-    """Writes what the poller changed on a thread of its own. The poll thread calls `submit`; the registry
-    `mark`s how its own writes went; anyone may read `up`; app.py calls `start` and `stop`."""
+    """Writes what the poller changed on a thread of its own. The poll thread calls `submit` and
+    `take_results`; the registry `mark`s how its own writes went; anyone may read `up`; app.py calls `start`
+    and `stop`."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
@@ -37,6 +38,7 @@ class StateWriter:
         self._up = True
         self.failures_total = 0
         self.writes_total = 0
+        self._results: list[WriteResult] = []  # identities the writes lost or refused, for the poll thread
         self._thread = threading.Thread(target=self._run, name="sigma-state-writer", daemon=True)
 
     def start(self) -> None:
@@ -78,6 +80,12 @@ class StateWriter:
                 self._cond.notify_all()
             return self._submitted
 
+    def take_results(self) -> list[WriteResult]:
+        """What the writes since the last call lost or refused of the identities they carried."""
+        with self._cond:
+            results, self._results = self._results, []
+        return results
+
     @property
     def written(self) -> int:
         """The number of the latest submission that is durable: it and every one before it."""
@@ -117,7 +125,7 @@ class StateWriter:
                 number = self._submitted
                 self._writing = True
             try:
-                self.store.write(batch)
+                result = self.store.write(batch)
             except StoreError as exc:
                 self.failures_total += 1
                 if self.mark(False):
@@ -144,6 +152,8 @@ class StateWriter:
             self.writes_total += 1
             delay = RETRY_MIN_SECONDS
             with self._cond:
+                if result.lost or result.refused:
+                    self._results.append(result)
                 self._written = number
                 self._writing = False
                 self._cond.notify_all()

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from sigma_exporter.config.secret import Secret
 from sigma_exporter.metrics.latest import LatestSnapshot
-from sigma_exporter.runs.registry import KindConflict, NotDeletable, Registry, RegistryFull
+from sigma_exporter.runs.registry import IdentitiesRefused, KindConflict, NotDeletable, Registry, RegistryFull
 from sigma_exporter.runs.store.records import StoreError
 from sigma_exporter.web.api.openapi import openapi_document
 from sigma_exporter.web.api.parse import FieldError, parse_registration
@@ -126,6 +126,8 @@ class Api:
             result = await loop.run_in_executor(None, self.registry.register, ref)
         except RegistryFull as exc:
             return error(429, str(exc))
+        except IdentitiesRefused as exc:
+            return error(429, str(exc), exc.field)
         except KindConflict as exc:
             return error(409, str(exc), "kind")
         except StoreError:

@@ -198,7 +198,7 @@ def openapi_document() -> dict[str, Any]:
                         "409": _error("Held with another kind"),
                         "413": {"description": "Body over 64 KiB"},
                         "415": _error("Not JSON"),
-                        "429": _error("retention.max_runs reached"),
+                        "429": _error("retention.max_runs or retention.max_identities reached"),
                         **write_errors,
                     },
                 },

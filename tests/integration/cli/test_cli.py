@@ -191,7 +191,7 @@ def test_port_taken_fails_clearly(simulator: Simulator, tmp_path: Path) -> None:
 
 
 def test_identities_link_to_their_page_under_the_external_url(
-    simulator: Simulator, exporter_process: Start
+    simulator: Simulator, exporter_process: Start, tmp_path: Path
 ) -> None:
     def urls(proc: ExporterProcess) -> set[str]:
         info = [line for line in proc.metrics().splitlines() if line.startswith("sigma_report_info{")]
@@ -201,7 +201,8 @@ def test_identities_link_to_their_page_under_the_external_url(
     proxied = exporter_process(
         vendor_config(simulator.url), env={"SIGMA_EXPORTER_WEB_EXTERNAL_URL": "https://gw.example.com/sigma"}
     )
-    default = exporter_process(vendor_config(simulator.url))
+    # A state store of its own: one shard's identities have one writer, and these are two exporters.
+    default = exporter_process(vendor_config(simulator.url), "--storage.path", str(tmp_path / "default"))
     proxied.wait_ready()
     default.wait_ready()
     assert "https://gw.example.com/sigma/report?report_group_id=&report_id=rpt-failed" in urls(proxied)

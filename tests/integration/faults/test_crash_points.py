@@ -69,7 +69,7 @@ def read_store(query: Callable[[str], list[tuple[Any, ...]]]) -> Durable:
     for reference, report_id, outcome in query("SELECT reference, report_id, outcome FROM runs"):
         assert reference not in durable.runs, f"{reference} stored twice"
         durable.runs[reference] = (report_id, outcome)
-    for report_id, record in query("SELECT report_id, record FROM identities"):
+    for report_id, record in query("SELECT report_id, record FROM report_identities"):
         durable.identities[report_id] = json.loads(record)
     return durable
 

@@ -52,8 +52,8 @@ def test_history_keeps_the_newest_runs_newest_first_across_a_reopen(
     failed = ended(DAILY, 99, "failure", error_code="RPT-500", error_message='query failed: "x" \\n')
     # In several transactions (as the writer sends them), one run of another identity among them.
     store.write(Changes(identities=(DAILY, MEMBER), history=tuple(runs[:30])))
-    store.write(Changes(history=(*runs[30:], ended(MEMBER, 1))))
-    store.write(Changes(history=(failed,)))
+    store.write(Changes(identities=(DAILY, MEMBER), history=(*runs[30:], ended(MEMBER, 1))))
+    store.write(Changes(identities=(DAILY,), history=(failed,)))
     history = make_store().history("", "rpt-daily")  # another connection: a restart
     assert history is not None and history.identity == DAILY
     assert len(history.runs) == HISTORY_LENGTH
@@ -66,9 +66,9 @@ def test_history_keeps_the_newest_runs_newest_first_across_a_reopen(
 def test_history_outlives_the_run_it_tells_of(make_store: Callable[[], StateStore]) -> None:
     store = make_store()
     record = api_run("ref-7", report_id="rpt-daily")
-    store.register(record)
+    store.register(record, own_identity=True)  # the identity hashes to the registering shard
     store.write(Changes(runs=(RunRecord(record.ref, final_at=NOW, outcome="failure"),), identities=(DAILY,)))
-    store.write(Changes(retired=("ref-7",), history=(ended(DAILY, 7, "failure"),)))
+    store.write(Changes(retired=("ref-7",), identities=(DAILY,), history=(ended(DAILY, 7, "failure"),)))
     assert store.get("ref-7") is None
     history = make_store().history("", "rpt-daily")
     assert history is not None and [r.reference for r in history.runs] == ["ref-7"]
@@ -83,7 +83,7 @@ def test_a_late_start_replaces_the_missed_verdict_and_the_newest_50_are_kept(
     missed = ExpectedRun("", "rpt-daily", times[-1], missed=True)
     store.write(Changes(identities=(DAILY,), expected=(*verdicts, missed)))
     late = ExpectedRun("", "rpt-daily", times[-1], started_at=times[-1] + 900, late=True, missed=True)
-    store.write(Changes(expected=(late,)))
+    store.write(Changes(identities=(DAILY,), expected=(late,)))
     history = make_store().history("", "rpt-daily")
     assert history is not None and history.runs == ()
     assert len(history.expected) == HISTORY_LENGTH
@@ -105,7 +105,7 @@ def test_identities_are_listed_sorted_and_an_unknown_one_has_no_history(
 def test_the_memory_store_keeps_the_same_history(length: int) -> None:
     store = MemoryStore()
     store.write(Changes(identities=(DAILY,), history=tuple(ended(DAILY, n) for n in range(length))))
-    store.write(Changes(expected=(ExpectedRun("", "rpt-daily", NOW, missed=True),)))
+    store.write(Changes(identities=(DAILY,), expected=(ExpectedRun("", "rpt-daily", NOW, missed=True),)))
     history = store.history("", "rpt-daily")
     assert history is not None
     assert [r.reference for r in history.runs] == [f"ref-{n}" for n in range(length - 1, 2, -1)]
@@ -118,7 +118,13 @@ def test_the_history_table_stays_bounded_however_many_runs_end(tmp_path: Path) -
     store.start()
     store.write(Changes(identities=(DAILY,)))
     for n in range(400):  # one run ending per write, as the poller sends them
-        store.write(Changes(history=(ended(DAILY, n),), expected=(ExpectedRun("", "rpt-daily", NOW + n),)))
+        store.write(
+            Changes(
+                identities=(DAILY,),
+                history=(ended(DAILY, n),),
+                expected=(ExpectedRun("", "rpt-daily", NOW + n),),
+            )
+        )
         with sqlite3.connect(tmp_path / "state.db") as conn:
             (runs,) = conn.execute("SELECT count(*) FROM run_history").fetchone()
             (expected,) = conn.execute("SELECT count(*) FROM expected_history").fetchone()

@@ -74,7 +74,7 @@ def test_write_is_one_transaction_of_runs_retirements_and_identities(
     assert set(runs) == {"api-1", "cfg-1"}
     assert runs["api-1"] == updated
     assert runs["cfg-1"] == config_run
-    assert loaded.identities == (identity,)
+    assert make_store().identities() == (identity,)
 
 
 def test_a_deleted_api_run_is_not_brought_back_by_a_late_write(make_store: Callable[[], StateStore]) -> None:
@@ -178,7 +178,7 @@ def test_writer_keeps_changes_while_sqlite_is_locked_and_writes_them_after(tmp_p
     assert writer.writes_total == 1
     loaded = SQLiteStore(path).load()
     assert [r.ref.reference for r in loaded.runs] == ["cfg-1"]
-    assert loaded.identities == (identity,)
+    assert SQLiteStore(path).identities() == (identity,)
     writer.stop(2.0)
 
 

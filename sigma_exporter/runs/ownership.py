@@ -1,0 +1,166 @@
+"""One writer per report identity: which identities this process owns, kept in the state store.
+
+An identity belongs to the shard its "report_group_id/report_id" hashes to. That shard takes it in the
+store (`acquire`: its token owns the row, at a new epoch) once no live process owns it, and only then
+counts, exports and writes it. A process's lease in the store runs for `LEASE_SECONDS` and is renewed
+every `RENEW_SECONDS`; a clean stop lets its identities go at once, a killed process's are taken when its
+lease runs out. So while two shard counts overlap (a rolling restart), each identity has one writer, and
+its new owner goes on from its stored record.
+
+A thread of its own (never the poll thread) asks the store each second what this shard should know: its
+identities, those it may take now, the outcomes of runs that ended at other shards, and (with several
+shards) the active runs other shards hold. The poll thread takes that news with `take`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from sigma_exporter.runs import accounting
+from sigma_exporter.runs.references import Shard
+from sigma_exporter.runs.store import StateStore, StoreError
+from sigma_exporter.runs.store.records import Handoff, IdentityKey, IdentityRecord
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS: Final = 15.0
+RENEW_SECONDS: Final = 5.0
+SYNC_SECONDS: Final = 1.0
+
+Taken = tuple[IdentityRecord, int, tuple[str, ...]]  # record, epoch, references its history holds
+
+
+@dataclass
+class News:
+    """What the store said since the poll thread last asked."""
+
+    mine: dict[IdentityKey, int] | None = None  # the identities the store says this process owns (epochs)
+    taken: list[Taken] = field(default_factory=list)
+    outcomes: list[Handoff] = field(default_factory=list)
+    # Per identity this shard owns, the starts of the active runs other shards poll (None: not asked).
+    remote_active: dict[IdentityKey, list[float]] | None = None
+
+
+class Ownership:
+    """Takes and keeps this shard's identities in the store, on a thread of its own. app.py calls `start`
+    (which takes the identities at once, before the poller restores) and `stop` (after the writer's last
+    write: the identities are let go); the poll thread calls `take`; anyone may read `token`."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        shard: Shard,
+        *,
+        wake: threading.Event | None = None,
+        polls: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.store = store
+        self.shard = shard
+        self._polls = polls or shard.owns  # the runs this shard polls (their activity it knows itself)
+        self._wake = wake or threading.Event()
+        self._lock = threading.Lock()
+        self._news = News()
+        self._stop = threading.Event()
+        self._renewed = -float("inf")  # monotonic
+        self._failing = False
+        self._started = False  # the first tick takes over from this shard's predecessor on this host
+        self._thread = threading.Thread(target=self._run, name="sigma-identity-owner", daemon=True)
+
+    @property
+    def token(self) -> str:
+        """This process, as the owner of identities in the store."""
+        return self.store.token
+
+    def owns(self, key: IdentityKey) -> bool:
+        """The identity hashes to this shard."""
+        return self.shard.owns(f"{key[0]}/{key[1]}")
+
+    def start(self) -> None:
+        """Take this shard's free identities now (raises StoreError), then follow the store."""
+        self.tick()
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Stop following, and let every identity go."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        try:
+            self.store.release()
+        except StoreError as exc:
+            log.warning(
+                "cannot let this process's report identities go; their shards take them when its lease ends",
+                extra={"error": str(exc), "lease_seconds": LEASE_SECONDS},
+            )
+
+    def take(self) -> News:
+        """The news since the last call (the poll thread's)."""
+        with self._lock:
+            news, self._news = self._news, News()
+        return news
+
+    def _run(self) -> None:
+        while not self._stop.wait(SYNC_SECONDS):
+            try:
+                self.tick()
+            except StoreError as exc:
+                if not self._failing:
+                    log.warning(
+                        "cannot read report identities from the state store", extra={"error": str(exc)}
+                    )
+                self._failing = True
+            except Exception:  # a bug: say so, and keep following
+                log.exception("identity ownership failed unexpectedly")
+
+    def tick(self) -> None:
+        """Renew the lease (when due), take what is free, read the outcomes and the other shards' active
+        runs. Raises StoreError."""
+        now, mono = time.time(), time.monotonic()
+        mine = None
+        if mono - self._renewed >= RENEW_SECONDS:
+            mine = self.store.renew(now + LEASE_SECONDS)
+            self._renewed = mono
+        takeover = not self._started
+        free = [k for k in self.store.free_identities(now, takeover) if self.owns(k)]
+        taken = self.store.acquire(free, now, takeover) if free else []
+        self._started = True
+        outcomes = [h for h in self.store.outcomes() if self.owns(h.identity)]
+        remote = self._remote_active() if self.shard.count > 1 else None
+        if self._failing:
+            log.info("report identities are read from the state store again")
+            self._failing = False
+        with self._lock:
+            news = self._news
+            if mine is not None:
+                news.mine = mine
+            news.taken.extend(taken)
+            news.outcomes = outcomes  # the newest list: each tick reads them whole
+            if remote is not None:
+                news.remote_active = remote
+        if taken or outcomes or remote:
+            self._wake.set()
+        for record, epoch, _ in taken:
+            log.info(
+                "report identity taken",
+                extra={
+                    "report_group_id": record.report_group_id,
+                    "report_id": record.report_id,
+                    "epoch": epoch,
+                },
+            )
+
+    def _remote_active(self) -> dict[IdentityKey, list[float]]:
+        active: dict[IdentityKey, list[float]] = {}
+        for record in self.store.active_runs():
+            if self._polls(record.ref.reference):
+                continue  # this shard's own: the poll thread knows them better
+            run = accounting.held_of(record)
+            for key in accounting.identity_keys(run):
+                if self.owns(key):
+                    active.setdefault(key, []).append(accounting.started_at(run))
+        return active
