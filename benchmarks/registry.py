@@ -236,8 +236,8 @@ def aged_record(n: int, now: float, rng: random.Random) -> Any:
 def bench_start(
     procs: Processes, sim: Simulator, token_file: Path, runs: int, window: float
 ) -> dict[str, Any]:
-    from sigma_exporter.runs.store.sql import INSERT_RUN, run_row
     from sigma_exporter.runs.store.sqlite import SQLiteStore
+    from sigma_exporter.runs.store.sqlruns import INSERT_RUN, run_row
 
     path = procs.workdir / f"big-{runs}" / "state.db"
     log(f"filling a SQLite store with {runs} final runs")

@@ -44,7 +44,7 @@ from sigma_exporter.runs.references import Shard
 from sigma_exporter.runs.registry import Registry
 from sigma_exporter.runs.schedules import Scheduler
 from sigma_exporter.runs.store import StateStore, StoreError, store_for
-from sigma_exporter.runs.store.sql import owner_token
+from sigma_exporter.runs.store.records import owner_token
 from sigma_exporter.runs.store.sqlite import StateFileError
 from sigma_exporter.runs.store.writer import StateWriter
 from sigma_exporter.sigma.client import ExchangeHook

@@ -48,5 +48,7 @@ def check_config(config_file: str, web_config_file: str | None, shard_index: int
         f"{config_file}: OK: {len(mine)} references{shard}: {reports} reports, {len(mine) - reports} groups; "
         f"{len(files.paths())} reference files; Sigma {config.sigma.url} with {config.sigma.auth.type} auth"
         + f"; {len(config.expectations.expectations)} expectations, {len(config.expectations.schedules)} schedules"
+        + f"; identities retire after {config.retention.identity_seconds:g} s without a run, at most "
+        + f"{config.retention.max_identities} across shards"
         + (f"; web config {web_config_file} OK" if web_config_file else "")
     )

@@ -95,7 +95,7 @@ class Poller:
         """Restore the runs and identities the store held, apply the config (an invalid reference file
         raises ConfigError, a store that cannot be read StoreError) and publish what is held."""
         self._holdings.restore(self._state.load())
-        self._holdings.take_news(self._ownership.take())  # the identities this shard took at its start
+        self._holdings.owned.take_news(self._ownership.take())  # the identities this shard took at its start
         self._holdings.use_config(self.config, strict=True)
         self._holdings.forget_restored()
         self._follow_membership()
@@ -154,14 +154,14 @@ class Poller:
     def take_arrivals(self) -> bool:
         """Registrations and deletions the registry queued; True when any came."""
         self._take_write_results()
-        news = self._holdings.take_news(self._ownership.take())
+        news = self._holdings.owned.take_news(self._ownership.take())
         came = self._holdings.take_arrivals()
         self._follow_membership()
         return came or news
 
     def _take_write_results(self) -> None:
         for result in self._writer.take_results():
-            self._holdings.written(result)
+            self._holdings.owned.written(result)
 
     def _follow_membership(self) -> None:
         """Runs that joined are due by their last check (never checked: now); runs that left, never."""
@@ -215,6 +215,7 @@ class Poller:
         duration = time.monotonic() - started
         self._log_cycle(batch, changes, up, duration)
         self._judge_at = self._holdings.judge_expectations(self._clock.time())
+        self._holdings.owned.note_active()
         to_write = self._holdings.changes()
         number = self._writer.submit(to_write)
         if to_write.identities:

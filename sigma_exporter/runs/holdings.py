@@ -24,10 +24,10 @@ from sigma_exporter.runs.fold import fold
 from sigma_exporter.runs.held import HeldRun, Key, Observation
 from sigma_exporter.runs.history import verdict_entries
 from sigma_exporter.runs.identities import Identities, IdentityKey
-from sigma_exporter.runs.ownership import News
+from sigma_exporter.runs.owned import Owned
 from sigma_exporter.runs.references import ReferenceFiles, Shard, merge_references
 from sigma_exporter.runs.registry import Registry
-from sigma_exporter.runs.store.records import Changes, Loaded, RunRecord, WriteResult
+from sigma_exporter.runs.store.records import Changes, Loaded, RunRecord
 from sigma_exporter.sigma.errors import BadRequestError
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,7 @@ class Holdings:
         self.runs: dict[Key, HeldRun] = {}
         self.identities = Identities(bounds, redact, owns=lambda key: shard.owns(f"{key[0]}/{key[1]}"))
         self.identities.now = self.clock.monotonic
-        self.remote_active: dict[IdentityKey, list[float]] = {}  # starts of other shards' active runs
-        self._kept: frozenset[IdentityKey] = frozenset()  # identities of any expectation or schedule
-        self.max_identities = 0
+        self.owned = Owned(self.identities, self.runs, self.clock)
         self.references: tuple[Reference, ...] = ()
         self.expectations: dict[IdentityKey, Expectation] = {}
         self.verdicts: dict[IdentityKey, Verdict] = {}
@@ -100,54 +98,6 @@ class Holdings:
         for reference in self._restored:
             self._retire_reference(reference, "removed")
         self._restored.clear()
-
-    # -- the identities this process writes ----------------------------------------------------------------
-    def take_news(self, news: News) -> bool:
-        """What the store said of this shard's identities: which it owns still, which it took, the outcomes
-        other shards handed to it and their active runs. True when anything came."""
-        identities = self.identities
-        if news.mine is not None:
-            for key, epoch in identities.held().items():
-                stored = news.mine.get(key)
-                if stored != (epoch or 1) and not (epoch == 0 and stored is None):
-                    log.warning(
-                        "report identity owned by another process now; no longer written here",
-                        extra={"report_group_id": key[0], "report_id": key[1]},
-                    )
-                    identities.lose(key, epoch)
-        now = self.clock.time()
-        for record, epoch, counted in news.taken:
-            identities.adopt(record, epoch, counted, now)
-        for handoff in news.outcomes:
-            identities.end(handoff, stored=True)
-        if news.remote_active is not None:
-            self.remote_active = news.remote_active
-        return bool(news.taken or news.outcomes)
-
-    def written(self, result: WriteResult) -> None:
-        """What a write did: identities lost to another owner are forgotten, refused ones not created."""
-        for key, epoch in result.lost:
-            self.identities.lose(key, epoch)
-        for key in result.refused:
-            log.warning(
-                "report identity refused: retention.max_identities identities are held",
-                extra={"report_group_id": key[0], "report_id": key[1], "max_identities": self.max_identities},
-            )
-            self.identities.refuse(key)
-
-    def retire_identities(self, retention: RetentionConfig, now: float) -> None:
-        """Let go the identities that held no run for retention.identity_seconds and have no expectation."""
-        active = set(self.active_by_identity())
-        for record in self.identities.all():
-            key = record.key
-            if key in self._kept or key in active or record.seen_at is None:
-                continue
-            if now - record.seen_at >= retention.identity_seconds:
-                log.info(
-                    "report identity retired: no run for retention.identity_seconds",
-                    extra={"report_group_id": key[0], "report_id": key[1]},
-                )
-                self.identities.retire(key)
 
     # -- membership ------------------------------------------------------------------------------------
     def add(self, run: HeldRun) -> None:
@@ -292,7 +242,7 @@ class Holdings:
         if now - self._last_retention < RETENTION_EVERY_SECONDS:
             return
         self._last_retention = now
-        self.retire_identities(retention, now)
+        self.owned.retire_idle(retention, now)
         retired = False
         for key, run in list(self.runs.items()):
             reason = accounting.retire_reason(run, retention, now)
@@ -323,7 +273,7 @@ class Holdings:
             handoffs=handoffs,
             consumed=consumed,
             dropped=dropped,
-            max_identities=self.max_identities,
+            max_identities=self.owned.max_identities,
         )
 
     # -- expectations ----------------------------------------------------------------------------------
@@ -335,8 +285,7 @@ class Holdings:
             if self.shard.owns(f"{e.report_group_id}/{e.report_id}")
         }
         self.expectations = mine
-        self._kept = frozenset(e.key for e in config.expectations.all())
-        self.max_identities = config.retention.max_identities
+        self.owned.use_config(config)
         self.identities.expected = frozenset(mine)
         self.verdicts = {k: v for k, v in self.verdicts.items() if k in mine}
         for key in mine:
@@ -358,7 +307,7 @@ class Holdings:
                     if key in self.expectations:
                         active.setdefault(key, []).append(accounting.started_at(run))
                         ages.setdefault(key, []).append(accounting.age(run, now, mono))
-        for key, starts in self.remote_active.items():  # other shards' runs: their ages on the wall clock
+        for key, starts in self.owned.remote_active.items():  # other shards': ages on the wall clock
             if key in self.expectations:
                 active.setdefault(key, []).extend(starts)
                 ages.setdefault(key, []).extend(now - start for start in starts)
@@ -376,7 +325,13 @@ class Holdings:
             starts = [*updated.starts, *active.get(key, ())]
             entries, still_open = verdict_entries(expectation, updated, verdict.met, missed, starts)
             self.identities.put(
-                replace(updated, missed_open=still_open, missed=verdict.missed, overdue=verdict.overdue)
+                replace(
+                    updated,
+                    missed_open=still_open,
+                    missed=verdict.missed,
+                    overdue=verdict.overdue,
+                    next_expected_at=verdict.next_expected_at,
+                )
             )
             self.identities.judged(entries)
             for expected in missed:
@@ -415,28 +370,12 @@ class Holdings:
 
     # -- counts for a snapshot -------------------------------------------------------------------------
     def active_by_identity(self) -> Counter[IdentityKey]:
-        """Runs not yet ended, per identity they feed."""
-        active: Counter[IdentityKey] = Counter()
-        for run in self.runs.values():
-            if not run.outcome:
-                active.update(accounting.identity_keys(run))
-        for key, starts in self.remote_active.items():
-            active[key] += len(starts)
-        return active
+        """Runs not yet ended, per identity they feed (other shards' included)."""
+        return self.owned.active_by_identity()
 
     def oldest_active_by_identity(self) -> dict[IdentityKey, float]:
-        """When the oldest run not yet ended started, per identity it feeds."""
-        oldest: dict[IdentityKey, float] = {}
-        for run in self.runs.values():
-            if not run.outcome:
-                start = accounting.started_at(run)
-                for key in accounting.identity_keys(run):
-                    if start < oldest.get(key, float("inf")):
-                        oldest[key] = start
-        for key, starts in self.remote_active.items():
-            if starts and min(starts) < oldest.get(key, float("inf")):
-                oldest[key] = min(starts)
-        return oldest
+        """When the oldest run not yet ended started, per identity it feeds (other shards' included)."""
+        return self.owned.oldest_active_by_identity()
 
     def held_by_source(self) -> Counter[tuple[str, str]]:
         """Runs held per (source, state)."""

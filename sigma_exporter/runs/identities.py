@@ -46,6 +46,10 @@ class Identities:
         self._sorted: tuple[IdentityRecord, ...] | None = None  # `all`, until a record changes
         self._handoffs: list[Handoff] = []
         self._consumed: list[tuple[str, str, str]] = []
+        # Stored outcomes counted here whose delete has not been seen yet: a read of the outcomes from before
+        # that delete lists them still, and they are not counted again (however many wait).
+        self._consuming: set[tuple[str, str, str]] = set()
+        self._created: dict[IdentityKey, float] = {}  # made here, and when the store had it (monotonic)
         self._dropped: list[tuple[IdentityKey, int]] = []
         self._not_here: dict[IdentityKey, float] = {}  # another owner's, or refused: until when (monotonic)
         self.refused_total = 0
@@ -70,6 +74,8 @@ class Identities:
         self._epochs[key] = epoch
         self._counted[key] = list(counted)
         self._not_here.pop(key, None)
+        self._created.pop(key, None)
+        self._drop_consuming(key)
         if record is not stored:
             self._dirty.add(key)
         self._sorted = None
@@ -106,8 +112,27 @@ class Identities:
         self._records.pop(key, None)
         self._epochs.pop(key, None)
         self._counted.pop(key, None)
+        self._created.pop(key, None)
+        self._drop_consuming(key)
         self._dirty.discard(key)
         self._sorted = None
+
+    def _drop_consuming(self, key: IdentityKey) -> None:
+        self._consuming = {k for k in self._consuming if k[:2] != key}
+
+    def created(self, keys: Iterable[IdentityKey], at: float) -> None:
+        """The store has the identities this process made (a write committed at `at`, monotonic)."""
+        for key in keys:
+            if self._epochs.get(key) == 0:
+                self._created.setdefault(key, at)
+
+    def created_at(self, key: IdentityKey) -> float | None:
+        """When the store had the identity this process made (None: not known to yet)."""
+        return self._created.get(key)
+
+    def outcomes_now(self, keys: set[tuple[str, str, str]]) -> None:
+        """The outcomes the store holds now (a fresh read): the ones counted here and gone are done with."""
+        self._consuming &= keys
 
     def held(self) -> dict[IdentityKey, int]:
         """The identities held, with their epochs."""
@@ -192,9 +217,14 @@ class Identities:
                 self._handoffs.append(handoff)
             return False
         if stored:
+            if handoff.key in self._consuming:
+                return False  # counted here already; its delete is on its way
+            self._consuming.add(handoff.key)
             self._consumed.append(handoff.key)
         counted = self._counted.setdefault(key, [])
         if run.reference in counted:
+            if stored:
+                self._dirty.add(key)  # written, so that the stored outcome is deleted
             return False
         counted.append(run.reference)
         del counted[:-HISTORY_LENGTH]

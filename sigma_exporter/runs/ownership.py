@@ -40,8 +40,9 @@ class News:
     """What the store said since the poll thread last asked."""
 
     mine: dict[IdentityKey, int] | None = None  # the identities the store says this process owns (epochs)
+    mine_at: float = 0.0  # when `mine` was read (monotonic, before the read)
     taken: list[Taken] = field(default_factory=list)
-    outcomes: list[Handoff] = field(default_factory=list)
+    outcomes: list[Handoff] | None = None  # every outcome waiting for this shard (None: not read since)
     # Per identity this shard owns, the starts of the active runs other shards poll (None: not asked).
     remote_active: dict[IdentityKey, list[float]] | None = None
 
@@ -137,7 +138,7 @@ class Ownership:
         with self._lock:
             news = self._news
             if mine is not None:
-                news.mine = mine
+                news.mine, news.mine_at = mine, mono
             news.taken.extend(taken)
             news.outcomes = outcomes  # the newest list: each tick reads them whole
             if remote is not None:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from sigma_exporter.metrics.links import PAGE_PATH
 from sigma_exporter.runs.store import StateStore
-from sigma_exporter.runs.store.records import History, StoreError
+from sigma_exporter.runs.store.records import History, IdentityRecord, StoreError
 from sigma_exporter.web.api.handlers import PREFIX, error, reply
 from sigma_exporter.web.api.history import identity_of_query, view_of_history, view_of_identity
 from sigma_exporter.web.reportpage import render_not_found, render_report_page
@@ -74,6 +74,14 @@ class Reports:
         except StoreError:
             return error(503, UNREADABLE, headers=RETRY)
         return reply(200, {"reports": [view_of_identity(r) for r in records]})
+
+    async def stored_identities(self) -> tuple[IdentityRecord, ...] | None:
+        """Every identity as its owner keeps it, for the status page; None when the store cannot be read
+        (logged and counted)."""
+        try:
+            return await self._read(self.source.identities)
+        except StoreError:
+            return None
 
     async def _lookup(self, request: web.Request) -> History:
         """The history of the identity the query names. Raises Refused: 400 for an id too long, 404 when the

@@ -8,6 +8,7 @@ Scrapes only pick pre-rendered bytes from the published snapshot: they never wai
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -224,9 +225,19 @@ class Routes:
         return response
 
     async def status_page(self, request: web.Request) -> web.StreamResponse:
-        """GET /: the HTML status page of the published snapshot, rendered in the thread pool."""
+        """GET /: the HTML status page of the published snapshot, with every identity as its owner keeps it
+        in the state store (any shard shows the same), rendered in the thread pool."""
         snapshot = self.store.current().snapshot
-        page = await asyncio.get_running_loop().run_in_executor(None, render_status_page, snapshot)
+        stored = await self.reports.stored_identities() if self.reports is not None else None
+        page = await asyncio.get_running_loop().run_in_executor(
+            None,
+            functools.partial(
+                render_status_page,
+                snapshot,
+                stored=stored,
+                unreadable=self.reports is not None and stored is None,
+            ),
+        )
         return web.Response(body=page.encode("utf-8"), headers={"Content-Type": "text/html; charset=utf-8"})
 
     async def healthy(self, request: web.Request) -> web.StreamResponse:

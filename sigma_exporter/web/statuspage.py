@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from html import escape
 from typing import Final
 
 from sigma_exporter.metrics.links import PAGE_PATH, identity_query
 from sigma_exporter.metrics.snapshot import IdentityState, ReferenceState, Snapshot
+from sigma_exporter.runs.store.records import IdentityRecord
 
 COLOURS: Final = {
     "GENERATED": "#1f77b4",
@@ -82,36 +84,72 @@ def duration_text(seconds: float | None) -> str:
 
 
 def _identity_row(state: IdentityState, now: float) -> str:
-    record, verdict = state.record, state.verdict
+    """A row of an identity this shard owns: its live state."""
+    verdict = state.verdict
+    if verdict is None:
+        return _summary_row(state.record, state.active, now)
+    return _summary_row(
+        replace(
+            state.record,
+            missed=verdict.missed,
+            overdue=verdict.overdue,
+            missed_total=verdict.missed_total,
+            next_expected_at=verdict.next_expected_at,
+        ),
+        state.active,
+        now,
+    )
+
+
+def _summary_row(record: IdentityRecord, active: int, now: float) -> str:
+    """A row of the Reports table: the identity's summary as its owner keeps it."""
     name = record.report_name or record.report_id or record.report_group_id
     if record.report_group_id and record.report_id:
         name = f"{record.report_group_id} / {name}"
     kind = "group" if record.report_group_id and not record.report_id else "report"
     flags = []
-    if verdict is not None and verdict.missed:
+    if record.missed:
         flags.append('<span class="late-flag">MISSED</span>')
-    if verdict is not None and verdict.overdue:
+    if record.overdue:
         flags.append('<span class="late-flag">OVERDUE</span>')
-    missed_total = f" · {verdict.missed_total} missed in all" if verdict and verdict.missed_total else ""
+    missed_total = f" · {record.missed_total} missed in all" if record.missed_total else ""
     expected = ""
-    if verdict is not None:
-        ahead = max(0, int(verdict.next_expected_at - now))
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(verdict.next_expected_at))
+    if record.next_expected_at is not None:
+        ahead = max(0, int(record.next_expected_at - now))
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record.next_expected_at))
         expected = escape(f"{stamp} (in {ahead}s)")
     late = ' class="late"' if flags else ""
     link = f'<a href="{escape(PAGE_PATH)}?{escape(identity_query(*record.key))}">{escape(name)}</a>'
     return (
         f"<tr{late}><td>{link}</td><td>{kind}</td><td>{escape(_when(record.last_success, now))}</td>"
         f"<td>{escape(_when(record.last_failure, now))}</td><td>{escape(duration_text(record.last_duration))}</td>"
-        f"<td>{state.active}</td><td>{expected}</td><td>{' '.join(flags)}{escape(missed_total)}</td></tr>"
+        f"<td>{active}</td><td>{expected}</td><td>{' '.join(flags)}{escape(missed_total)}</td></tr>"
     )
 
 
-def _reports_section(snapshot: Snapshot, now: float) -> str:
-    rows = [_identity_row(state, now) for state in snapshot.identities]
+def _reports_section(
+    snapshot: Snapshot, now: float, stored: tuple[IdentityRecord, ...] | None, unreadable: bool
+) -> str:
+    """Every identity: the ones this shard owns live, the others as their owners keep them in the store
+    (`stored`; None: this shard's only, and with `unreadable` it says the store could not be read)."""
+    live = {state.record.key: state for state in snapshot.identities}
+    note = ""
+    if unreadable:
+        note = "<p>The state store cannot be read now: only the reports this shard owns are listed.</p>\n"
+    if stored is None:
+        rows = [_identity_row(state, now) for state in snapshot.identities]
+    else:
+        keys = sorted({*live, *(r.key for r in stored)})
+        records = {r.key: r for r in stored}
+        rows = [
+            _identity_row(live[key], now)
+            if key in live
+            else _summary_row(records[key], records[key].active, now)
+            for key in keys
+        ]
     empty = '<tr><td colspan="8">No report has run or is expected yet.</td></tr>'
     return f"""<h2>Reports</h2>
-<table>
+{note}<table>
 <thead><tr><th>Report</th><th>Kind</th><th>Last success</th><th>Last failure</th><th>Last duration</th>
 <th>Active runs</th><th>Next expected</th><th>Missed / overdue</th></tr></thead>
 <tbody>
@@ -120,8 +158,15 @@ def _reports_section(snapshot: Snapshot, now: float) -> str:
 """
 
 
-def render_status_page(snapshot: Snapshot, now: float | None = None) -> str:
-    """The status page of `snapshot` as HTML: the Reports and the Runs tables, times relative to `now`.
+def render_status_page(
+    snapshot: Snapshot,
+    now: float | None = None,
+    stored: tuple[IdentityRecord, ...] | None = None,
+    *,
+    unreadable: bool = False,
+) -> str:
+    """The status page of `snapshot` as HTML: the Reports table (with the identities `stored` that other
+    shards own; `unreadable`: the store could not be read) and the Runs table, times relative to `now`.
     Pure."""
     now = time.time() if now is None else now
     info = snapshot.info
@@ -139,7 +184,7 @@ def render_status_page(snapshot: Snapshot, now: float | None = None) -> str:
 Sigma reachable: <strong>{up}</strong> · poll cycles: {snapshot.cycles} ·
 last poll: {escape(_when(snapshot.last_poll, now))} ({snapshot.poll_duration:.2f}s) ·
 last config reload: {"ok" if snapshot.reload.successful else "FAILED: " + escape(snapshot.reload.last_error)}</p>
-{_reports_section(snapshot, now)}
+{_reports_section(snapshot, now, stored, unreadable)}
 <h2>Runs</h2>
 <table>
 <thead><tr><th>Reference</th><th>Kind</th><th>Labels</th><th>Report</th><th>Status</th><th>Since</th>

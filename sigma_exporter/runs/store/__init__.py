@@ -18,6 +18,7 @@ from sigma_exporter.runs.store.records import (
     Handoff,
     History,
     HistoryRun,
+    IdentitiesFull,
     IdentityKey,
     IdentityRecord,
     Loaded,
@@ -25,7 +26,6 @@ from sigma_exporter.runs.store.records import (
     StoreError,
     WriteResult,
 )
-from sigma_exporter.runs.store.sql import IdentitiesFull
 
 
 class StateStore(Protocol):

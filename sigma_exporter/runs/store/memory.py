@@ -14,14 +14,16 @@ from sigma_exporter.runs.store.records import (
     Handoff,
     History,
     HistoryRun,
+    IdentitiesFull,
     IdentityKey,
     IdentityRecord,
     Loaded,
     RunRecord,
     WriteResult,
+    owner_token,
+    registered_identity,
 )
 from sigma_exporter.runs.store.schema import LATEST
-from sigma_exporter.runs.store.sql import IdentitiesFull, owner_token, registered_identity
 
 
 class MemoryStore:
@@ -76,7 +78,7 @@ class MemoryStore:
                 if max_identities and len(self._identities) >= max_identities:
                     raise IdentitiesFull(f"{max_identities} report identities are held")
                 self._identities[key] = IdentityRecord(*key)
-                self._owners[key] = (self.token, 1) if own_identity else (None, 0)
+                self._owners[key] = (self.token if own_identity else None, 1)
             self._seq += 1
             self._runs[record.ref.reference] = (record, self._seq)
         return None
@@ -128,6 +130,13 @@ class MemoryStore:
         written: set[IdentityKey] = set()
         lost: list[tuple[IdentityKey, int]] = []
         refused: list[IdentityKey] = []
+        created: list[IdentityKey] = []
+        for key, epoch in changes.dropped:
+            if self._owners.get(key) == (self.token, epoch or 1):
+                del self._owners[key]
+                self._identities.pop(key, None)
+                self._history.pop(key, None)
+                self._expected.pop(key, None)
         for record in changes.identities:
             key, epoch = record.key, epochs.get(record.key, 0)
             held = self._owners.get(key)
@@ -136,9 +145,12 @@ class MemoryStore:
                     refused.append(key)
                     continue
                 self._owners[key] = (self.token, 1)
+                created.append(key)
             elif held != (self.token, epoch or 1):
                 lost.append((key, epoch))
                 continue
+            elif epoch == 0:
+                created.append(key)
             self._identities[key] = record
             written.add(key)
         for handoff in changes.handoffs:
@@ -147,13 +159,7 @@ class MemoryStore:
         for consumed in changes.consumed:
             if consumed[:2] in written or consumed[:2] in refused:
                 self._outcomes.pop(consumed, None)
-        for key, epoch in changes.dropped:
-            if self._owners.get(key) == (self.token, epoch or 1):
-                del self._owners[key]
-                self._identities.pop(key, None)
-                self._history.pop(key, None)
-                self._expected.pop(key, None)
-        return WriteResult(tuple(lost), tuple(refused)), written
+        return WriteResult(tuple(lost), tuple(refused), tuple(created)), written
 
     # -- one writer per identity (one process here: it owns whatever it takes) --------------------------
     def renew(self, until: float) -> dict[IdentityKey, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from sigma_exporter.config.model import Reference
@@ -11,6 +10,10 @@ from sigma_exporter.runs.held import GroupCounts, ReportRow
 
 class StoreError(Exception):
     """The state store cannot read or write. The message names the store, never its credentials."""
+
+
+class IdentitiesFull(Exception):
+    """A registration's identity would be new beyond `retention.max_identities`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,10 @@ class IdentityRecord:
     seen_at: float | None = None
     missed: bool = False
     overdue: bool = False
+    # Its active runs (on any shard) and next expected time as its owner last saw them, for the pages of
+    # every shard.
+    active: int = 0
+    next_expected_at: float | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -152,6 +159,8 @@ class WriteResult:
 
     lost: tuple[tuple[IdentityKey, int], ...] = ()
     refused: tuple[IdentityKey, ...] = ()
+    created: tuple[IdentityKey, ...] = ()  # made by this write (stored at epoch 1)
+    at: float = 0.0  # when the write committed (monotonic)
 
 
 @dataclass(frozen=True)
@@ -213,12 +222,13 @@ class Changes:
         expected = {e.key: e for e in (*self.expected, *later.expected)}
         epochs = dict(self.epochs)
         epochs.update(later.epochs)
-        dropped = dict(self.dropped)
-        dropped.update(later.dropped)
-        for key in dropped:
-            identities.pop(key, None)
-        for key in dict(later.epochs):  # taken again after it was dropped
-            dropped.pop(key, None)
+        # Drops in order, each with its epoch; a record from before a later drop goes with it (the store
+        # drops first, then writes what was made again after).
+        dropped = list(dict.fromkeys((*self.dropped, *later.dropped)))
+        made_again = {r.key for r in later.identities}
+        for key, _ in later.dropped:
+            if key not in made_again:
+                identities.pop(key, None)
         handoffs = {h.key: h for h in (*self.handoffs, *later.handoffs)}
         return Changes(
             tuple(runs.values()),
@@ -229,7 +239,7 @@ class Changes:
             tuple(epochs.items()),
             tuple(handoffs.values()),
             tuple(dict.fromkeys((*self.consumed, *later.consumed))),
-            tuple(dropped.items()),
+            tuple(dropped),
             max(self.max_identities, later.max_identities),
         )
 
@@ -253,196 +263,20 @@ class Arrivals:
     cursor: int = 0
 
 
-def labels_json(labels: tuple[tuple[str, str], ...]) -> str:
-    """Labels as the store keeps them: a JSON object, keys sorted."""
-    return json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
+def registered_identity(record: RunRecord) -> IdentityKey | None:
+    """The identity a registration names (a report's, or a group's as a whole), None when it names none."""
+    ref = record.ref
+    if ref.kind == "report":
+        return ("", ref.report_id) if ref.report_id else None
+    return (ref.report_group_id, "") if ref.report_group_id else None
 
 
-def labels_of(text: str) -> tuple[tuple[str, str], ...]:
-    """Labels from their stored JSON (empty text: none), sorted by name."""
-    data = json.loads(text) if text else {}
-    return tuple(sorted((str(k), str(v)) for k, v in data.items()))
+def owner_token(shard: str = "0/1") -> str:
+    """This process's name as an owner of identities: unique, and telling where it runs. Before the first
+    colon it names the host and the shard: a process restarted there takes its predecessor's identities at
+    once (a killed one's lease would otherwise hold them until it runs out)."""
+    import os
+    import socket
+    import uuid
 
-
-def since_json(since: tuple[tuple[str, str, float], ...]) -> str:
-    """A run's (report_id, status, since) triples as the store keeps them: a JSON array."""
-    return json.dumps([list(item) for item in since], separators=(",", ":"))
-
-
-def since_of(text: str) -> tuple[tuple[str, str, float], ...]:
-    """A run's (report_id, status, since) triples from their stored JSON (empty text: none)."""
-    return tuple((str(a), str(b), float(c)) for a, b, c in (json.loads(text) if text else []))
-
-
-def seen_json(rows: tuple[ReportRow, ...], group: GroupCounts | None) -> str:
-    """A run's reports and group counts as one JSON text ("" for none)."""
-    if not rows and group is None:
-        return ""
-    document = {
-        "rows": [
-            [r.report_group_id, r.report_id, r.report_name, r.status, r.since, r.error_code, r.error_msg]
-            for r in rows
-        ],
-        "group": None if group is None else [group.failures, group.successes, group.members],
-    }
-    return json.dumps(document, separators=(",", ":"))
-
-
-def seen_of(text: str) -> tuple[tuple[ReportRow, ...], GroupCounts | None]:
-    """`seen_json` read back."""
-    if not text:
-        return (), None
-    document = json.loads(text)
-    rows = tuple(
-        ReportRow(str(g), str(i), str(n), str(st), float(since), str(code), str(msg))
-        for g, i, n, st, since, code, msg in document.get("rows", [])
-    )
-    counts = document.get("group")
-    group = None if counts is None else GroupCounts(*(None if c is None else int(c) for c in counts))
-    return rows, group
-
-
-def identity_json(record: IdentityRecord) -> str:
-    """An identity record's history as the store keeps it: one JSON object (its ids are columns of their
-    own)."""
-    return json.dumps(
-        {
-            "report_name": record.report_name,
-            "labels": dict(record.labels),
-            "last_success": record.last_success,
-            "last_failure": record.last_failure,
-            "last_duration": record.last_duration,
-            "outcomes": dict(record.outcomes),
-            "bounds": list(record.bounds),
-            "buckets": list(record.buckets),
-            "duration_sum": record.duration_sum,
-            "watched_since": record.watched_since,
-            "judged_through": record.judged_through,
-            "missed_total": record.missed_total,
-            "starts": list(record.starts),
-            "missed_open": record.missed_open,
-            "latest_runs": [list(entry) for entry in record.latest_runs],
-            "latest_buckets": [list(entry) for entry in record.latest_buckets],
-            "seen_at": record.seen_at,
-            "missed": record.missed,
-            "overdue": record.overdue,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-
-
-def _opt(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
-
-
-def identity_of(report_group_id: str, report_id: str, text: str) -> IdentityRecord:
-    """An identity record from its ids and stored JSON; keys missing from older rows take their defaults."""
-    data = json.loads(text)
-    return IdentityRecord(
-        report_group_id=report_group_id,
-        report_id=report_id,
-        report_name=str(data.get("report_name", "")),
-        labels=tuple(sorted((str(k), str(v)) for k, v in data.get("labels", {}).items())),
-        last_success=_opt(data.get("last_success")),
-        last_failure=_opt(data.get("last_failure")),
-        last_duration=_opt(data.get("last_duration")),
-        outcomes=tuple(sorted((str(k), int(v)) for k, v in data.get("outcomes", {}).items())),
-        bounds=tuple(float(b) for b in data.get("bounds", [])),
-        buckets=tuple(int(b) for b in data.get("buckets", [])),
-        duration_sum=float(data.get("duration_sum", 0.0)),
-        watched_since=_opt(data.get("watched_since")),
-        judged_through=_opt(data.get("judged_through")),
-        missed_total=int(data.get("missed_total", 0)),
-        starts=tuple(float(s) for s in data.get("starts", [])),
-        missed_open=_opt(data.get("missed_open")),
-        latest_runs=tuple((str(o), str(r), float(t)) for o, r, t in data.get("latest_runs", [])),
-        latest_buckets=tuple(
-            (int(i), str(r), float(d), float(t)) for i, r, d, t in data.get("latest_buckets", [])
-        ),
-        seen_at=_opt(data.get("seen_at")),
-        missed=bool(data.get("missed", False)),
-        overdue=bool(data.get("overdue", False)),
-    )
-
-
-def history_run_fields(run: HistoryRun) -> dict[str, object]:
-    """A history run's fields but its identity and reference, by the names the store and the API use."""
-    return {
-        "kind": run.kind,
-        "source": run.source,
-        "started_at": run.started_at,
-        "final_at": run.final_at,
-        "duration_seconds": run.duration_seconds,
-        "outcome": run.outcome,
-        "error_code": run.error_code,
-        "error_message": run.error_message,
-    }
-
-
-def history_run_json(run: HistoryRun) -> str:
-    """A history run as the store keeps it (its ids and reference are columns of their own)."""
-    return json.dumps(history_run_fields(run), sort_keys=True, separators=(",", ":"))
-
-
-def history_run_of(report_group_id: str, report_id: str, reference: str, text: str) -> HistoryRun:
-    """`history_run_json` read back."""
-    data = json.loads(text)
-    return HistoryRun(
-        report_group_id,
-        report_id,
-        reference,
-        kind=str(data.get("kind", "")),
-        source=str(data.get("source", "")),
-        started_at=_opt(data.get("started_at")),
-        final_at=float(data["final_at"]),
-        duration_seconds=_opt(data.get("duration_seconds")),
-        outcome=str(data.get("outcome", "")),
-        error_code=str(data.get("error_code", "")),
-        error_message=str(data.get("error_message", "")),
-    )
-
-
-def expected_run_json(run: ExpectedRun) -> str:
-    """A judged expected time as the store keeps it (its ids and time are columns of their own)."""
-    return json.dumps(
-        {"started_at": run.started_at, "late": run.late, "missed": run.missed},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-
-
-def expected_run_of(report_group_id: str, report_id: str, expected_at: float, text: str) -> ExpectedRun:
-    """`expected_run_json` read back."""
-    data = json.loads(text)
-    return ExpectedRun(
-        report_group_id,
-        report_id,
-        float(expected_at),
-        started_at=_opt(data.get("started_at")),
-        late=bool(data.get("late", False)),
-        missed=bool(data.get("missed", False)),
-    )
-
-
-def handoff_json(handoff: Handoff) -> str:
-    """A hand-off as the store's `outcomes` keep it (its identity and reference are columns of their own)."""
-    return json.dumps(
-        {
-            **history_run_fields(handoff.run),
-            "report_name": handoff.report_name,
-            "labels": dict(handoff.labels),
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-
-
-def handoff_of(report_group_id: str, report_id: str, reference: str, text: str) -> Handoff:
-    """`handoff_json` read back."""
-    data = json.loads(text)
-    return Handoff(
-        history_run_of(report_group_id, report_id, reference, text),
-        report_name=str(data.get("report_name", "")),
-        labels=tuple(sorted((str(k), str(v)) for k, v in data.get("labels", {}).items())),
-    )
+    return f"{socket.gethostname()}/{shard}:{os.getpid()}:{uuid.uuid4().hex[:12]}"

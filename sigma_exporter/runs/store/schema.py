@@ -90,13 +90,15 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             # of schema 4 still running on a migrated database fails loudly (its writes of whole identity
             # records name a table that is gone, and it reports sigma_state_up 0) instead of undoing the
             # owner's counts. Each row names its owner (a process's token) and an epoch, raised at each
-            # change of owner: a write names both, so a process that lost the identity writes nothing.
+            # change of owner: a write names both, so a process that lost the identity writes nothing. A row
+            # without an owner is at epoch 1, and so is one a process created: taking one raises it to 2 or
+            # more, so (this process, 1) is always a row this process made.
             """CREATE TABLE report_identities (
                 report_group_id TEXT NOT NULL,
                 report_id TEXT NOT NULL,
                 record TEXT NOT NULL,
                 owner TEXT,
-                epoch BIGINT NOT NULL DEFAULT 0,
+                epoch BIGINT NOT NULL DEFAULT 1,
                 PRIMARY KEY (report_group_id, report_id)
             )""",
             # A row several shards wrote before is taken as it stands: no shard knows more of it.

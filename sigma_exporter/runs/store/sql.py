@@ -10,113 +10,36 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sigma_exporter.config.model import Reference
 from sigma_exporter.runs.store.group import GroupCommit
 from sigma_exporter.runs.store.records import (
     Arrivals,
     Changes,
     Handoff,
     History,
+    IdentitiesFull,
     IdentityKey,
     IdentityRecord,
     Loaded,
     RunRecord,
     StoreError,
     WriteResult,
-    labels_json,
-    labels_of,
-    seen_json,
-    seen_of,
-    since_json,
-    since_of,
+    owner_token,
+    registered_identity,
 )
 from sigma_exporter.runs.store.schema import LATEST, MIGRATIONS
 from sigma_exporter.runs.store.sqlhistory import HistoryTables
 from sigma_exporter.runs.store.sqlidentities import IdentityTables
-
-RUN_COLUMNS = (
-    "reference, kind, source, labels, report_id, report_group_id, submitted_at, registered_at, "
-    "first_seen_at, since, final_at, outcome, report_name, last_check_at, rechecks, seen"
+from sigma_exporter.runs.store.sqlruns import (
+    INSERT_RUN,
+    SELECT_ACTIVE,
+    SELECT_ARRIVALS,
+    SELECT_RUN,
+    SELECT_RUNS,
+    UPDATE_RUN,
+    UPSERT_RUN,
+    record_of,
+    run_row,
 )
-_VALUES = ", ".join("?" * (RUN_COLUMNS.count(",") + 2))  # the columns and seq
-# Statements are composed from the constant column list only, never from input.
-_SELECT_RUNS = f"SELECT {RUN_COLUMNS} FROM runs"  # noqa: S608
-_SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE reference = ?"  # noqa: S608
-_SELECT_ARRIVALS = f"SELECT {RUN_COLUMNS}, seq FROM runs WHERE seq > ? ORDER BY seq"  # noqa: S608
-_SELECT_ACTIVE = f"SELECT {RUN_COLUMNS} FROM runs WHERE outcome = ''"  # noqa: S608
-_UPSERT_RUN = (
-    f"INSERT INTO runs ({RUN_COLUMNS}, seq) VALUES ({_VALUES}) "  # noqa: S608
-    "ON CONFLICT (reference) DO UPDATE SET kind = excluded.kind, source = excluded.source, "
-    "labels = excluded.labels, report_id = excluded.report_id, report_group_id = excluded.report_group_id, "
-    "first_seen_at = excluded.first_seen_at, since = excluded.since, final_at = excluded.final_at, "
-    "outcome = excluded.outcome, report_name = excluded.report_name, last_check_at = excluded.last_check_at, "
-    "rechecks = excluded.rechecks, seen = excluded.seen"
-)
-INSERT_RUN = (
-    f"INSERT INTO runs ({RUN_COLUMNS}, seq) VALUES ({_VALUES}) "  # noqa: S608
-    "ON CONFLICT (reference) DO NOTHING"
-)
-# Runs of the API and of schedules are inserted when registered; the poller only updates them, so a run
-# deleted through another replica is not brought back by the owner's next write.
-_UPDATE_RUN = (
-    "UPDATE runs SET labels = ?, report_id = ?, report_group_id = ?, first_seen_at = ?, since = ?, "
-    "final_at = ?, outcome = ?, report_name = ?, last_check_at = ?, rechecks = ?, seen = ? WHERE reference = ?"
-)
-
-
-def run_row(record: RunRecord) -> tuple[object, ...]:
-    """A run record as the values of `RUN_COLUMNS`, in order (without `seq`)."""
-    ref = record.ref
-    return (
-        ref.reference,
-        ref.kind,
-        ref.source,
-        labels_json(ref.labels),
-        ref.report_id,
-        ref.report_group_id,
-        ref.submitted_at,
-        ref.registered_at,
-        record.first_seen_at,
-        since_json(record.since),
-        record.final_at,
-        record.outcome,
-        record.report_name,
-        record.last_check_at,
-        record.rechecks,
-        seen_json(record.rows, record.group),
-    )
-
-
-def record_of(row: Sequence[Any]) -> RunRecord:
-    """A run record from a row of `RUN_COLUMNS`."""
-    rows, group = seen_of(row[15])
-    ref = Reference(
-        reference=row[0],
-        kind=row[1],
-        source=row[2],
-        labels=labels_of(row[3]),
-        report_id=row[4],
-        report_group_id=row[5],
-        submitted_at=row[6],
-        registered_at=row[7],
-    )
-    return RunRecord(
-        ref=ref,
-        first_seen_at=row[8],
-        since=since_of(row[9]),
-        final_at=row[10],
-        outcome=row[11],
-        report_name=row[12],
-        last_check_at=row[13],
-        rechecks=int(row[14]),
-        rows=rows,
-        group=group,
-    )
-
-
-class IdentitiesFull(Exception):
-    """A registration's identity would be new beyond `retention.max_identities`."""
-
 
 Registered = RunRecord | IdentitiesFull | None
 
@@ -225,7 +148,7 @@ class SQLStore(ABC):
     def load(self) -> Loaded:
         """Every run held, and the newest sequence number (identities are taken with `acquire`)."""
         with self._transaction() as cur:
-            self._run(cur, _SELECT_RUNS)
+            self._run(cur, SELECT_RUNS)
             runs = tuple(record_of(row) for row in cur.fetchall())
             self._run(cur, "SELECT value FROM meta WHERE name = 'seq'")
             cursor = int(cur.fetchone()[0])
@@ -259,7 +182,7 @@ class SQLStore(ABC):
                         continue
                     held.append(None)
                     continue
-                self._run(cur, _SELECT_RUN, (record.ref.reference,))
+                self._run(cur, SELECT_RUN, (record.ref.reference,))
                 row = cur.fetchone()
                 held.append(None if row is None else record_of(row))
         return held
@@ -267,7 +190,7 @@ class SQLStore(ABC):
     def get(self, reference: str) -> RunRecord | None:
         """The run held under `reference`, if any."""
         with self._transaction() as cur:
-            self._run(cur, _SELECT_RUN, (reference,))
+            self._run(cur, SELECT_RUN, (reference,))
             row = cur.fetchone()
         return None if row is None else record_of(row)
 
@@ -289,10 +212,10 @@ class SQLStore(ABC):
         with self._transaction() as cur:
             for record in changes.runs:
                 if record.ref.source in ("config", "file"):
-                    self._run(cur, _UPSERT_RUN, (*run_row(record), 0))
+                    self._run(cur, UPSERT_RUN, (*run_row(record), 0))
                 else:
                     row = run_row(record)
-                    self._run(cur, _UPDATE_RUN, (*row[3:6], *row[8:], record.ref.reference))
+                    self._run(cur, UPDATE_RUN, (*row[3:6], *row[8:], record.ref.reference))
             for reference in changes.retired:
                 self._run(cur, "DELETE FROM runs WHERE reference = ?", (reference,))
             result, written = self._identities.write(cur, self._sql, changes, self.token)
@@ -351,7 +274,7 @@ class SQLStore(ABC):
     def active_runs(self) -> tuple[RunRecord, ...]:
         """Every run held, by any shard, that is not final."""
         with self._transaction() as cur:
-            self._run(cur, _SELECT_ACTIVE)
+            self._run(cur, SELECT_ACTIVE)
             return tuple(record_of(row) for row in cur.fetchall())
 
     def active_count(self, report_group_id: str, report_id: str) -> int:
@@ -373,7 +296,7 @@ class SQLStore(ABC):
     def arrivals(self, cursor: int) -> Arrivals:
         """Runs registered and deleted after `cursor` (by this replica or another)."""
         with self._transaction() as cur:
-            self._run(cur, _SELECT_ARRIVALS, (cursor,))
+            self._run(cur, SELECT_ARRIVALS, (cursor,))
             rows = cur.fetchall()
             self._run(cur, "SELECT reference, seq FROM tombstones WHERE seq > ? ORDER BY seq", (cursor,))
             tombs = cur.fetchall()
@@ -407,25 +330,6 @@ class SQLStore(ABC):
         """Close the connection (the next call opens a new one)."""
         with self._lock:
             self._drop()
-
-
-def registered_identity(record: RunRecord) -> IdentityKey | None:
-    """The identity a registration names (a report's, or a group's as a whole), None when it names none."""
-    ref = record.ref
-    if ref.kind == "report":
-        return ("", ref.report_id) if ref.report_id else None
-    return (ref.report_group_id, "") if ref.report_group_id else None
-
-
-def owner_token(shard: str = "0/1") -> str:
-    """This process's name as an owner of identities: unique, and telling where it runs. Before the first
-    colon it names the host and the shard: a process restarted there takes its predecessor's identities at
-    once (a killed one's lease would otherwise hold them until it runs out)."""
-    import os
-    import socket
-    import uuid
-
-    return f"{socket.gethostname()}/{shard}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def _first_line(exc: BaseException) -> str:

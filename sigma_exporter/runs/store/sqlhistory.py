@@ -7,15 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sigma_exporter.runs.store.records import (
-    HISTORY_LENGTH,
-    ExpectedRun,
-    HistoryRun,
+from sigma_exporter.runs.store.jsonforms import (
     expected_run_json,
     expected_run_of,
     history_run_json,
     history_run_of,
 )
+from sigma_exporter.runs.store.records import HISTORY_LENGTH, ExpectedRun, HistoryRun
 
 _UPSERT_HISTORY = (
     "INSERT INTO run_history (report_group_id, report_id, reference, final_at, record) VALUES (?, ?, ?, ?, ?) "

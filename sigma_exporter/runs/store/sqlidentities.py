@@ -9,17 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sigma_exporter.runs.store.records import (
-    Changes,
-    Handoff,
-    IdentityKey,
-    IdentityRecord,
-    WriteResult,
-    handoff_json,
-    handoff_of,
-    identity_json,
-    identity_of,
-)
+from sigma_exporter.runs.store.jsonforms import handoff_json, handoff_of, identity_json, identity_of
+from sigma_exporter.runs.store.records import Changes, Handoff, IdentityKey, IdentityRecord, WriteResult
 
 Sql = Callable[[str], str]
 
@@ -40,9 +31,10 @@ _UPDATE = (
 )
 _EXISTS = "SELECT 1 FROM report_identities WHERE report_group_id = ? AND report_id = ?"
 _INSERT = (
-    "INSERT INTO report_identities (report_group_id, report_id, record, owner, epoch) VALUES (?, ?, ?, ?, 1)"
+    "INSERT INTO report_identities (report_group_id, report_id, record, owner, epoch) VALUES (?, ?, ?, ?, 1) "
+    "ON CONFLICT (report_group_id, report_id) DO NOTHING"
 )
-_RESERVE = "INSERT INTO report_identities (report_group_id, report_id, record, owner, epoch) VALUES (?, ?, '{}', ?, ?)"
+_RESERVE = "INSERT INTO report_identities (report_group_id, report_id, record, owner, epoch) VALUES (?, ?, '{}', ?, 1)"
 _INSERT_OUTCOME = (
     "INSERT INTO outcomes (report_group_id, report_id, reference, record) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (report_group_id, report_id, reference) DO NOTHING"
@@ -69,17 +61,25 @@ class IdentityTables:
         written: set[IdentityKey] = set()
         lost: list[tuple[IdentityKey, int]] = []
         refused: list[IdentityKey] = []
+        created: list[IdentityKey] = []
+        for key, epoch in changes.dropped:  # first: an identity retired and made again comes back new
+            cur.execute(sql(_DROP), (*key, token, epoch or 1))
+            if cur.rowcount == 1:
+                for statement in _DROP_HISTORY:
+                    cur.execute(sql(statement), key)
         locked = False
         for record in changes.identities:
             key = record.key
-            epoch = epochs.get(key, 0)  # 0: created by this process, at epoch 1 once stored
+            epoch = epochs.get(key, 0)  # 0: created by this process, stored at epoch 1 (no one else's is)
             cur.execute(sql(_UPDATE), (identity_json(record), *key, token, epoch or 1))
             if cur.rowcount == 1:
                 written.add(key)
+                if epoch == 0:
+                    created.append(key)  # made by this process (or reserved by its registration) before
                 continue
             cur.execute(sql(_EXISTS), key)
             if epoch != 0 or cur.fetchone() is not None:
-                lost.append((key, epoch))
+                lost.append((key, epoch))  # never written over: its runs go to the outcomes
                 continue
             if changes.max_identities and not locked:
                 cur.execute(sql(_LOCK_CREATION))  # creations across shards one at a time: the limit holds
@@ -88,7 +88,11 @@ class IdentityTables:
                 refused.append(key)
                 continue
             cur.execute(sql(_INSERT), (*key, identity_json(record), token))
-            written.add(key)
+            if cur.rowcount == 1:
+                written.add(key)
+                created.append(key)
+            else:
+                lost.append((key, epoch))  # another process made it a moment ago
         gone = set(refused)
         stored = [h for h in changes.handoffs if h.identity not in written and h.identity not in gone]
         if stored:
@@ -96,12 +100,7 @@ class IdentityTables:
         consumed = [k for k in changes.consumed if k[:2] in written or k[:2] in gone]
         if consumed:
             cur.executemany(sql(_DELETE_OUTCOME), consumed)
-        for key, epoch in changes.dropped:
-            cur.execute(sql(_DROP), (*key, token, epoch or 1))
-            if cur.rowcount == 1:
-                for statement in _DROP_HISTORY:
-                    cur.execute(sql(statement), key)
-        return WriteResult(tuple(lost), tuple(refused)), written
+        return WriteResult(tuple(lost), tuple(refused), tuple(created)), written
 
     def renew(self, cur: Any, sql: Sql, token: str, until: float) -> None:
         """This process's lease runs to `until`."""
@@ -154,15 +153,15 @@ class IdentityTables:
         return [handoff_of(g, r, ref, text) for g, r, ref, text in cur.fetchall()]
 
     def reserve(self, cur: Any, sql: Sql, key: IdentityKey, limit: int, owner: str | None) -> bool:
-        """Make sure identity `key` is held, within `limit` identities in all (0: no limit): a new one owned
-        by `owner` at epoch 1 (this process, when it hashes here), or by nobody for its shard to take. False
-        when it is new beyond the limit. The caller holds the registrations' lock."""
+        """Make sure identity `key` is held, within `limit` identities in all (0: no limit): a new one made
+        by `owner` (this process, when it hashes here: as if created here), or by nobody for its shard to
+        take. False when it is new beyond the limit. The caller holds the registrations' lock."""
         cur.execute(sql(_EXISTS), key)
         if cur.fetchone() is not None:
             return True
         if limit and count(cur, sql) >= limit:
             return False
-        cur.execute(sql(_RESERVE), (*key, owner, 0 if owner is None else 1))
+        cur.execute(sql(_RESERVE), (*key, owner))
         return True
 
     def read_all(self, cur: Any, sql: Sql) -> tuple[IdentityRecord, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sigma_exporter.runs.store.records import Changes, StoreError, WriteResult
@@ -152,8 +153,8 @@ class StateWriter:
             self.writes_total += 1
             delay = RETRY_MIN_SECONDS
             with self._cond:
-                if result.lost or result.refused:
-                    self._results.append(result)
+                if result.lost or result.refused or result.created:
+                    self._results.append(replace(result, at=time.monotonic()))
                 self._written = number
                 self._writing = False
                 self._cond.notify_all()

@@ -6,13 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sigma_exporter.metrics.links import PAGE_PATH, identity_query
-from sigma_exporter.runs.store.records import (
-    ExpectedRun,
-    History,
-    HistoryRun,
-    IdentityRecord,
-    history_run_fields,
-)
+from sigma_exporter.runs.store.jsonforms import history_run_fields
+from sigma_exporter.runs.store.records import ExpectedRun, History, HistoryRun, IdentityRecord
 
 HISTORY_PATH = "/api/v1/reports/history"
 MAX_ID = 256
@@ -31,6 +26,8 @@ def view_of_identity(record: IdentityRecord) -> dict[str, Any]:
         "last_failure": record.last_failure,
         "last_duration_seconds": record.last_duration,
         "runs": dict(record.outcomes),
+        "missed": record.missed,
+        "overdue": record.overdue,
         "history": f"{HISTORY_PATH}?{query}",
         "page": f"/{PAGE_PATH}?{query}",
     }

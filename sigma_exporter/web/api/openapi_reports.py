@@ -40,6 +40,8 @@ SCHEMAS: dict[str, Any] = {
             "last_failure": _NULLABLE_NUMBER,
             "last_duration_seconds": _NULLABLE_NUMBER,
             "runs": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "missed": {"type": "boolean", "description": "Its latest expected run has not started in grace"},
+            "overdue": {"type": "boolean", "description": "A run is active longer than max_duration"},
             "history": {"type": "string", "description": "The path of its history"},
             "page": {"type": "string", "description": "The path of its page"},
         },

@@ -17,8 +17,9 @@ import pytest
 
 from sigma_exporter.config.secret import Secret
 from sigma_exporter.runs.store import StateStore, StoreError
+from sigma_exporter.runs.store.jsonforms import identity_of, seen_of
 from sigma_exporter.runs.store.postgres import PostgresStore
-from sigma_exporter.runs.store.records import Loaded, identity_of, seen_of
+from sigma_exporter.runs.store.records import Loaded
 from sigma_exporter.runs.store.schema import LATEST
 from sigma_exporter.runs.store.sqlite import SQLiteStore
 from tests.support.paths import TESTS

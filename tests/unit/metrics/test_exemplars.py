@@ -17,7 +17,8 @@ from sigma_exporter.metrics.families import timestamp_text
 from sigma_exporter.metrics.render import render
 from sigma_exporter.metrics.snapshot import ExporterInfo, IdentityState, RegistryState, Snapshot
 from sigma_exporter.runs.identities import Identities
-from sigma_exporter.runs.store.records import IdentityRecord, identity_json, identity_of
+from sigma_exporter.runs.store.jsonforms import identity_json, identity_of
+from sigma_exporter.runs.store.records import IdentityRecord
 from sigma_exporter.sigma.stats import ApiStats
 from tests.support.exposition import Families
 

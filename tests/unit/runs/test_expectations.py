@@ -11,7 +11,8 @@ import pytest
 from sigma_exporter.config.model import Expectation, Timetable
 from sigma_exporter.runs import timetable
 from sigma_exporter.runs.expectations import judge, with_start
-from sigma_exporter.runs.store.records import IdentityRecord, identity_json, identity_of
+from sigma_exporter.runs.store.jsonforms import identity_json, identity_of
+from sigma_exporter.runs.store.records import IdentityRecord
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")

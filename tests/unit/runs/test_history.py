@@ -12,15 +12,9 @@ from sigma_exporter.runs.history import MAX_ERROR_CHARS, escaped
 from sigma_exporter.runs.holdings import Holdings
 from sigma_exporter.runs.references import Shard
 from sigma_exporter.runs.registry import Registry
+from sigma_exporter.runs.store.jsonforms import identity_json, identity_of
 from sigma_exporter.runs.store.memory import MemoryStore
-from sigma_exporter.runs.store.records import (
-    Changes,
-    ExpectedRun,
-    HistoryRun,
-    Loaded,
-    identity_json,
-    identity_of,
-)
+from sigma_exporter.runs.store.records import Changes, ExpectedRun, HistoryRun, Loaded
 from sigma_exporter.runs.store.writer import StateWriter
 from sigma_exporter.sigma.errors import BadRequestError
 from sigma_exporter.sigma.replies import GroupReply, ReportResult

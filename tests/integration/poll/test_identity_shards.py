@@ -1,0 +1,125 @@
+"""Report identities across two shards of `sigma-exporter serve` on one PostgreSQL database, as an operator
+scaling out per the README would run them: each identity's series come from one shard (its owner),
+whichever shard polled its runs; the sum over shards counts each run once, before and after both shards
+restart and after the owner is killed; every shard's /api/v1/reports says the same; and skip_if_running
+sees the runs the other shard holds. (Many shards, reshards and overlaps in process:
+tests/integration/state/test_identity_owners.py.)"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from sigma_exporter.runs.references import shard_of
+from sigma_exporter.simulator import Simulator
+from tests.support.exporter import select
+from tests.support.net import wait_for
+from tests.support.process import ExporterProcess
+from tests.support.runs import SCENARIO, config, register, start_run
+from tests.support.scenarios import scenario_from
+
+Start = Callable[..., ExporterProcess]
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(scenario_from(SCENARIO)) as simulator:
+        yield simulator
+
+
+def series(procs: list[ExporterProcess], name: str, **labels: str) -> dict[int, float]:
+    """Per shard that exports it, the sum of `name`'s samples matching `labels`."""
+    found: dict[int, float] = {}
+    for index, proc in enumerate(procs):
+        values = select(proc.metrics(), name, **labels)
+        if values:
+            found[index] = sum(values.values())
+    return found
+
+
+def reports(proc: ExporterProcess) -> dict[str, dict[str, Any]]:
+    reply = requests.get(proc.url + "/api/v1/reports", timeout=5)
+    assert reply.status_code == 200
+    return {r["report_id"]: r for r in reply.json()["reports"] if not r["report_group_id"]}
+
+
+def start_shards(start: Start, body: str, count: int = 2) -> list[ExporterProcess]:
+    procs = [start(body, "--shard.index", str(i), "--shard.count", str(count)) for i in range(count)]
+    for proc in procs:
+        proc.wait_ready()
+    return procs
+
+
+def test_each_run_is_counted_once_by_its_identitys_owner_through_restarts_and_a_kill(
+    sim: Simulator, exporter_process: Start, tmp_path: Path, postgres_cluster: Any
+) -> None:
+    body = config(sim, tmp_path, state=postgres_cluster.state_config(tmp_path))
+    procs = start_shards(exporter_process, body)
+    owner = shard_of("/rpt-empty", 2)
+    references = [start_run(sim, "RUN_REPORT", "rpt-empty") for _ in range(8)]
+    pollers = {shard_of(r, 2) for r in references}
+    assert pollers == {0, 1}, "the runs should be polled by both shards"
+    for n, reference in enumerate(references):  # registered at either shard
+        body_ = {"reference": reference, "kind": "report", "report_id": "rpt-empty"}
+        assert register(procs[n % 2], body_).status_code == 201
+    daily = start_run(sim, "RUN_REPORT", "rpt-daily")
+    assert register(procs[1 - shard_of(daily, 2)], {"reference": daily, "kind": "report"}).status_code == 201
+
+    def counted(name: str, want: float, **labels: str) -> dict[int, float]:
+        return wait_for(  # type: ignore[no-any-return]
+            lambda: (found := series(procs, name, **labels)) and sum(found.values()) == want and found,
+            30,
+            what=f"{name} {labels} summing to {want} over the shards",
+        )
+
+    assert counted("sigma_report_runs_total", 8, report_id="rpt-empty", outcome="no_data") == {owner: 8}
+    daily_owner = shard_of("/rpt-daily", 2)
+    assert counted("sigma_report_runs_total", 1, report_id="rpt-daily", outcome="success") == {daily_owner: 1}
+    for proc in procs:  # one answer from every shard, the owner's, complete
+        listed = reports(proc)
+        assert listed["rpt-empty"]["runs"]["no_data"] == 8
+        assert listed["rpt-daily"]["runs"]["success"] == 1 and listed["rpt-daily"]["last_success"]
+    last_success = series(procs, "sigma_report_last_success_timestamp_seconds", report_id="rpt-daily")
+
+    for proc in procs:  # both shards restart: nothing goes back, nothing is counted twice
+        assert proc.stop() == 0
+    procs = start_shards(exporter_process, body)
+    assert counted("sigma_report_runs_total", 8, report_id="rpt-empty", outcome="no_data") == {owner: 8}
+    assert counted("sigma_report_runs_total", 1, report_id="rpt-daily", outcome="success") == {daily_owner: 1}
+    assert series(procs, "sigma_report_last_success_timestamp_seconds", report_id="rpt-daily") == last_success
+
+    procs[owner].stop(signal.SIGKILL)  # the owner killed: its successor on this host takes over at once
+    procs[owner] = exporter_process(body, "--shard.index", str(owner), "--shard.count", "2")
+    procs[owner].wait_ready()
+    more = start_run(sim, "RUN_REPORT", "rpt-empty")
+    body_ = {"reference": more, "kind": "report", "report_id": "rpt-empty"}
+    assert register(procs[1 - owner], body_).status_code == 201
+    assert counted("sigma_report_runs_total", 9, report_id="rpt-empty", outcome="no_data") == {owner: 9}
+    for proc in procs:
+        assert reports(proc)["rpt-empty"]["runs"]["no_data"] == 9
+
+
+def test_skip_if_running_sees_the_runs_the_other_shard_polls(
+    sim: Simulator, exporter_process: Start, tmp_path: Path, postgres_cluster: Any
+) -> None:
+    # rpt-slow never ends. The schedule's shard starts the run; the shard of its reference polls it.
+    schedule = {"name": "canary-slow", "report_id": "rpt-slow", "every_seconds": 1, "skip_if_running": True}
+    body = config(sim, tmp_path, state=postgres_cluster.state_config(tmp_path), schedules=[schedule])
+    procs = start_shards(exporter_process, body)
+    firing = shard_of("canary-slow", 2)
+
+    def started(result: str) -> float:
+        return sum(series(procs, "sigma_schedule_runs_started_total", result=result).values())
+
+    wait_for(lambda: started("ok") >= 1, 15, what="the schedule's first run")
+    began = time.monotonic()
+    wait_for(lambda: started("skipped") >= 5, 15, what="five firings skipped while the run is active")
+    assert started("ok") == 1, f"{started('ok')} runs started within {time.monotonic() - began:.1f} s"
+    assert set(series(procs, "sigma_schedule_runs_started_total")) == {firing}
+    assert series(procs, "sigma_report_runs_active", report_id="rpt-slow") == {shard_of("/rpt-slow", 2): 1}
