@@ -118,14 +118,21 @@ def build_core(
     the system's, or the testing hook's when its environment variable is set: runs/clock.py); `redact`: what
     masks the secrets in Sigma's error texts before a report's history keeps them (the log's redactor);
     `external_url`: --web.external-url, normalised (web/external.py); "" publishes no links."""
+    # The identities' sync reads the store every second on a connection of its own, so that it never
+    # holds up a registration (a store given by the caller is shared).
+    owner_state: StateStore | None = None
     if state is None:
         state = store_for(config.state, storage_path)
         if state.description == "memory:":
             log.warning(
                 "state.url is memory: runs registered through the API and report history are lost on restart"
             )
+        else:
+            owner_state = store_for(config.state, storage_path)
     shard = Shard(shard_index, shard_count)
     state.token = owner_token(str(shard))
+    if owner_state is not None:
+        owner_state.token = state.token
     clock = clock or clock_from_environment(os.environ)
     wake = threading.Event()  # news for the poll thread: arrivals, reloads, schedule starts
     in_force = ConfigInForce(config)
@@ -144,7 +151,7 @@ def build_core(
         wake=wake,
     )
     inbox = ReloadInbox(wake)
-    ownership = Ownership(state, shard, wake=wake)
+    ownership = Ownership(owner_state or state, shard, wake=wake, own_store=owner_state is not None)
 
     def active_runs(key: tuple[str, str]) -> int:
         try:  # whichever shard holds them

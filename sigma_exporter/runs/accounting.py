@@ -65,7 +65,10 @@ def measured(memory: HeldRun, report_ids: list[str], start: float, end: float, l
     return min(max(took, 0.0), longest)
 
 
-def _name(memory: HeldRun, key: IdentityKey) -> str:
+def name_of(memory: HeldRun, key: IdentityKey) -> str:
+    """The report's name as the run's rows give it for identity `key` ("" for a group as a whole)."""
+    if not key[1]:
+        return ""
     return next((r.report_name for r in memory.rows if r.report_id and r.report_id == key[1]), "")
 
 
@@ -74,7 +77,7 @@ def touch_identities(memory: HeldRun, identities: Identities) -> None:
     those this process writes take it in."""
     start = started_at(memory)
     for key in identity_keys(memory):
-        if identities.touch(key, _name(memory, key) if key[1] else "", memory.ref.labels, seen=start):
+        if identities.touch(key, name_of(memory, key), memory.ref.labels, seen=start):
             identities.started(key, start)
 
 
@@ -88,7 +91,7 @@ def _end(
 ) -> None:
     """The run ended for identity `key`: counted here, or handed to the identity's owner."""
     run = history_run(memory, key, outcome, final_at, duration)
-    identities.end(Handoff(run, _name(memory, key) if key[1] else "", memory.ref.labels))
+    identities.end(Handoff(run, name_of(memory, key), memory.ref.labels))
 
 
 def count_if_final(

@@ -67,6 +67,8 @@ class Owned:
                 identities.end(handoff, stored=True)
         if news.remote_active is not None:
             self.remote_active = news.remote_active
+            for key, (name, labels) in news.remote_names.items():  # exported from its first run on
+                identities.touch(key, name, labels)
         return bool(news.taken or news.outcomes)
 
     def written(self, result: WriteResult) -> None:

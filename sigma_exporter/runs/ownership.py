@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS: Final = 15.0
 RENEW_SECONDS: Final = 5.0
 SYNC_SECONDS: Final = 1.0
+#: How often the other shards' active runs are read (a scan of the runs not final).
+ACTIVE_SECONDS: Final = 2.0
 
 Taken = tuple[IdentityRecord, int, tuple[str, ...]]  # record, epoch, references its history holds
 
@@ -43,14 +45,17 @@ class News:
     mine_at: float = 0.0  # when `mine` was read (monotonic, before the read)
     taken: list[Taken] = field(default_factory=list)
     outcomes: list[Handoff] | None = None  # every outcome waiting for this shard (None: not read since)
-    # Per identity this shard owns, the starts of the active runs other shards poll (None: not asked).
+    # Per identity this shard owns, the starts of the active runs other shards poll (None: not asked), and
+    # the report's name and labels as those runs have them.
     remote_active: dict[IdentityKey, list[float]] | None = None
+    remote_names: dict[IdentityKey, tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=dict)
 
 
 class Ownership:
-    """Takes and keeps this shard's identities in the store, on a thread of its own. app.py calls `start`
-    (which takes the identities at once, before the poller restores) and `stop` (after the writer's last
-    write: the identities are let go); the poll thread calls `take`; anyone may read `token`."""
+    """Takes and keeps this shard's identities in the store, on a thread of its own (and, with `own_store`,
+    a connection of its own, which it opens and closes). app.py calls `start` (which takes the identities at
+    once, before the poller restores) and `stop` (after the writer's last write: the identities are let
+    go); the poll thread calls `take`; anyone may read `token`."""
 
     def __init__(
         self,
@@ -59,8 +64,10 @@ class Ownership:
         *,
         wake: threading.Event | None = None,
         polls: Callable[[str], bool] | None = None,
+        own_store: bool = False,
     ) -> None:
         self.store = store
+        self._own_store = own_store  # a connection of its own: opened at start, closed at stop
         self.shard = shard
         self._polls = polls or shard.owns  # the runs this shard polls (their activity it knows itself)
         self._wake = wake or threading.Event()
@@ -68,6 +75,7 @@ class Ownership:
         self._news = News()
         self._stop = threading.Event()
         self._renewed = -float("inf")  # monotonic
+        self._active_read = -float("inf")  # monotonic
         self._failing = False
         self._started = False  # the first tick takes over from this shard's predecessor on this host
         self._thread = threading.Thread(target=self._run, name="sigma-identity-owner", daemon=True)
@@ -83,6 +91,8 @@ class Ownership:
 
     def start(self) -> None:
         """Take this shard's free identities now (raises StoreError), then follow the store."""
+        if self._own_store:
+            self.store.start()
         self.tick()
         self._thread.start()
 
@@ -98,6 +108,8 @@ class Ownership:
                 "cannot let this process's report identities go; their shards take them when its lease ends",
                 extra={"error": str(exc), "lease_seconds": LEASE_SECONDS},
             )
+        if self._own_store:
+            self.store.stop(timeout)
 
     def take(self) -> News:
         """The news since the last call (the poll thread's)."""
@@ -131,7 +143,10 @@ class Ownership:
         taken = self.store.acquire(free, now, takeover) if free else []
         self._started = True
         outcomes = [h for h in self.store.outcomes() if self.owns(h.identity)]
-        remote = self._remote_active() if self.shard.count > 1 else None
+        remote = None
+        if self.shard.count > 1 and mono - self._active_read >= ACTIVE_SECONDS:
+            remote = self._remote_active()
+            self._active_read = mono
         if self._failing:
             log.info("report identities are read from the state store again")
             self._failing = False
@@ -142,8 +157,8 @@ class Ownership:
             news.taken.extend(taken)
             news.outcomes = outcomes  # the newest list: each tick reads them whole
             if remote is not None:
-                news.remote_active = remote
-        if taken or outcomes or remote:
+                news.remote_active, news.remote_names = remote
+        if taken or outcomes or (remote and remote[0]):
             self._wake.set()
         for record, epoch, _ in taken:
             log.info(
@@ -155,8 +170,11 @@ class Ownership:
                 },
             )
 
-    def _remote_active(self) -> dict[IdentityKey, list[float]]:
+    def _remote_active(
+        self,
+    ) -> tuple[dict[IdentityKey, list[float]], dict[IdentityKey, tuple[str, tuple[tuple[str, str], ...]]]]:
         active: dict[IdentityKey, list[float]] = {}
+        names: dict[IdentityKey, tuple[str, tuple[tuple[str, str], ...]]] = {}
         for record in self.store.active_runs():
             if self._polls(record.ref.reference):
                 continue  # this shard's own: the poll thread knows them better
@@ -164,4 +182,5 @@ class Ownership:
             for key in accounting.identity_keys(run):
                 if self.owns(key):
                     active.setdefault(key, []).append(accounting.started_at(run))
-        return active
+                    names[key] = (accounting.name_of(run, key), run.ref.labels)
+        return active, names

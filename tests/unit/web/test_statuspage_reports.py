@@ -76,3 +76,31 @@ def test_an_identity_without_expectation_shows_no_next_time_and_names_are_escape
 
 def test_no_identity_yet_says_so() -> None:
     assert "No report has run or is expected yet." in page()
+
+
+def test_identities_other_shards_own_are_listed_as_their_owners_keep_them() -> None:
+    snapshot = initial_snapshot(ExporterInfo.of_this_process(1, 2, "all"), ApiStats())
+    mine = IdentityRecord("", "rpt-mine", "Mine", last_success=NOW - 5)
+    theirs = IdentityRecord(
+        "",
+        "rpt-theirs",
+        "Theirs",
+        last_failure=NOW - 60,
+        missed=True,
+        missed_total=3,
+        active=2,
+        next_expected_at=NOW + 120,
+    )
+    stale_mine = replace(mine, last_success=NOW - 3600)  # the store lags this shard's live state
+    html = render_status_page(
+        replace(snapshot, identities=(IdentityState(mine, 1, None),)), now=NOW, stored=(stale_mine, theirs)
+    )
+    row = row_of(html, "Theirs")
+    assert 'class="late"' in row and "MISSED" in row and "3 missed in all" in row
+    assert "<td>2</td>" in row and "(in 120s)" in row and "(60s ago)" in row
+    assert "(5s ago)" in row_of(html, "Mine")  # its own identity live, not as stored
+    assert "state store cannot be read" not in html
+    unread = render_status_page(
+        replace(snapshot, identities=(IdentityState(mine, 1, None),)), now=NOW, unreadable=True
+    )
+    assert "state store cannot be read" in unread and "Theirs" not in unread and "Mine" in unread
