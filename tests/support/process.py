@@ -33,9 +33,13 @@ def run_command(
 
 
 class ExporterProcess:
-    """`sigma-exporter serve` as a real child process on a free loopback port."""
+    """`sigma-exporter serve` as a real child process on a free loopback port. `env` is added to its
+    environment; `cwd` is its working directory (`-m` puts it first on sys.path: to run another tree of
+    the package through PYTHONPATH, give a directory without one)."""
 
-    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = config.with_suffix(f".{self.port}.log")
@@ -53,6 +57,7 @@ class ExporterProcess:
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
+            cwd=cwd,
         )
 
     def __enter__(self) -> ExporterProcess:
