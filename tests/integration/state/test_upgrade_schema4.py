@@ -1,8 +1,8 @@
 """Schema 4 to 5 (one writer per report identity): a SQLite file and a PostgreSQL dump written by the exporter
 at commit 95efdbf (schema 4; made by tests/fixtures/upgrade/make_fixture.py) open with the current code,
 migrate, and lose nothing: the same runs, identity records (counts, last success, exemplars, expectations'
-verdicts), history rows and schedules' claims. The migrated identities have no owner until a shard takes one,
-at epoch 1, with its history's references. And with real processes: a shard of 95efdbf still running on a
+verdicts), history rows and schedules' claims. The migrated identities have no owner (at epoch 1) until a
+shard takes one, at epoch 2, with its history's references. And with real processes: a shard of 95efdbf still running on a
 database a new shard migrated fails loudly when it would write an identity (its statements name the table
 that is gone; it writes one when a run ends, and when it first sees a run of an identity), writes nothing to
 the identities, and the runs it saw end are counted once, by new shards, after it is replaced. (While the two
@@ -29,13 +29,9 @@ import requests
 from sigma_exporter.config.secret import Secret
 from sigma_exporter.runs.references import shard_of
 from sigma_exporter.runs.store import StateStore
+from sigma_exporter.runs.store.jsonforms import expected_run_of, history_run_of
 from sigma_exporter.runs.store.postgres import PostgresStore
-from sigma_exporter.runs.store.records import (
-    Changes,
-    HistoryRun,
-    expected_run_of,
-    history_run_of,
-)
+from sigma_exporter.runs.store.records import Changes, HistoryRun
 from sigma_exporter.runs.store.schema import LATEST
 from sigma_exporter.runs.store.sqlite import SQLiteStore
 from sigma_exporter.simulator import Simulator
@@ -88,18 +84,18 @@ def check_nothing_lost(store: StateStore, want: dict[str, Any], rows: Rows) -> N
         ]
         assert history.expected == tuple(sorted(old_expected, key=lambda e: e.expected_at, reverse=True))
     # Nobody owns a migrated identity, nothing waits for an owner.
-    assert rows("SELECT owner, epoch FROM report_identities") == [(None, 0)] * len(held)
+    assert rows("SELECT owner, epoch FROM report_identities") == [(None, 1)] * len(held)
     assert rows("SELECT count(*) FROM outcomes") == [(0,)]
     assert rows("SELECT count(*) FROM owners") == [(0,)]
     assert set(store.free_identities(time.time())) == held
-    # A shard takes one, at epoch 1, with the references its history holds (not to be counted again).
+    # A shard takes one, at epoch 2, with the references its history holds (not to be counted again).
     before = next(i for i in store.identities() if i.key == WATCHED)
     store.renew(time.time() + 15)
     [(record, epoch, references)] = store.acquire([WATCHED], time.time())
-    assert (record, epoch) == (before, 1)
+    assert (record, epoch) == (before, 2)
     assert sorted(references) == [h["reference"] for h in want["run_history"]["/rpt-canary"]]
     assert rows("SELECT owner, epoch FROM report_identities WHERE report_id = 'rpt-canary'") == [
-        (store.token, 1)
+        (store.token, 2)
     ]
     assert store.acquire([WATCHED], time.time()) == []  # owned now, under a live lease
     # Its owner writes on under that epoch, on top of what was migrated.
@@ -235,7 +231,7 @@ def test_a_shard_of_schema_4_beside_a_new_shard_fails_loudly_and_its_runs_are_co
 
     1. The old shard (95efdbf) as shard 0, alone on a fresh database (schema 4), counts r1 of rpt-daily;
        r2 of rpt-daily is registered with it and checked, still running.
-    2. A new shard 1 starts beside it: it migrates to schema 5 and takes /rpt-daily (epoch 1). r4 of
+    2. A new shard 1 starts beside it: it migrates to schema 5 and takes /rpt-daily (epoch 2). r4 of
        rpt-slow, registered with it, ends there and waits in `outcomes` for the owner of /rpt-slow (shard 0,
        old: nobody takes it). The old shard goes on polling, with nothing to write yet.
     3. r2 ends at the old shard: its write (the run and its identity, in one transaction) fails loudly
@@ -308,7 +304,7 @@ def test_a_shard_of_schema_4_beside_a_new_shard_fails_loudly_and_its_runs_are_co
                 rows(
                     "SELECT epoch FROM report_identities WHERE report_id = 'rpt-daily' AND owner IS NOT NULL"
                 )
-                == [(1,)]
+                == [(2,)]
             ),
             15,
             what="shard 1 taking /rpt-daily",
@@ -375,4 +371,4 @@ def test_a_shard_of_schema_4_beside_a_new_shard_fails_loudly_and_its_runs_are_co
         assert (run_row(r2)[1], run_row(r3)[1]) == ("success", "failure")
         owners = {r[1]: r[3:] for r in identity_rows()}
         assert owners["rpt-daily"] == {r[1]: r[3:] for r in before}["rpt-daily"]  # shard 1's, all along
-        assert owners["rpt-slow"][0] is not None and owners["rpt-slow"][1] == 1  # taken by the new shard 0
+        assert owners["rpt-slow"][0] is not None and owners["rpt-slow"][1] == 2  # taken by the new shard 0
