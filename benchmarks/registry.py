@@ -133,8 +133,8 @@ def bench_store(
     row = {
         "store": name,
         "rate": args.runs / wall,
-        "p50": percentile(latencies, 0.5),
-        "p99": percentile(latencies, 0.99),
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
         "taken": taken,
         "rss": exporter.child.peak_rss_mb(),
     }
@@ -157,8 +157,8 @@ def bench_floor(procs: Processes, sim: Simulator, args: argparse.Namespace) -> d
     row = {
         "store": "floor: http.server + sqlite3, same durable insert and first call",
         "rate": args.runs / wall,
-        "p50": percentile(latencies, 0.5),
-        "p99": percentile(latencies, 0.99),
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
         "taken": time.perf_counter() - done,
         "rss": child.peak_rss_mb(),
     }

@@ -218,7 +218,7 @@ class Poller:
         self._holdings.owned.note_active()
         to_write = self._holdings.changes()
         number = self._writer.submit(to_write)
-        if to_write.identities:
+        if to_write.identities or to_write.dropped:
             self._identity_views.submitted(number, to_write.identities)
             if self._writer.up:  # counts are shown once durable: a commit's wait, not a cycle's
                 self._writer.wait_written(number, DURABLE_WAIT_SECONDS)

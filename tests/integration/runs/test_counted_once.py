@@ -143,8 +143,11 @@ def test_identities_retire_and_their_number_is_bounded(
         what="every series of the retired identities gone",
     )
     assert len(proc.metrics().splitlines()) < grown
-    listed = {r["report_id"] for r in requests.get(proc.url + "/api/v1/reports", timeout=5).json()["reports"]}
-    assert not {f"rpt-new-{n}" for n in range(20)} & listed
+    def listed() -> set[str]:
+        reply = requests.get(proc.url + "/api/v1/reports", timeout=5)
+        return {r["report_id"] for r in reply.json()["reports"]}
+
+    wait_for(lambda: not {f"rpt-new-{n}" for n in range(20)} & listed(), 10, what="the store's records gone")
     assert proc.stop() == 0
     again = exporter_process(body)  # retired for good: a restart does not bring them back
     again.wait_ready()
