@@ -143,6 +143,7 @@ def test_identities_retire_and_their_number_is_bounded(
         what="every series of the retired identities gone",
     )
     assert len(proc.metrics().splitlines()) < grown
+
     def listed() -> set[str]:
         reply = requests.get(proc.url + "/api/v1/reports", timeout=5)
         return {r["report_id"] for r in reply.json()["reports"]}
