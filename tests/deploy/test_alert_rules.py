@@ -33,6 +33,11 @@ IDENTITY_METRICS = (
 REFERENCE_IDENTITY_METRICS = ("sigma_report_status", "sigma_group_report_failures")
 #: The annotation that links an alert about an identity to the identity's page (docs/metrics.md).
 REPORT_URL = "{{ $labels.report_url }}"
+#: sigma_report_info as every rule joins it: one series per identity, from whichever shard exports it (its
+#: owner, or during an owner change either of the two), joined without `instance` (design.md, "One writer
+#: per report identity").
+IDENTITY_INFO = "topk by (job, report_group_id, report_id) (1, sigma_report_info)"
+ON_IDENTITY = "on (job, report_group_id, report_id)"
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -84,9 +89,25 @@ def test_promtool_unit_tests_pass() -> None:
         ("vector(2)", "vector(3)"),  # periods without a success
         ("next_minus_expected[1d])", "next_minus_expected[1m])"),  # the weekend gap forgotten
         (
-            "unless on (job, instance, report_group_id, report_id)",
-            "and on (job, instance, report_group_id, report_id)",
+            "unless on (job, report_group_id, report_id)",
+            "and on (job, report_group_id, report_id)",
         ),
+        # Across shards (prometheus/tests/shards_test.yml): the run's poller is not the identity's owner,
+        # two shards export an identity while its owner moves, and its history is on two series after.
+        (
+            "* on (job, report_group_id, report_id) group_left (report_url)",
+            "* on (job, instance, report_group_id, report_id) group_left (report_url)",
+        ),
+        (IDENTITY_INFO, "max without (instance) (sigma_report_info)"),
+        (
+            "sum by (job, report_group_id, report_id, le)",
+            "sum by (job, instance, report_group_id, report_id, le)",
+        ),
+        (
+            "sum by (job, report_group_id, report_id) (increase(",
+            "sum by (job, instance, report_group_id, report_id) (increase(",
+        ),
+        ("max without (instance) (\n", "max by (job, instance, report_group_id, report_id) (\n"),
     ],
 )
 def test_promtool_unit_tests_catch_a_broken_rule(tmp_path: Path, original: str, mutant: str) -> None:
@@ -162,12 +183,10 @@ def test_alerts_about_a_report_identity_carry_its_team() -> None:
         if any(metric in rule["expr"] for metric in IDENTITY_METRICS):
             checked += 1
             assert re.search(
-                r"\* on \(job, instance, report_group_id, report_id\) group_left \(report_name, report_url, team\)"
-                r"\s+sigma_report_info\s*$",
+                rf"\* {re.escape(ON_IDENTITY)} group_left \(report_name, report_url, team\)"
+                rf"\s+{re.escape(IDENTITY_INFO)}\s*$",
                 rule["expr"],
-            ), (
-                f"{rule['alert']}: should join sigma_report_info on (job, instance, report_group_id, report_id)"
-            )
+            ), f"{rule['alert']}: should join {IDENTITY_INFO} {ON_IDENTITY}"
     assert checked == 4
 
 
@@ -182,8 +201,8 @@ def test_every_alert_about_a_report_identity_links_to_its_page() -> None:
             assert rule["annotations"].get("report_url") == REPORT_URL, name
             assert rule["labels"].get("report_url") == "", f"{name}: report_url must stay out of the labels"
             assert re.search(
-                r"on \(job, instance, report_group_id, report_id\) group_left \([a-z_, ]*\breport_url\b[a-z_, ]*\)"
-                r"\s+sigma_report_info\b",
+                rf"{re.escape(ON_IDENTITY)} group_left \([a-z_, ]*\breport_url\b[a-z_, ]*\)"
+                rf"\s+{re.escape(IDENTITY_INFO)}",
                 expr,
             ), f"{name}: should copy report_url from sigma_report_info"
         else:
@@ -199,6 +218,57 @@ def test_every_alert_about_a_report_identity_links_to_its_page() -> None:
         "SigmaReportStuck",
         "SigmaReportStatusUnknown",
     }
+
+
+def test_identity_series_are_joined_without_instance() -> None:
+    """Each identity is exported by its owner shard, each run by the shard that polls it (design.md, "One
+    writer per report identity"): every join to sigma_report_info is on (job, report_group_id, report_id),
+    to one series per identity, and so is every join of a run series to an identity series."""
+    exprs = [rule["expr"] for rule in _rules()]
+    infos = [expr for expr in exprs if "sigma_report_info" in expr]
+    assert len(infos) >= 9
+    for expr in infos:
+        uses = expr.count("sigma_report_info")
+        assert expr.count(IDENTITY_INFO) == uses, f"sigma_report_info not as {IDENTITY_INFO}:\n{expr}"
+        joins = re.findall(rf"(on \([^)]*\)) group_left \([a-z_, ]*\)\s+{re.escape(IDENTITY_INFO)}", expr)
+        assert joins == [ON_IDENTITY] * uses, expr
+    # The identity families that alerts read over time are aggregated without instance: after an owner
+    # change their history is on two series.
+    (slower,) = [r["expr"] for r in _alerts() if r["alert"] == "SigmaReportRunSlowerThanUsual"]
+    assert (
+        "sum by (job, report_group_id, report_id, le) (rate(sigma_report_run_duration_seconds_bucket"
+        in slower
+    )
+    assert (
+        "sum by (job, report_group_id, report_id) (increase(sigma_report_run_duration_seconds_count" in slower
+    )
+    assert "instance" not in slower
+    (no_success,) = [r["expr"] for r in _alerts() if r["alert"] == "SigmaReportNoRecentSuccess"]
+    assert "job_report:sigma_report_expected_period_seconds:max1d" in no_success
+    assert not any("job_instance_report:sigma_report_expected_period_seconds:max1d" in e for e in exprs)
+
+
+def test_the_two_shard_unit_tests_separate_poller_and_owner() -> None:
+    """shards_test.yml has, for every per-reference alert, a firing case whose run is polled by one shard
+    (the alert's instance) and whose identity is exported by the other (the link's host)."""
+    document = yaml.safe_load((PROMETHEUS_DIR / "tests" / "shards_test.yml").read_text())
+    apart: set[str] = set()
+    for test in document["tests"]:
+        for case in test.get("alert_rule_test", []):
+            for alert in case.get("exp_alerts") or []:
+                instance = alert["exp_labels"]["instance"]  # shard-N:9842
+                link = str(alert["exp_annotations"].get("report_url", ""))
+                owner = re.match(r"https://sigma-(\d+)\.example\.com/", link)
+                if owner and not instance.startswith(f"shard-{owner.group(1)}:"):
+                    apart.add(case["alertname"])
+    per_reference = {
+        "SigmaReportFailed",
+        "SigmaReportNotificationFailed",
+        "SigmaGroupReportFailures",
+        "SigmaReportStuck",
+        "SigmaReportStatusUnknown",
+    }
+    assert per_reference <= apart
 
 
 def test_the_link_is_unit_tested_for_identity_and_per_reference_alerts() -> None:

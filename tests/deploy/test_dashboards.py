@@ -43,6 +43,25 @@ REFERENCE_MATCHER = 'reference="$reference"'
 IDENTITY_MATCHERS = ('report_group_id=~"$report_group_id"', 'report_id=~"$report_id"')
 # A metric name in an expression (exporter metrics and Prometheus's `up`).
 METRIC = re.compile(r"\b(sigma_[a-z_]+|up)\b(\{[^}]*\})?")
+#: The families of a report identity, exported by its owner shard only; a run's series come from the shard
+#: that polls it, usually another one (design.md, "One writer per report identity").
+IDENTITY_FAMILIES = frozenset(
+    {
+        "sigma_report_info",
+        "sigma_report_runs_total",
+        "sigma_report_run_duration_seconds",
+        "sigma_report_last_success_timestamp_seconds",
+        "sigma_report_last_failure_timestamp_seconds",
+        "sigma_report_last_run_duration_seconds",
+        "sigma_report_missed_runs_total",
+        "sigma_report_run_missed",
+        "sigma_report_run_overdue",
+        "sigma_report_runs_active",
+        "sigma_report_oldest_active_run_start_timestamp_seconds",
+        "sigma_report_expected_run_timestamp_seconds",
+        "sigma_report_next_expected_run_timestamp_seconds",
+    }
+)
 
 
 def _dashboards() -> dict[str, dict[str, Any]]:
@@ -162,6 +181,22 @@ def test_every_metric_selector_filters_job_and_instance(name: str) -> None:
             for matcher in needed:
                 assert matcher in braces, f"{title}: {metric}{braces} lacks {matcher}"
     assert selectors >= 20
+
+
+def test_joins_on_instance_pair_series_of_one_shard() -> None:
+    """A join on `instance` pairs identity series with identity series (one owner), or run and exporter
+    series with their like (one poller), never one kind with the other: those come from different shards."""
+    checked = 0
+    for name, dashboard in _dashboards().items():
+        for title, target in _targets(dashboard):
+            expr = target["expr"]
+            if not re.search(r"\bon \([^)]*\binstance\b", expr):
+                continue
+            checked += 1
+            families = {re.sub(r"_(bucket|sum|count)$", "", m.group(1)) for m in METRIC.finditer(expr)}
+            kinds = {family in IDENTITY_FAMILIES for family in families}
+            assert len(kinds) == 1, f"{name} / {title}: joins {sorted(families)} on instance"
+    assert checked >= 10
 
 
 def test_rates_use_rate_interval_and_no_fixed_ranges() -> None:
