@@ -123,3 +123,67 @@ def test_skip_if_running_sees_the_runs_the_other_shard_polls(
     assert started("ok") == 1, f"{started('ok')} runs started within {time.monotonic() - began:.1f} s"
     assert set(series(procs, "sigma_schedule_runs_started_total")) == {firing}
     assert series(procs, "sigma_report_runs_active", report_id="rpt-slow") == {shard_of("/rpt-slow", 2): 1}
+
+
+def test_the_shard_count_changes_with_every_shard_stopped_and_in_an_overlap(
+    sim: Simulator, exporter_process: Start, tmp_path: Path, postgres_cluster: Any
+) -> None:
+    """2 -> 3 with every shard stopped first, then 3 -> 1 as a rolling restart would: the one new process
+    runs beside the three old ones, which stop one by one. Runs end throughout; each is counted once, and
+    each identity's counters go on from their stored values on its new owner."""
+    body = config(sim, tmp_path, state=postgres_cluster.state_config(tmp_path))
+    ended = {"rpt-empty": 0, "rpt-broken": 0}
+    outcome = {"rpt-empty": "no_data", "rpt-broken": "failure"}
+    highest: dict[tuple[str, str], float] = {}
+
+    def run_some(procs: list[ExporterProcess], n: int) -> None:
+        for i in range(n):
+            report_id = list(ended)[i % 2]
+            reference = start_run(sim, "RUN_REPORT", report_id)
+            reply = register(
+                procs[i % len(procs)], {"reference": reference, "kind": "report", "report_id": report_id}
+            )
+            assert reply.status_code == 201
+            ended[report_id] += 1
+
+    def settled(procs: list[ExporterProcess]) -> None:
+        def right() -> bool:
+            for report_id, count in ended.items():
+                found = series(
+                    procs, "sigma_report_runs_total", report_id=report_id, outcome=outcome[report_id]
+                )
+                if len(found) != 1 or sum(found.values()) != count:
+                    return False
+            return True
+
+        wait_for(right, 40, what=f"each run counted once by one shard: {ended}")
+        for proc in procs:  # no series of an instance goes back
+            for report_id in ended:
+                for labels, value in select(
+                    proc.metrics(), "sigma_report_runs_total", report_id=report_id
+                ).items():
+                    key = (proc.url, f"{report_id}{sorted(labels)}")
+                    assert value >= highest.get(key, 0.0)
+                    highest[key] = value
+            listed = reports(proc)
+            for report_id, count in ended.items():
+                assert listed[report_id]["runs"][outcome[report_id]] == count
+
+    two = start_shards(exporter_process, body, 2)
+    run_some(two, 6)
+    settled(two)
+    for proc in two:
+        assert proc.stop() == 0
+    three = start_shards(exporter_process, body, 3)
+    settled(three)  # the stored counts, on the identities' new owners
+    run_some(three, 6)
+    settled(three)
+    one = exporter_process(body, "--shard.index", "0", "--shard.count", "1")
+    one.wait_ready()
+    run_some([one, *three], 4)
+    settled([one, *three])
+    while three:
+        assert three.pop().stop() == 0
+        run_some([one, *three], 2)
+        settled([one, *three])
+    assert set(series([one], "sigma_report_runs_total", report_id="rpt-empty")) == {0}
