@@ -187,3 +187,60 @@ def test_the_shard_count_changes_with_every_shard_stopped_and_in_an_overlap(
         run_some([one, *three], 2)
         settled([one, *three])
     assert set(series([one], "sigma_report_runs_total", report_id="rpt-empty")) == {0}
+
+
+def test_the_judging_shard_keeps_the_counts_of_runs_another_shard_polled_and_its_misses_through_restarts(
+    sim: Simulator, exporter_process: Start, tmp_path: Path, postgres_cluster: Any
+) -> None:
+    """The shard that judges an identity's expectation is its owner, and it alone writes the identity: two
+    successes polled by the other shard show at the owner (metrics and API), and stay when the polling shard
+    restarts; the missed runs it counted, and when it began watching, survive its own restart."""
+    import psycopg
+
+    from tests.support.postgres import PASSWORD
+
+    state = postgres_cluster.state_config(tmp_path)
+    expectations = [{"report_id": "rpt-daily", "every_seconds": 2, "grace_seconds": 1}]
+    body = config(sim, tmp_path, state=state, expectations=expectations)
+    procs = start_shards(exporter_process, body)
+    owner = shard_of("/rpt-daily", 2)
+    daily: list[str] = []
+    while len(daily) < 2:  # two runs the other shard polls
+        reference = start_run(sim, "RUN_REPORT", "rpt-daily")
+        if shard_of(reference, 2) != owner:
+            daily.append(reference)
+            assert register(procs[owner], {"reference": reference, "kind": "report"}).status_code == 201
+
+    def owner_success() -> float | None:
+        found = series(procs, "sigma_report_runs_total", report_id="rpt-daily", outcome="success")
+        return found.get(owner) if set(found) == {owner} else None
+
+    wait_for(lambda: owner_success() == 2, 30, what="both successes counted by the owner")
+    wait_for(
+        lambda: series(procs, "sigma_report_missed_runs_total", report_id="rpt-daily"), 15, what="misses"
+    )
+    for proc in procs:
+        listed = reports(proc)["rpt-daily"]
+        assert listed["runs"]["success"] == 2 and listed["last_success"] is not None
+    poller = 1 - owner
+    assert procs[poller].stop() == 0
+    procs[poller] = exporter_process(body, "--shard.index", str(poller), "--shard.count", "2")
+    procs[poller].wait_ready()
+    assert owner_success() == 2
+    assert series(procs, "sigma_report_last_success_timestamp_seconds", report_id="rpt-daily").keys() == {
+        owner
+    }
+    missed = series(procs, "sigma_report_missed_runs_total", report_id="rpt-daily")[owner]
+    assert procs[owner].stop() == 0
+    procs[owner] = exporter_process(body, "--shard.index", str(owner), "--shard.count", "2")
+    procs[owner].wait_ready()
+    after = wait_for(
+        lambda: series(procs, "sigma_report_missed_runs_total", report_id="rpt-daily").get(owner), 15
+    )
+    assert after >= missed, f"sigma_report_missed_runs_total went from {missed} to {after}"
+    assert owner_success() == 2
+    with psycopg.connect(state["url"], password=PASSWORD) as conn:
+        row = conn.execute(
+            "SELECT record FROM report_identities WHERE report_group_id = '' AND report_id = 'rpt-daily'"
+        ).fetchone()
+    assert row is not None and '"watched_since":null' not in row[0]
