@@ -1,6 +1,8 @@
 """The state store: runs, their `since` times and per-identity history, kept so that a restart (or
 `kill -9`) loses nothing acknowledged. SQLite is embedded; PostgreSQL is shared by replicas; `memory:` keeps
-nothing. `StateWriter` writes what the poller changed off the poll thread."""
+nothing. `StateWriter` writes what the poller changed off the poll thread. Each report identity has one
+writer, the process that owns it in the store (`sqlidentities.py`); the runs that end elsewhere wait for it
+in `outcomes`."""
 
 from __future__ import annotations
 
