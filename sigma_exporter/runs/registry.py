@@ -142,11 +142,8 @@ class Registry:
                 self._count(ref.source, "rejected")
                 raise RegistryFull(f"{self.max_runs} runs are held (retention.max_runs)")
             try:
-                identity = f"{ref.report_group_id}/" if ref.kind == "group" else f"/{ref.report_id}"
                 stored = self.store.register(
-                    RunRecord(ref, first_seen_at=ref.registered_at),
-                    self.max_identities,
-                    own_identity=self.shard.owns(identity),
+                    RunRecord(ref, first_seen_at=ref.registered_at), self.max_identities
                 )
             except IdentitiesFull:
                 self._count(ref.source, "rejected")

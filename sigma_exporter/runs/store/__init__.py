@@ -60,12 +60,10 @@ class StateStore(Protocol):
     def load(self) -> Loaded:
         """Everything held: runs, identities, and the newest sequence number."""
 
-    def register(
-        self, record: RunRecord, max_identities: int = 0, own_identity: bool = False
-    ) -> RunRecord | None:
-        """Insert a new run, durable on return (None), its identity reserved (this process's when
-        `own_identity`); or the run already held under its reference. Raises IdentitiesFull when its identity
-        would be new beyond `max_identities`."""
+    def register(self, record: RunRecord, max_identities: int = 0) -> RunRecord | None:
+        """Insert a new run, durable on return (None), its identity reserved (without an owner, for its shard
+        to take); or the run already held under its reference. Raises IdentitiesFull when its identity would
+        be new beyond `max_identities`."""
 
     def get(self, reference: str) -> RunRecord | None:
         """The run held under `reference`, if any."""

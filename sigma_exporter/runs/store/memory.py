@@ -35,6 +35,7 @@ class MemoryStore:
         self.token = owner_token()
         self._owners: dict[IdentityKey, tuple[str | None, int]] = {}  # identity -> (owner, epoch)
         self._outcomes: dict[tuple[str, str, str], Handoff] = {}
+        self._reserved: set[IdentityKey] = set()  # reserved by a registration, nothing written to them yet
         self._lock = threading.Lock()
         self._runs: dict[str, tuple[RunRecord, int]] = {}
         self._tombstones: list[tuple[str, int]] = []
@@ -64,9 +65,7 @@ class MemoryStore:
         with self._lock:
             return Loaded(tuple(r for r, _ in self._runs.values()), (), self._seq)
 
-    def register(
-        self, record: RunRecord, max_identities: int = 0, own_identity: bool = False
-    ) -> RunRecord | None:
+    def register(self, record: RunRecord, max_identities: int = 0) -> RunRecord | None:
         """Insert a new run (None), its identity reserved; or the run already held under its reference.
         Raises IdentitiesFull when its identity would be new beyond `max_identities`."""
         with self._lock:
@@ -78,7 +77,8 @@ class MemoryStore:
                 if max_identities and len(self._identities) >= max_identities:
                     raise IdentitiesFull(f"{max_identities} report identities are held")
                 self._identities[key] = IdentityRecord(*key)
-                self._owners[key] = (self.token if own_identity else None, 1)
+                self._owners[key] = (None, 1)
+                self._reserved.add(key)
             self._seq += 1
             self._runs[record.ref.reference] = (record, self._seq)
         return None
@@ -140,7 +140,10 @@ class MemoryStore:
         for record in changes.identities:
             key, epoch = record.key, epochs.get(record.key, 0)
             held = self._owners.get(key)
-            if held is None and epoch == 0:
+            if epoch == 0 and held == (None, 1) and key in self._reserved:
+                self._owners[key] = (self.token, 1)  # a reservation, taken by the process that makes it
+                created.append(key)
+            elif held is None and epoch == 0:
                 if changes.max_identities and len(self._identities) >= changes.max_identities:
                     refused.append(key)
                     continue
@@ -152,6 +155,7 @@ class MemoryStore:
             elif epoch == 0:
                 created.append(key)
             self._identities[key] = record
+            self._reserved.discard(key)
             written.add(key)
         for handoff in changes.handoffs:
             if handoff.identity not in written and handoff.identity not in refused:
@@ -188,6 +192,7 @@ class MemoryStore:
                 if held is None or held[0] is not None:
                     continue
                 self._owners[key] = (self.token, held[1] + 1)
+                self._reserved.discard(key)
                 refs = tuple(self._history.get(key, {}))
                 taken.append((self._identities[key], held[1] + 1, refs))
         return taken

@@ -53,7 +53,7 @@ class SQLStore(ABC):
         self.token = owner_token()
         self._lock = threading.Lock()
         self._conn: Any = None
-        self._registrations: GroupCommit[tuple[RunRecord, int, bool], Registered] = GroupCommit(
+        self._registrations: GroupCommit[tuple[RunRecord, int], Registered] = GroupCommit(
             self._register_batch
         )
         self._history = HistoryTables()
@@ -154,29 +154,26 @@ class SQLStore(ABC):
             cursor = int(cur.fetchone()[0])
         return Loaded(runs, (), cursor)
 
-    def register(
-        self, record: RunRecord, max_identities: int = 0, own_identity: bool = False
-    ) -> RunRecord | None:
+    def register(self, record: RunRecord, max_identities: int = 0) -> RunRecord | None:
         """Insert a run unless one with its reference is held; returns that one, or None once the new run
-        is committed (durable), its identity reserved. Atomic: of concurrent registrations of one reference,
-        one creates it. Concurrent callers are committed together (group commit), each still only once
-        durable. Raises IdentitiesFull when the run's identity would be new beyond `max_identities`; a new
-        identity is this process's when `own_identity` (it hashes here)."""
-        result = self._registrations.submit((record, max_identities, own_identity))
+        is committed (durable), its identity reserved (without an owner: its shard takes it). Atomic: of
+        concurrent registrations of one reference, one creates it. Concurrent callers are committed together
+        (group commit), each still only once durable. Raises IdentitiesFull when the run's identity would be
+        new beyond `max_identities`."""
+        result = self._registrations.submit((record, max_identities))
         if isinstance(result, IdentitiesFull):
             raise result
         return result
 
-    def _register_batch(self, items: Sequence[tuple[RunRecord, int, bool]]) -> list[Registered]:
+    def _register_batch(self, items: Sequence[tuple[RunRecord, int]]) -> list[Registered]:
         held: list[Registered] = []
         with self._transaction() as cur:
             last = self._next_seq(cur, len(items))  # takes the write lock (SQLite) or row lock (PostgreSQL)
-            for seq, (record, limit, own) in enumerate(items, start=last - len(items) + 1):
+            for seq, (record, limit) in enumerate(items, start=last - len(items) + 1):
                 self._run(cur, INSERT_RUN, (*run_row(record), seq))
                 if cur.rowcount == 1:
                     key = registered_identity(record)
-                    owner = self.token if own else None
-                    if key is not None and not self._identities.reserve(cur, self._sql, key, limit, owner):
+                    if key is not None and not self._identities.reserve(cur, self._sql, key, limit):
                         self._run(cur, "DELETE FROM runs WHERE reference = ?", (record.ref.reference,))
                         held.append(IdentitiesFull(f"{limit} report identities are held"))
                         continue

@@ -29,12 +29,17 @@ _UPDATE = (
     "UPDATE report_identities SET record = ? WHERE report_group_id = ? AND report_id = ? AND owner = ? "
     "AND epoch = ?"
 )
+# A row a registration reserved holds nothing yet: the process that makes the identity takes it as its own.
+_CLAIM_RESERVED = (
+    "UPDATE report_identities SET record = ?, owner = ? WHERE report_group_id = ? AND report_id = ? "
+    "AND owner IS NULL AND epoch = 1 AND record = '{}'"
+)
 _EXISTS = "SELECT 1 FROM report_identities WHERE report_group_id = ? AND report_id = ?"
 _INSERT = (
     "INSERT INTO report_identities (report_group_id, report_id, record, owner, epoch) VALUES (?, ?, ?, ?, 1) "
     "ON CONFLICT (report_group_id, report_id) DO NOTHING"
 )
-_RESERVE = "INSERT INTO report_identities (report_group_id, report_id, record, owner, epoch) VALUES (?, ?, '{}', ?, 1)"
+_RESERVE = "INSERT INTO report_identities (report_group_id, report_id, record, owner, epoch) VALUES (?, ?, '{}', NULL, 1)"
 _INSERT_OUTCOME = (
     "INSERT INTO outcomes (report_group_id, report_id, reference, record) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (report_group_id, report_id, reference) DO NOTHING"
@@ -77,6 +82,12 @@ class IdentityTables:
                 if epoch == 0:
                     created.append(key)  # made by this process (or reserved by its registration) before
                 continue
+            if epoch == 0:
+                cur.execute(sql(_CLAIM_RESERVED), (identity_json(record), token, *key))
+                if cur.rowcount == 1:
+                    written.add(key)
+                    created.append(key)
+                    continue
             cur.execute(sql(_EXISTS), key)
             if epoch != 0 or cur.fetchone() is not None:
                 lost.append((key, epoch))  # never written over: its runs go to the outcomes
@@ -152,16 +163,16 @@ class IdentityTables:
         cur.execute(sql("SELECT report_group_id, report_id, reference, record FROM outcomes"))
         return [handoff_of(g, r, ref, text) for g, r, ref, text in cur.fetchall()]
 
-    def reserve(self, cur: Any, sql: Sql, key: IdentityKey, limit: int, owner: str | None) -> bool:
-        """Make sure identity `key` is held, within `limit` identities in all (0: no limit): a new one made
-        by `owner` (this process, when it hashes here: as if created here), or by nobody for its shard to
-        take. False when it is new beyond the limit. The caller holds the registrations' lock."""
+    def reserve(self, cur: Any, sql: Sql, key: IdentityKey, limit: int) -> bool:
+        """Make sure identity `key` is held, within `limit` identities in all (0: no limit): a new one
+        without an owner, for its shard to take (and so to export and, once idle, retire). False when it is
+        new beyond the limit. The caller holds the registrations' lock."""
         cur.execute(sql(_EXISTS), key)
         if cur.fetchone() is not None:
             return True
         if limit and count(cur, sql) >= limit:
             return False
-        cur.execute(sql(_RESERVE), (*key, owner))
+        cur.execute(sql(_RESERVE), key)
         return True
 
     def read_all(self, cur: Any, sql: Sql) -> tuple[IdentityRecord, ...]:

@@ -21,7 +21,7 @@ from sigma_exporter.simulator import Simulator
 from tests.support.exporter import select
 from tests.support.net import wait_for
 from tests.support.process import ExporterProcess
-from tests.support.runs import SCENARIO, config, register, start_run
+from tests.support.runs import SCENARIO, TOKEN, config, register, start_run
 from tests.support.scenarios import scenario_from
 
 Start = Callable[..., ExporterProcess]
@@ -244,3 +244,35 @@ def test_the_judging_shard_keeps_the_counts_of_runs_another_shard_polled_and_its
             "SELECT record FROM report_identities WHERE report_group_id = '' AND report_id = 'rpt-daily'"
         ).fetchone()
     assert row is not None and '"watched_since":null' not in row[0]
+
+
+def test_an_identity_a_registration_reserved_is_exported_by_its_owner_and_retired_when_idle(
+    sim: Simulator, exporter_process: Start, tmp_path: Path, postgres_cluster: Any
+) -> None:
+    import psycopg
+
+    from tests.support.postgres import PASSWORD
+
+    state = postgres_cluster.state_config(tmp_path)
+    body = config(sim, tmp_path, state=state, retention={"identity_seconds": 3})
+    procs = start_shards(exporter_process, body)
+    owner = shard_of("/rpt-ghost", 2)
+    reference = next(f"ghost-{n}" for n in range(100) if shard_of(f"ghost-{n}", 2) != owner)
+    reply = register(procs[owner], {"reference": reference, "kind": "report", "report_id": "rpt-ghost"})
+    assert reply.status_code == 201  # at the owner; the other shard polls the run
+    wait_for(
+        lambda: set(series(procs, "sigma_report_info", report_id="rpt-ghost")) == {owner},
+        15,
+        what="the reserved identity exported by its owner",
+    )
+    url = f"{procs[1 - owner].url}/api/v1/runs/{reference}"
+    assert requests.delete(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).status_code == 204
+
+    def stored() -> int:
+        with psycopg.connect(state["url"], password=PASSWORD) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM report_identities WHERE report_id = 'rpt-ghost'"
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    wait_for(lambda: not series(procs, "sigma_report_info", report_id="rpt-ghost") and stored() == 0, 20)

@@ -5,6 +5,7 @@ themselves are retired; a late verdict replaces the missed one it met; unknown i
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,9 +67,23 @@ def test_history_keeps_the_newest_runs_newest_first_across_a_reopen(
 def test_history_outlives_the_run_it_tells_of(make_store: Callable[[], StateStore]) -> None:
     store = make_store()
     record = api_run("ref-7", report_id="rpt-daily")
-    store.register(record, own_identity=True)  # the identity hashes to the registering shard
-    store.write(Changes(runs=(RunRecord(record.ref, final_at=NOW, outcome="failure"),), identities=(DAILY,)))
-    store.write(Changes(retired=("ref-7",), identities=(DAILY,), history=(ended(DAILY, 7, "failure"),)))
+    store.register(record)  # reserves the identity, for its shard to take
+    [(_, epoch, _)] = store.acquire([DAILY.key], time.time())
+    store.write(
+        Changes(
+            runs=(RunRecord(record.ref, final_at=NOW, outcome="failure"),),
+            identities=(DAILY,),
+            epochs=((DAILY.key, epoch),),
+        )
+    )
+    store.write(
+        Changes(
+            retired=("ref-7",),
+            identities=(DAILY,),
+            epochs=((DAILY.key, epoch),),
+            history=(ended(DAILY, 7, "failure"),),
+        )
+    )
     assert store.get("ref-7") is None
     history = make_store().history("", "rpt-daily")
     assert history is not None and [r.reference for r in history.runs] == ["ref-7"]

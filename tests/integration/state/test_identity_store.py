@@ -101,25 +101,33 @@ def test_max_identities_holds_for_creations_and_registrations(make_store: Callab
     assert a.register(RunRecord(known), max_identities=1) is None  # an identity already held is no new one
 
 
-def test_a_creation_never_writes_over_a_row_another_process_reserved_or_took(
+def test_a_creation_takes_an_empty_reservation_and_never_writes_over_a_row_with_an_owner_or_a_record(
     make_store: Callable[[], StateStore],
 ) -> None:
     a, b = two(make_store)
     ref = Reference("ref-1", "report", source="api", report_id="rpt-daily", registered_at=1.0)
-    assert b.register(RunRecord(ref)) is None  # b's registration reserves the identity for its shard
+    assert b.register(RunRecord(ref)) is None  # a registration reserves the identity, empty, without owner
     made = replace(DAILY, outcomes=(("success", 1),))
-    result = a.write(Changes(identities=(made,), epochs=((KEY, 0),), handoffs=(handoff("ref-1"),)))
-    assert result.lost == ((KEY, 0),) and result.created == ()
-    assert [h.key for h in a.outcomes()] == [(*KEY, "ref-1")]  # the count waits for the owner
-    [(record, epoch, _)] = a.acquire([KEY], time.time())
-    assert epoch == 2 and record == IdentityRecord(*KEY)  # as reserved: nothing written over it
-    # Made and stored at once: the same write goes on under epoch 0, as this process's own row.
+    assert a.write(Changes(identities=(made,), epochs=((KEY, 0),))).created == (KEY,)  # nothing in it to lose
+    assert b.identities() == (made,) and a.renew(time.time() + 15) == {KEY: 1}
+    # A row that another process took is never written over: the count waits for its owner.
     other = ("", "rpt-other")
+    b.write(Changes(identities=(IdentityRecord(*other),), epochs=((other, 0),)))
     mine = IdentityRecord(*other, outcomes=(("failure", 1),))
-    assert a.write(Changes(identities=(mine,), epochs=((other, 0),))).created == (other,)
-    again = replace(mine, outcomes=(("failure", 2),))
-    assert a.write(Changes(identities=(again,), epochs=((other, 0),))).lost == ()
-    assert b.history(*other) is not None and b.history(*other).identity == again  # type: ignore[union-attr]
+    run = HistoryRun(*other, "ref-2", "report", "api", 1.0, 2.0, 1.0, "failure")
+    result = a.write(Changes(identities=(mine,), epochs=((other, 0),), handoffs=(Handoff(run),)))
+    assert result.lost == ((other, 0),) and result.created == ()
+    assert [h.key for h in b.outcomes()] == [(*other, "ref-2")]
+    assert [r for r in b.identities() if r.key == other] == [IdentityRecord(*other)]
+    # Nor is a row without an owner that holds a record (released, or migrated): it is taken, at epoch 2.
+    b.release()
+    assert a.write(Changes(identities=(mine,), epochs=((other, 0),))).lost == ((other, 0),)
+    [(record, epoch, _)] = a.acquire([other], time.time())
+    assert (record, epoch) == (IdentityRecord(*other), 2)
+    # What this process made it goes on writing under epoch 0.
+    again = replace(made, outcomes=(("success", 2),))
+    assert a.write(Changes(identities=(again,), epochs=((KEY, 0),))).lost == ()
+    assert [r for r in b.identities() if r.key == KEY] == [again]
 
 
 def test_an_identity_retired_and_made_again_before_the_write_comes_back_new(
