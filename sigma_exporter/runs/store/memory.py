@@ -236,7 +236,8 @@ class MemoryStore:
         """Runs registered and deleted after `cursor`."""
         with self._lock:
             runs = tuple(r for r, seq in self._runs.values() if seq > cursor)
-            deleted = tuple(ref for ref, seq in self._tombstones if seq > cursor)
+            again = {r.ref.reference: seq for r, seq in self._runs.values()}
+            deleted = tuple(ref for ref, seq in self._tombstones if seq > cursor and again.get(ref, 0) < seq)
             return Arrivals(runs, deleted, self._seq)
 
     def prune_tombstones(self, below: int) -> None:

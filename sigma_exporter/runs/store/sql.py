@@ -291,11 +291,17 @@ class SQLStore(ABC):
             return int(cur.fetchone()[0])
 
     def arrivals(self, cursor: int) -> Arrivals:
-        """Runs registered and deleted after `cursor` (by this replica or another)."""
+        """Runs registered and deleted after `cursor` (by this replica or another); a deletion of a reference
+        registered again since is not one any more."""
         with self._transaction() as cur:
             self._run(cur, SELECT_ARRIVALS, (cursor,))
             rows = cur.fetchall()
-            self._run(cur, "SELECT reference, seq FROM tombstones WHERE seq > ? ORDER BY seq", (cursor,))
+            self._run(
+                cur,
+                "SELECT t.reference, t.seq FROM tombstones t WHERE t.seq > ? AND NOT EXISTS "
+                "(SELECT 1 FROM runs r WHERE r.reference = t.reference AND r.seq > t.seq) ORDER BY t.seq",
+                (cursor,),
+            )
             tombs = cur.fetchall()
         newest = max([cursor, *(int(r[-1]) for r in rows), *(int(t[1]) for t in tombs)])
         return Arrivals(tuple(record_of(r) for r in rows), tuple(t[0] for t in tombs), newest)

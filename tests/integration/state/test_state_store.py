@@ -103,6 +103,22 @@ def test_arrivals_bring_registrations_and_deletions_of_other_replicas(
     assert shard_b.arrivals(arrivals.cursor).deleted == ()
 
 
+def test_a_run_deleted_and_registered_again_arrives_as_held_not_as_deleted(
+    make_store: Callable[[], StateStore],
+) -> None:
+    # Another replica (or this one's sync, reading a moment late) must not take the old deletion for the new
+    # run's: it would retire a run just acknowledged with 201.
+    shard_a, shard_b = make_store(), make_store()
+    cursor = shard_b.load().cursor
+    shard_a.register(api_run("again-1"))
+    shard_a.delete("again-1")
+    shard_a.register(api_run("again-1"))
+    arrivals = shard_b.arrivals(cursor)
+    assert [r.ref.reference for r in arrivals.runs] == ["again-1"] and arrivals.deleted == ()
+    shard_a.delete("again-1")  # deleted for good this time
+    assert shard_b.arrivals(arrivals.cursor).deleted == ("again-1",)
+
+
 def test_concurrent_registrations_of_one_reference_create_it_once(
     make_store: Callable[[], StateStore],
 ) -> None:
