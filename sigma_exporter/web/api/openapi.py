@@ -24,9 +24,12 @@ def _answer(description: str, schema: dict[str, Any] | None = None) -> dict[str,
 
 #: Python's white space (str.isspace, what parse.py trims and refuses), spelled out: ECMA's \s differs.
 _SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-#: A reference number or id: surrounding white space is trimmed, none inside, no control characters.
+#: A reference number or id: surrounding white space is trimmed, none inside, no control characters. (Lone
+#: surrogates are refused too, being no text UTF-8 can carry: JSON Schema's strings are Unicode text already.)
 NO_SPACE = rf"^[{_SPACE}]*[^{_SPACE}\x00-\x1f\x7f-\x9f]+[{_SPACE}]*$"
 NO_SPACE_OR_EMPTY = rf"^[{_SPACE}]*[^{_SPACE}\x00-\x1f\x7f-\x9f]*[{_SPACE}]*$"
+#: A label value: any text but NUL.
+LABEL_VALUE = r"^[^\x00]*$"
 RUN = {"$ref": "#/components/schemas/Run"}
 ERROR = openapi_reports.ERROR_SCHEMA_REF
 TEXT = {"text/plain": {"schema": {"type": "string"}}}
@@ -112,7 +115,11 @@ def openapi_document() -> dict[str, Any]:
                                 "pattern": LABEL_NAME.pattern,
                                 "not": {"anyOf": [{"enum": sorted(RESERVED_LABELS)}, {"pattern": "^__"}]},
                             },
-                            "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE},
+                            "additionalProperties": {
+                                "type": "string",
+                                "maxLength": MAX_LABEL_VALUE,
+                                "pattern": LABEL_VALUE,
+                            },
                         },
                         "submitted_at": {
                             "type": ["number", "null"],

@@ -29,6 +29,29 @@ class FieldError(ValueError):
         self.problem = problem
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object's members, refusing a key given twice (which of the two would count is a guess)."""
+    document: dict[str, object] = {}
+    for key, value in pairs:
+        if key in document:
+            raise FieldError(_shown(key), "is given twice")
+        document[key] = value
+    return document
+
+
+def _unicode_problem(text: str) -> str | None:
+    """Why `text` is not text that UTF-8 can carry (a lone surrogate: a JSON escape such as \\ud800, or its
+    bytes encoded), None when it is."""
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        return "is not valid Unicode: it holds a lone surrogate (a UTF-16 half, such as \\ud800)"
+    return None
+
+
+def _shown(text: str) -> str:
+    """`text` safe to name in an error (a lone surrogate written as its escape)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _type_name(value: object) -> str:
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
     return names.get(type(value), "a number")
@@ -42,6 +65,9 @@ def _text(data: Mapping[str, object], name: str, *, required: bool = False) -> s
         return ""
     if not isinstance(value, str):
         raise FieldError(name, f"should be a string, got {_type_name(value)}")
+    problem = _unicode_problem(value)
+    if problem:
+        raise FieldError(name, problem)
     if len(value) > MAX_TEXT:
         raise FieldError(name, f"is longer than {MAX_TEXT} characters")
     value = value.strip()
@@ -61,11 +87,16 @@ def _labels(value: object) -> tuple[tuple[str, str], ...]:
         raise FieldError("labels", f"has more than {MAX_LABELS} labels")
     pairs = []
     for name, label in value.items():
-        problem = label_name_problem(name)
+        problem = _unicode_problem(name) or label_name_problem(name)
         if problem:
-            raise FieldError(f"labels.{name}", problem)
+            raise FieldError(f"labels.{_shown(name)}", problem)
         if not isinstance(label, str):
             raise FieldError(f"labels.{name}", f"should be a string, got {_type_name(label)}")
+        problem = _unicode_problem(label)
+        if problem:
+            raise FieldError(f"labels.{name}", problem)
+        if "\x00" in label:
+            raise FieldError(f"labels.{name}", "must not contain NUL")
         if len(label) > MAX_LABEL_VALUE:
             raise FieldError(f"labels.{name}", f"is longer than {MAX_LABEL_VALUE} characters")
         pairs.append((name, label.strip()))
@@ -89,14 +120,16 @@ def parse_registration(body: bytes, now: float) -> Reference:
     """A registration body as a run of source `api`, registered at `now`; FieldError names the first field at
     fault (unknown fields included). Pure."""
     try:
-        data = json.loads(body)
+        data = json.loads(body, object_pairs_hook=_unique_keys)
+    except FieldError:
+        raise
     except (ValueError, RecursionError):
         raise FieldError("body", "is not valid JSON") from None
     if not isinstance(data, dict):
         raise FieldError("body", f"should be a JSON object, got {_type_name(data)}")
     for name in data:
         if name not in FIELDS:
-            raise FieldError(str(name), f"is not a field of a run (fields: {', '.join(FIELDS)})")
+            raise FieldError(_shown(str(name)), f"is not a field of a run (fields: {', '.join(FIELDS)})")
     reference = _text(data, "reference", required=True)
     if reference in DOT_SEGMENTS:
         raise FieldError(
