@@ -85,15 +85,8 @@ class Core:
     def parts(self, *, polling: bool = True, web: Part | None = None) -> list[Part]:
         """In start order, with the web server (when given) before anything talks to Sigma. Without
         `polling`, no poll thread and no scheduler: the caller runs the cycles (`once`, tests)."""
-        parts: list[Part] = [
-            self.state,
-            self.ownership,
-            self.writer,
-            self.link,
-            self.pool,
-            self.registry,
-            self.poller,
-        ]
+        parts: list[Part] = [self.state, self.ownership, self.writer, self.link, self.pool, self.registry]
+        parts.append(self.poller)
         if web is not None:
             parts.append(web)
         if polling:
@@ -118,9 +111,9 @@ def build_core(
     the system's, or the testing hook's when its environment variable is set: runs/clock.py); `redact`: what
     masks the secrets in Sigma's error texts before a report's history keeps them (the log's redactor);
     `external_url`: --web.external-url, normalised (web/external.py); "" publishes no links."""
-    # The identities' sync reads the store every second on a connection of its own, so that it never
-    # holds up a registration (a store given by the caller is shared).
-    owner_state: StateStore | None = None
+    owner_state: StateStore | None = (
+        None  # the identities' sync's own connection (the caller's store: shared)
+    )
     if state is None:
         state = store_for(config.state, storage_path)
         if state.description == "memory:":
@@ -154,10 +147,6 @@ def build_core(
     ownership = Ownership(owner_state or state, shard, wake=wake, own_store=owner_state is not None)
 
     def active_runs(key: tuple[str, str]) -> int:
-        try:  # whichever shard holds them
-            return state.active_count(*key)
-        except StoreError:
-            pass
         for identity in latest.current().snapshot.identities:
             if identity.record.key == key:
                 return identity.active

@@ -35,8 +35,8 @@ from boards.reference import timeline
 
 UID = "sigma-reports"
 IDENTITY = "report_group_id, report_id"
-#: Every series here is an identity series, exported by the identity's owner shard only (design.md, "One
-#: writer per report identity"), so two of them pair up on `instance` too: while an owner change has two
+#: Every series here is an identity series, exported by the identity's owner shard only (docs/metrics.md, "One
+#: shard exports an identity"), so two of them pair up on `instance` too: while an owner change has two
 #: shards export an identity, each table row stays one shard's (its report_url with its values). No panel
 #: here joins a run's series (from the shard that polls it), which would have to join without `instance`.
 ON_IDENTITY = f"on (job, instance, {IDENTITY})"

@@ -168,7 +168,7 @@ class Scheduler:
             log.info("schedule firing already claimed; not started again", extra={"schedule": name})
             return
         key = schedule.expectation.key
-        if self._active_runs(key) > 0:
+        if self._active(key) > 0:
             if schedule.skip_if_running:
                 log.info(
                     "schedule firing skipped: its previous run is still active", extra={"schedule": name}
@@ -217,6 +217,14 @@ class Scheduler:
             return
         log.info("schedule started a run", extra={"schedule": name, "reference": reference})
         self._count(name, "ok")
+
+    def _active(self, key: tuple[str, str]) -> int:
+        """The identity's active runs, whichever shard holds them (the store's answer); what this shard's
+        snapshot shows when the store cannot answer."""
+        try:
+            return self._store.active_count(*key)
+        except StoreError:
+            return self._active_runs(key)
 
     def _count(self, name: str, result: str) -> None:
         with self._lock:
